@@ -1,0 +1,1 @@
+"""``opus_dred.conformance``: upstream libopus builds, the ctypes oracle, adapters, metric and runner."""

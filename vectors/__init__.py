@@ -1,0 +1,1 @@
+"""``opus_dred.vectors``: test-vector generator, format, and the canonical suite."""

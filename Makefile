@@ -1,0 +1,31 @@
+# Two entry points (see README): `make demo` runs the main job, `make test` runs the tests.
+# Both create or reuse .venv, install the pinned dependencies, and build what is missing
+# (libopus releases are fetched and built once into the cache, ~/.cache/opus-dred or $OPUS_DRED_CACHE).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CLI := $(VENV)/bin/opus-dred
+
+.PHONY: demo test setup upstream clean-venv
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -c requirements.lock -e '.[test]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+upstream: setup
+	$(CLI) upstream build
+
+demo: upstream
+	$(CLI) upstream list
+	$(CLI) models list
+	$(CLI) profiles list
+	$(CLI) profiles diff libopus-1.5.2 libopus-1.6.1
+
+test: upstream
+	$(PY) -m pytest -q
+
+clean-venv:
+	rm -rf $(VENV)

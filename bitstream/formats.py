@@ -28,7 +28,7 @@ from pathlib import Path
 import bitstring
 from bitstring import Bits
 
-from opus_dred.bitstream.errors import FormatError, TruncatedError
+from opus_dred.bitstream.errors import BitstreamError, FormatError, TruncatedError
 
 __all__ = [
     "BitRecord",
@@ -342,17 +342,20 @@ def write_ogg_opus(
     out = []
     granule = 0
     all_packets = [head, tags, *packets]
-    for seq, pkt in enumerate(all_packets):
-        page = OggPage()
-        page.serial = serial
-        page.sequence = seq
-        page.first = seq == 0
-        page.last = seq == len(all_packets) - 1
-        if seq >= 2:
-            granule += samples_48k[seq - 2]
-        page.position = granule
-        page.packets = [pkt]
-        out.append(page.write())
+    seq = 0
+    for index, pkt in enumerate(all_packets):
+        if index >= 2:
+            granule += samples_48k[index - 2]
+        # a packet longer than one page can hold is split over several; only the page on which it ends
+        # carries a granule position, the others carry -1 (RFC 3533)
+        pages = OggPage.from_packets([pkt], sequence=seq)
+        for j, page in enumerate(pages):
+            page.serial = serial
+            page.first = index == 0 and j == 0
+            page.last = index == len(all_packets) - 1 and j == len(pages) - 1
+            page.position = granule if j == len(pages) - 1 else -1
+            out.append(page.write())
+        seq += len(pages)
     data = b"".join(out)
     if isinstance(path_or_file, (str, Path)):
         Path(path_or_file).write_bytes(data)
@@ -374,7 +377,7 @@ def detect_format(data: bytes) -> str:
         try:
             if reader(data):
                 return name
-        except FormatError:
+        except BitstreamError:
             continue
     raise FormatError(
         "not an Ogg Opus file, an opus_demo .bit file, or a DRED-only stream", byte_offset=0, rule="format"

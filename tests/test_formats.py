@@ -130,3 +130,48 @@ def test_opushead_fields_round_trip():
 def test_detect_format_rejects_noise():
     with pytest.raises(FormatError):
         detect_format(b"\x00\x00\x00\x05ab")
+
+
+def _opus_tools():
+    import shutil
+    import subprocess
+
+    if not (shutil.which("opusenc") and shutil.which("opusinfo")):
+        # the Makefile's set-up installs Debian's opus-tools; install here too if a user skipped it
+        subprocess.run(["apt-get", "install", "-y", "-q", "opus-tools"], capture_output=True)
+    assert shutil.which("opusenc") and shutil.which("opusinfo"), "opus-tools (opusenc, opusinfo) is needed"
+
+
+def test_reads_what_opusenc_writes_as_opusinfo_reports(tmp_path):
+    """An .opus file from opus-tools: our header fields, packet count and playback length agree with opusinfo."""
+    import re
+    import subprocess
+    import wave
+
+    import numpy as np
+
+    _opus_tools()
+    rate, seconds = 16000, 2
+    t = np.arange(rate * seconds)
+    pcm = (6000 * np.sin(2 * np.pi * 220 * t / rate) * (1 + np.sin(2 * np.pi * 3 * t / rate))).astype("<i2")
+    with wave.open(str(tmp_path / "in.wav"), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm.tobytes())
+    subprocess.run(
+        ["opusenc", "--quiet", "--bitrate", "24", "--framesize", "20", str(tmp_path / "in.wav"), str(tmp_path / "o.opus")],
+        check=True,
+    )
+    info = subprocess.run(["opusinfo", str(tmp_path / "o.opus")], capture_output=True, text=True, check=True).stdout
+    ogg = read_ogg_opus(tmp_path / "o.opus")
+    assert ogg.head.pre_skip == int(re.search(r"Pre-skip: (\d+)", info).group(1))
+    assert ogg.head.channels == int(re.search(r"Channels: (\d+)", info).group(1))
+    assert ogg.head.input_sample_rate == int(re.search(r"Original sample rate: (\d+)", info).group(1))
+    m = re.search(r"Playback length: (\d+)m:([\d.]+)s", info)
+    playback = int(m.group(1)) * 60 + float(m.group(2))
+    last_granule = max(g for g in ogg.granules if g >= 0)
+    assert abs((last_granule - ogg.head.pre_skip) / 48000 - playback) < 1e-3
+    # every packet is 20 ms (TOC code 0, config with 20 ms frames), so the granule counts packets
+    assert len(ogg.packets) * 960 >= last_granule > (len(ogg.packets) - 1) * 960
+    assert all(len(p) > 0 for p in ogg.packets)

@@ -13,7 +13,13 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PY) -m pip install -q --disable-pip-version-check -c requirements.lock -e '.[test]'
 	touch $@
 
-setup: $(VENV)/.installed
+# System tools the tests use (opus-tools: opusenc/opusinfo to check the Ogg reader). Installed only when missing.
+$(VENV)/.sysdeps:
+	@command -v opusenc >/dev/null && command -v opusinfo >/dev/null || \
+	  { apt-get update -q && apt-get install -y -q opus-tools; }
+	@mkdir -p $(VENV) && touch $@
+
+setup: $(VENV)/.installed $(VENV)/.sysdeps
 
 upstream: setup
 	$(CLI) upstream build

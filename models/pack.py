@@ -162,6 +162,26 @@ class ModelPack:
                 raise PackIntegrityError(f"sha256 {got} differs from the manifest's {e['sha256']}", pack=self.id, array=name)
 
 
+def find_pack(pack_id: str) -> Path:
+    """The directory of a pack id (first match in :func:`pack_dirs`)."""
+    found = _find(pack_id)
+    if found is None:
+        raise UnknownPackError(pack_id, list_packs())
+    return found
+
+
+def load_manifest(pack_id: str) -> dict:
+    """A pack's manifest alone (cheap: the arrays are not read)."""
+    path = find_pack(pack_id)
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+    except (OSError, ValueError) as exc:
+        raise PackError(f"cannot read {path / MANIFEST}: {exc}", pack=pack_id) from None
+    if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
+        raise PackError(f"unsupported pack format (expected {FORMAT_VERSION})", pack=pack_id)
+    return manifest
+
+
 def load_pack(pack: str | os.PathLike, *, verify: bool = False) -> ModelPack:
     """Load a pack by id (searched in :func:`pack_dirs`) or from a pack directory path."""
     p = Path(pack)

@@ -293,8 +293,9 @@ def compare_with_extracted(pack: ModelPack, extracted) -> list[str]:
 
 
 def default_source_for(pack: ModelPack) -> Path | None:
-    """The libopus source of a pack's release, from the upstream manager
-    (:func:`opus_dred.conformance.upstream.get_build`) if it has that release; else ``None``."""
+    """The libopus source tree of a pack's release as the upstream manager
+    (:mod:`opus_dred.conformance.upstream`) has it: the source of the build ``libopus-<release>``,
+    else its unpacked source tree. ``None`` if it has neither (nothing is fetched here)."""
     release = pack.source.get("release")
     if not release:
         return None
@@ -303,11 +304,16 @@ def default_source_for(pack: ModelPack) -> Path | None:
     except ImportError:
         return None
     try:
-        build = upstream.get_build(f"libopus-{release}")
-    except Exception:  # noqa: BLE001 - not fetched/built yet: no source available
+        src = Path(upstream.get_build(f"libopus-{release}").source_dir)
+        if src.is_dir():
+            return src
+    except Exception:  # noqa: BLE001 - not built (or not pinned): try the unpacked tree
+        pass
+    try:
+        d = Path(upstream.source_dir(release))
+    except Exception:  # noqa: BLE001
         return None
-    src = getattr(build, "source_dir", None)
-    return Path(src) if src else None
+    return d if (d / ".unpacked").is_file() else None
 
 
 def verify_against_source(pack: ModelPack, source: str | os.PathLike | None = None) -> list[str]:

@@ -227,17 +227,26 @@ def get_profile(name: str) -> Profile:
 
 def profile_for_version(version_byte: int) -> Profile | None:
     """The profile whose experimental version byte is ``version_byte`` (packaged profiles first,
-    then by name), or ``None``."""
+    then by name), or ``None``. Descriptions that cannot be read are passed over here."""
     files = _description_files()
-    order = sorted(files, key=lambda n: (files[n].parent != PACKAGED_DIR, n))
-    for n in order:
+    key = tuple(sorted((n, str(p), p.stat().st_mtime_ns) for n, p in files.items()))
+    name = _version_map(key).get(version_byte)
+    return get_profile(name) if name is not None else None
+
+
+@functools.lru_cache(maxsize=16)
+def _version_map(key: tuple) -> dict[int, str]:
+    out: dict[int, str] = {}
+    order = sorted(key, key=lambda t: (Path(t[1]).parent != PACKAGED_DIR, t[0]))
+    for n, path, _ in order:
         try:
-            raw = json.loads(files[n].read_text())
+            raw = json.loads(Path(path).read_text())
         except (OSError, ValueError):
             continue
-        if isinstance(raw, dict) and raw.get("dred_version") == version_byte:
-            return get_profile(n)
-    return None
+        v = raw.get("dred_version") if isinstance(raw, dict) else None
+        if isinstance(v, int) and v not in out:
+            out[v] = n
+    return out
 
 
 @functools.lru_cache(maxsize=64)

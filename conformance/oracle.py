@@ -1004,9 +1004,16 @@ class Oracle:
                _ibuf(c, ctypes.c_uint32), values, t8, t16, tell, tell_frac, rng, info)
         if r < 0:
             raise ValueError(f"op {-1 - r}: rejected by the shim")
+        out_vals = list(values[:n])
+        if encoding:  # ops whose value the C side does not carry: report what was coded
+            for i, k in enumerate(kinds):
+                if k in (0, 1, 2, 7):
+                    out_vals[i] = a[i]
+                elif k == 9:
+                    out_vals[i] = 0
         return EcResult(
             data=bytes(buf[:size]),
-            values=list(values[:n]),
+            values=out_vals,
             tell=list(tell[:n]),
             tell_frac=list(tell_frac[:n]),
             rng=list(rng[:n]),
@@ -1043,7 +1050,8 @@ class Oracle:
         """Run decoder ops over ``data``. Same op shapes as :meth:`ec_encode` (the value slot is
         ignored; an ``encode`` op decodes with ``ec_decode(ft)`` then updates with its fl/fh), plus
         decoder-only ``("decode", ft)``, ``("decode_bin", bits)`` and ``("update", fl, fh, ft)``.
-        ``values`` holds what was decoded."""
+        ``values`` holds what was decoded (for ``encode``/``encode_bin``: ``ec_decode``'s result, a
+        value in [fl, fh); the encoder reports fl)."""
         raw = bytes(data)
         buf = (ctypes.c_ubyte * max(1, len(raw))).from_buffer_copy(raw.ljust(max(1, len(raw)), b"\0"))
         return self._ec_run(self._lib.shim_ec_decode_ops, buf, len(raw), list(ops), False)

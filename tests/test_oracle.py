@@ -205,7 +205,8 @@ def test_decode_dred_recovers_a_lost_frame(release, packets):
     o = oracle(f"libopus-{release}")
     pk = packets(f"libopus-{release}")
     parses = [o.dred_parse(p.data, max_dred_samples=FS, sampling_rate=FS) for p in pk]
-    # lose a packet whose successor carries DRED reaching back over it (one frame before its start)
+    # lose a packet whose successor carries DRED reaching back over it: the lost frame starts
+    # 2 frames (dred_offset = 2 * FRAME samples) before the successor
     lost = next(i for i in range(60, len(pk) - 2) if parses[i + 1].ret >= 2 * FRAME)
     with o.decoder(FS) as dred_dec, o.decoder(FS) as plc_dec:
         for p in pk[:lost]:

@@ -75,12 +75,13 @@ KNOWN_MODEL_HASHES = {
     "1.6.1": "a5177ec6fb7d15058e99e57029746100121f68e4890b1467d4094aa336b6013e",
 }
 
-#: Release tarballs of the pinned releases: file name and sha256 (the published checksums). Used to
+#: Release tarballs of the pinned releases: file name and sha256, the same pins as the upstream manager's
+#: (``opus_dred.conformance.upstream``), which fetches and verifies exactly these files. Used to
 #: record where a tree came from when extracting from an unpacked directory; when extracting from
 #: the tarball itself its sha256 is computed and must match.
 KNOWN_TARBALLS = {
-    "1.5.2": ("opus-1.5.2.tar.gz", "65c1d2f78b9f2fb20082c38cbe47c951ad5839345876e46941612ee87f9a7ce1"),
-    "1.6.1": ("opus-1.6.1.tar.gz", "6ffcb593207be92584df15b32466ed64bbec99109f007c82205f0194572411a1"),
+    "1.5.2": ("opus_1.5.2.orig.tar.gz", "65c1d2f78b9f2fb20082c38cbe47c951ad5839345876e46941612ee87f9a7ce1"),
+    "1.6.1": ("opus_1.6.1.orig.tar.xz", "001ac615b9f8f8994b229ad2b1a5969ed12ab48b0d154d0af1016a5899cd6ba1"),
 }
 
 

@@ -643,20 +643,24 @@ def _build_cmake(src: Path, bdir: Path, variant: str, progress: Progress, log: P
 
 
 def _write_config_h(bdir: Path) -> None:
-    """CMake passes libopus' configuration as ``-D`` flags, not a ``config.h``; write one with the same
-    definitions so that code compiled against the internal headers sees the library's configuration."""
+    """CMake passes libopus' configuration as ``-D`` flags (its ``config.h`` holds almost nothing);
+    append the same definitions to ``config.h`` so that code compiled against the internal headers
+    sees the library's configuration, as it does with an autotools ``config.h``."""
     cc = bdir / "compile_commands.json"
-    if not cc.is_file() or (bdir / "config.h").exists():
+    cfg = bdir / "config.h"
+    marker = "/* opus-dred: definitions cmake passed on the command line */"
+    existing = cfg.read_text() if cfg.is_file() else ""
+    if not cc.is_file() or marker in existing:
         return
+    skip = {"HAVE_CONFIG_H", "OPUS_BUILD", "_FORTIFY_SOURCE", "NDEBUG"}
     for entry in json.loads(cc.read_text()):
-        if entry["file"].endswith(("src/opus_decoder.c", "src/opus.c")):
+        if entry["file"].endswith("src/opus_decoder.c"):
             cmd = entry.get("command") or " ".join(entry.get("arguments", []))
-            defs = re.findall(r"(?:^|\s)-D([A-Za-z_][A-Za-z0-9_]*)(?:=(\S+))?", cmd)
-            lines = ["/* written by opus-dred from the cmake compile flags of src/opus_decoder.c */"]
-            for k, v in defs:
-                if k != "HAVE_CONFIG_H":
-                    lines.append(f"#define {k} {v.strip(chr(34)) if v else 1}".replace("\\", ""))
-            (bdir / "config.h").write_text("\n".join(lines) + "\n")
+            lines = [existing.rstrip("\n"), marker]
+            for k, v in re.findall(r"(?:^|\s)-D([A-Za-z_][A-Za-z0-9_]*)(?:=(\S+))?", cmd):
+                if k not in skip:
+                    lines.append(f"#ifndef {k}\n#define {k} {v.strip(chr(34)) if v else 1}\n#endif")
+            cfg.write_text("\n".join(lines).lstrip("\n") + "\n")
             return
 
 
@@ -766,9 +770,11 @@ def register(
     label: str | None = None,
     variant: str = "default",
     build_system: str | None = None,
+    build: bool = True,
     progress: Progress = _quiet,
-) -> Build:
-    """Register a tarball or source folder (e.g. a libopus git checkout) as build ``name`` and build it.
+) -> Build | None:
+    """Register a tarball or source folder (e.g. a libopus git checkout) as build ``name`` and build it
+    (with ``build=False``, only prepare its sources; :func:`ensure_build` builds it later).
 
     The source is copied into the cache (a checkout's ``.git`` is left out). Missing model files are
     copied from the pinned release with the same model hash (read from ``autogen.sh``). Autotools is
@@ -827,7 +833,7 @@ def register(
         bdir = build_dir(name)
         if bdir.exists():
             shutil.rmtree(bdir)
-    return ensure_build(name, progress)
+    return ensure_build(name, progress) if build else None
 
 
 def unregister(name: str) -> None:

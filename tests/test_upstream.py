@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -192,3 +193,27 @@ def test_register_refuses_unusable_sources(tmp_path, monkeypatch):
     with pytest.raises(up.RegisterError, match="00ff00ff.*matches no pinned release"):
         up.register("future", tree)
     assert up.known_builds() == up.DEFAULT_BUILDS
+
+
+@pytest.mark.oracle
+def test_register_copies_model_files_by_hash(real_tarball, tmp_path, monkeypatch):
+    """A checkout without model data gets the files of the release whose model hash it names."""
+    monkeypatch.setenv("OPUS_DRED_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("OPUS_DRED_LIBOPUS_SOURCES", os.path.dirname(real_tarball["1.6.1"]))
+    tree = tmp_path / "checkout"
+    (tree / "dnn").mkdir(parents=True)
+    (tree / "dnn" / "dred_config.h").write_text("#define DRED_EXPERIMENTAL_VERSION 12\n")
+    (tree / "autogen.sh").write_text(f'dnn/download_model.sh "{up.PINS["1.6.1"].model_hash}"\n')
+    (tree / "CMakeLists.txt").write_text("option(OPUS_DRED x OFF)\n")
+    assert up.register("libopus-checkout", tree, label="master", build=False) is None
+    release = up.source_dir("1.6.1")
+    copied = Path(up.status("libopus-checkout")["source_dir"])
+    for name in ("dred_rdovae_dec_data.c", "dred_rdovae_stats_data.h", "dred_rdovae_constants.h", "fargan_data.c"):
+        assert (copied / "dnn" / name).read_bytes() == (release / "dnn" / name).read_bytes()
+    assert "libopus-checkout" in up.known_builds()
+    st = up.status("libopus-checkout")
+    assert st["state"] == "fetched" and st["release"] == "master" and st["registered"]
+    with pytest.raises(up.NotBuiltError):
+        up.get_build("libopus-checkout")
+    up.unregister("libopus-checkout")
+    assert up.known_builds() == up.DEFAULT_BUILDS and not copied.exists()

@@ -179,23 +179,30 @@ def _download_deb(package: str, dest: Path) -> Path:
     if shutil.which("apt-get") is None:
         raise SpeechError(f"cannot fetch {package}: apt-get is not available (or set OPUS_DRED_SPEECH_DEBS)")
     os.chmod(dest, 0o755)
-    tries = []
-    r = subprocess.run(["apt-get", "-q", "-o", "APT::Sandbox::User=root", "download", package],
-                       cwd=dest, capture_output=True, text=True, timeout=300)
-    debs = sorted(dest.glob(f"{package}_*.deb"))
-    if r.returncode == 0 and debs:
-        return debs[-1]
-    tries.append(f"system apt lists: {' '.join(r.stderr.strip().splitlines()[-1:])}")
+    tries: list[str] = []
+    # the version the hashes were recorded from first; any other version is then checked by hash
+    specs = [f"{package}={PACKAGES[package].version}", package]
+
+    def attempt(opts: list[str], where: str) -> Path | None:
+        for spec in specs:
+            r = subprocess.run(["apt-get", *opts, "download", spec], cwd=dest, capture_output=True,
+                               text=True, timeout=300)
+            debs = sorted(dest.glob(f"{package}_*.deb"))
+            if r.returncode == 0 and debs:
+                return debs[-1]
+            tries.append(f"{where}, {spec}: {' '.join(r.stderr.strip().splitlines()[-1:])}")
+        return None
+
+    deb = attempt(["-q", "-o", "APT::Sandbox::User=root"], "system apt lists")
+    if deb is not None:
+        return deb
     from opus_dred.conformance.upstream import UpstreamError, _apt_opts, apt_update
 
     try:
         state = apt_update(("bookworm", "trixie", "sid"), kind="deb")
-        r = subprocess.run(["apt-get", *_apt_opts(state), "download", package],
-                           cwd=dest, capture_output=True, text=True, timeout=300)
-        debs = sorted(dest.glob(f"{package}_*.deb"))
-        if r.returncode == 0 and debs:
-            return debs[-1]
-        tries.append(f"private bookworm/trixie/sid lists: {' '.join(r.stderr.strip().splitlines()[-1:])}")
+        deb = attempt(_apt_opts(state), "private bookworm/trixie/sid lists")
+        if deb is not None:
+            return deb
     except (UpstreamError, OSError, subprocess.SubprocessError) as exc:
         tries.append(f"private bookworm/trixie/sid lists: {exc}")
     raise SpeechError(f"cannot download {package}: " + "; ".join(tries))

@@ -1,0 +1,273 @@
+"""The pure-JAX RDO-VAE decoder (opus_dred.refimpl) against the libopus oracle, and its JAX properties.
+
+Agreement: real speech is encoded with DRED by libopus, the default build parses each packet, and the
+dequantised state and latents go through our decoder and through ``DRED_rdovae_decode_all`` of the
+default (AVX2 dispatch) and generic builds of 1.5.2 and 1.6.1.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+
+import jax
+import jax.numpy as jnp
+
+from opus_dred.models.pack import load_pack
+from opus_dred.refimpl import nnet, rdovae
+
+RELEASES = ("1.5.2", "1.6.1")
+FS = 16000
+MAX_LATENTS = 26
+
+
+@functools.cache
+def params(release: str):
+    return rdovae.params_from_pack(load_pack(f"libopus-{release}"))
+
+
+def _pad(latents: np.ndarray) -> np.ndarray:
+    out = np.zeros((MAX_LATENTS, latents.shape[1]), np.float32)
+    out[: len(latents)] = latents
+    return out
+
+
+_batched = jax.jit(jax.vmap(rdovae.decode_features, in_axes=(None, 0, 0, None)), static_argnums=3)
+
+
+def decode_many(p, states, latents_list, num):
+    """Our features for many packets in one compiled call: latents padded to 26 (the decoder is causal
+    in latent order, so the first 4*nb rows do not depend on the padding), then trimmed."""
+    out = np.asarray(_batched(p, np.stack(states), np.stack([_pad(z) for z in latents_list]), num))
+    return [o[: 4 * len(z)] for o, z in zip(out, latents_list)]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Oracle agreement
+# ---------------------------------------------------------------------------------------------------
+
+
+@functools.cache
+def reference(release: str):
+    """(states, latents, {build: features}) for every DRED-carrying packet of 3 s of speech."""
+    from opus_dred.conformance.oracle import Oracle
+    from opus_dred.conformance.speech import load_clip
+
+    default = Oracle.for_build(f"libopus-{release}")
+    generic = Oracle.for_build(f"libopus-{release}-generic")
+    pcm = load_clip(None, rate=FS)[: 3 * FS]
+    packets = default.encode(pcm, fs=FS, bitrate=32000, frame_ms=20, complexity=10, loss_perc=20,
+                             dred_duration=104)
+    states, latents, feats = [], [], {"default": [], "generic": []}
+    for pkt in packets:
+        d = default.dred_parse(pkt.data, max_dred_samples=FS, sampling_rate=FS)
+        if d.ret <= 0 or d.nb_latents == 0:
+            continue
+        states.append(d.state.copy())
+        latents.append(d.latents.copy())
+        feats["default"].append(d.features.copy())
+        feats["generic"].append(generic.rdovae_decode(d.state, d.latents))
+    assert len(states) > 50 and max(len(z) for z in latents) > 3
+    return states, latents, feats
+
+
+def _err(ours, ref):
+    d = np.concatenate([np.abs(a - b).ravel() for a, b in zip(ours, ref)])
+    return float(d.max()), float(np.percentile(d, 99)), float(np.mean(d == 0))
+
+
+def _is_amd() -> bool:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return "AuthenticAMD" in f.read(100000)
+    except OSError:
+        return False
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("release", RELEASES)
+def test_emulation_matches_libopus_builds(release):
+    """The libopus-emulating arithmetic reproduces each build's features; bit-exactly on the CPU family
+    whose RCPPS table is built in (AMD Zen), within libopus' own AVX2-vs-generic spread elsewhere."""
+    states, latents, feats = reference(release)
+    p = params(release)
+    spread_max, spread_p99, _ = _err(feats["default"], feats["generic"])
+    for build, num in (("default", nnet.LIBOPUS_AVX2), ("generic", nnet.LIBOPUS_SSE2)):
+        ours = decode_many(p, states, latents, num)
+        mx, p99, exact = _err(ours, feats[build])
+        assert mx <= max(0.15, 1.5 * spread_max) and p99 <= 2e-3, (build, mx, p99)
+        if _is_amd():
+            assert exact == 1.0, (build, mx, p99, exact)
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("release", RELEASES)
+def test_float_path_close_to_libopus(release):
+    """The dequantised float model with exact activations stays near libopus (it lacks libopus' 8-bit
+    activation quantisation, so it is looser than the emulation, but far from any wrong wiring)."""
+    states, latents, feats = reference(release)
+    ours = decode_many(params(release), states, latents, nnet.FLOAT)
+    mx, p99, _ = _err(ours, feats["default"])
+    assert mx < 0.5 and p99 < 0.1, (mx, p99)
+    scale = np.concatenate([f.ravel() for f in feats["default"]])
+    assert p99 < 0.05 * np.percentile(np.abs(scale), 99)
+
+
+@pytest.mark.oracle
+def test_out_of_distribution_inputs_match_libopus():
+    """Random (non-bitstream) state and latents through both implementations: same arithmetic."""
+    from opus_dred.conformance.oracle import Oracle
+
+    o = Oracle.for_build("libopus-1.6.1")
+    p = params("1.6.1")
+    rng = np.random.default_rng(7)
+    states = [rng.normal(0, 2, rdovae.state_dim(p)).astype(np.float32) for _ in range(6)]
+    latents = [rng.normal(0, 2, (n, rdovae.latent_dim(p))).astype(np.float32) for n in (1, 3, 8, 12, 20, 26)]
+    ref = [o.rdovae_decode(s, z) for s, z in zip(states, latents)]
+    mx, p99, _ = _err(decode_many(p, states, latents, nnet.LIBOPUS_AVX2), ref)
+    assert mx <= 0.15 and p99 <= 2e-3, (mx, p99)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Properties (no oracle)
+# ---------------------------------------------------------------------------------------------------
+
+
+def _inputs(p, nb, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.normal(0, 1, rdovae.state_dim(p)).astype(np.float32),
+            rng.normal(0, 1, (nb, rdovae.latent_dim(p))).astype(np.float32))
+
+
+@pytest.mark.parametrize("release,shapes", [("1.5.2", (21, 19)), ("1.6.1", (26, 50))])
+def test_architecture_from_pack(release, shapes):
+    p = params(release)
+    assert (rdovae.latent_dim(p), rdovae.state_dim(p)) == shapes
+    assert ("dec_conv_dense1" in p) == (release == "1.6.1")
+    s, z = _inputs(p, 3)
+    assert rdovae.decode_features(p, s, z).shape == (12, 20)
+
+
+def test_layouts_unpacked_as_libopus_indexes_them():
+    """Dense int8 ``w[(i/8)][(j/4)][i%8][j%4]`` and block-sparse (idx lists) storage, element by element."""
+    pack = load_pack("libopus-1.6.1")
+    a = pack.arrays
+    lay = pack.manifest["layers"]["dec_glu1"]
+    n_in, n_out = lay["nb_inputs"], lay["nb_outputs"]
+    wq = np.asarray(nnet.unpack_linear(a, "dec_glu1", n_in, n_out)["weight_q"])
+    raw = a["dec_glu1_weights_int8"]
+    for i, j in [(0, 0), (5, 3), (17, 62), (63, 63), (40, 9)]:  # output i, input j
+        assert wq[j, i] == raw[((i // 8) * (n_in // 4) + j // 4) * 32 + (i % 8) * 4 + j % 4]
+    lay = pack.manifest["layers"]["dec_gru3_input"]
+    n_in, n_out = lay["nb_inputs"], lay["nb_outputs"]
+    wq = np.asarray(nnet.unpack_linear(a, "dec_gru3_input", n_in, n_out)["weight_q"])
+    idx, raw = a["dec_gru3_input_weights_idx"], a["dec_gru3_input_weights_int8"]
+    pos, blk = 0, 0
+    seen = np.zeros_like(wq, bool)
+    for row in range(0, n_out, 8):
+        for _ in range(idx[pos]):
+            col = idx[pos + 1]
+            pos += 1
+            seen[col:col + 4, row:row + 8] = True
+            assert wq[col + 2, row + 5] == raw[blk * 32 + 5 * 4 + 2]
+            blk += 1
+        pos += 1
+    assert not np.any(wq[~seen]) and blk * 32 == len(raw)
+
+
+def test_unfused_multiply_add_under_jit():
+    """The emulation's bit-exactness relies on keeping a*b+c as two roundings under XLA (which would
+    otherwise contract it into an FMA) and on the fused form matching one rounding."""
+    rng = np.random.default_rng(1)
+    a, b, c = (rng.standard_normal(4096).astype(np.float32) for _ in range(3))
+    two = np.asarray(jax.jit(lambda a, b, c: nnet._mad(a, b, c, False))(a, b, c))
+    np.testing.assert_array_equal(two, a * b + c)
+
+
+def test_rcp12_is_a_12_bit_reciprocal():
+    """The emulated RCPPS: relative error within Intel's documented 1.5*2^-12, depends only on the top 12
+    mantissa bits, scales exactly with powers of two."""
+    x = (1.0 + np.arange(1 << 16, dtype=np.float64) / (1 << 16)).astype(np.float32)
+    r = np.asarray(nnet.recip(jnp.asarray(x), "rcp12")).astype(np.float64)
+    assert np.max(np.abs(r * x - 1.0)) <= 1.5 * 2.0 ** -12
+    assert np.all(r.reshape(4096, 16) == r.reshape(4096, 16)[:, :1])
+    for e in (-20, -3, 7, 30):
+        r2 = np.asarray(nnet.recip(jnp.asarray(x * np.float32(2.0 ** e)), "rcp12")).astype(np.float64)
+        np.testing.assert_array_equal(r2, r * 2.0 ** -e)
+
+
+def test_approx_activations_track_exact():
+    x = jnp.linspace(-12, 12, 20001, dtype=jnp.float32)
+    for recip in ("exact", "rcp12"):
+        assert float(jnp.max(jnp.abs(nnet.tanh_approx(x, recip) - jnp.tanh(x)))) < 5e-4
+        assert float(jnp.max(jnp.abs(nnet.sigmoid_approx(x, recip) - jax.nn.sigmoid(x)))) < 3e-4
+
+
+@pytest.mark.parametrize("num", [nnet.FLOAT, nnet.LIBOPUS_AVX2], ids=["float", "avx2"])
+def test_jit_vmap_and_causality(num):
+    """jit equals eager; vmap over packets equals one-by-one; the first k latents' rows do not depend
+    on later latents; step-by-step decoding equals the scan."""
+    p = params("1.6.1")
+    s, z = _inputs(p, 6, seed=3)
+    eager = np.asarray(rdovae.decode_features(p, s, z, num))
+    np.testing.assert_allclose(np.asarray(rdovae.decode_features_jit(p, s, z, num=num)), eager, atol=1e-5)
+    s2, z2 = _inputs(p, 6, seed=4)
+    both = np.asarray(jax.vmap(rdovae.decode_features, in_axes=(None, 0, 0, None))(
+        p, np.stack([s, s2]), np.stack([z, z2]), num))
+    np.testing.assert_allclose(both[0], eager, atol=1e-5)
+    np.testing.assert_allclose(both[1], np.asarray(rdovae.decode_features(p, s2, z2, num)), atol=1e-5)
+    np.testing.assert_allclose(np.asarray(rdovae.decode_features(p, s, z[:2], num)), eager[:8], atol=1e-5)
+    carry = rdovae.init_carry(p, jnp.asarray(s), num)
+    rows = []
+    for k in range(len(z)):
+        carry, out = rdovae.decode_step(p, carry, jnp.asarray(z[k]), num)
+        rows.append(np.asarray(out).reshape(4, 20))
+    np.testing.assert_allclose(np.concatenate(rows), eager, atol=1e-5)
+
+
+def test_grad_matches_finite_differences_in_float64():
+    p = params("1.5.2")
+    s, z = _inputs(p, 3, seed=5)
+    with jax.enable_x64(True):
+        s64, z64 = jnp.asarray(s, jnp.float64), jnp.asarray(z, jnp.float64)
+        w = jnp.asarray(np.random.default_rng(6).normal(size=(12, 20)))
+
+        def loss(s, z):
+            return jnp.sum(w * rdovae.decode_features(p, s, z))
+
+        gs, gz = jax.grad(loss, argnums=(0, 1))(s64, z64)
+        assert gs.dtype == jnp.float64 and bool(jnp.all(jnp.isfinite(gz)))
+        eps = 1e-6
+        for i, j in [(0, 0), (1, 7), (2, 20)]:
+            dz = jnp.zeros_like(z64).at[i, j].set(eps)
+            fd = (loss(s64, z64 + dz) - loss(s64, z64 - dz)) / (2 * eps)
+            assert abs(float(fd) - float(gz[i, j])) <= 1e-6 * max(1.0, abs(float(fd)))
+        ds = jnp.zeros_like(s64).at[4].set(eps)
+        fd = (loss(s64 + ds, z64) - loss(s64 - ds, z64)) / (2 * eps)
+        assert abs(float(fd) - float(gs[4])) <= 1e-6 * max(1.0, abs(float(fd)))
+        # float64 and float32 agree to float32 precision on the same inputs
+        f64 = np.asarray(rdovae.decode_features(p, s64, z64))
+    f32 = np.asarray(rdovae.decode_features(p, s, z))
+    np.testing.assert_allclose(f32, f64, atol=1e-4)
+
+
+def test_grad_with_respect_to_parameters():
+    p = rdovae.float_params(params("1.6.1"))
+    s, z = _inputs(p, 2, seed=8)
+    g = jax.grad(lambda q: jnp.sum(rdovae.decode_features(q, s, z) ** 2))(p)
+    assert set(g) == set(p)
+    assert all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in jax.tree_util.tree_leaves(g))
+    assert float(jnp.abs(g["dec_output"]["bias"]).sum()) > 0
+
+
+def test_bad_shapes_rejected():
+    p = params("1.6.1")
+    s, z = _inputs(p, 2)
+    with pytest.raises(ValueError, match="quantiser feature"):
+        rdovae.decode_features(p, s, z[:, :25])
+    with pytest.raises(ValueError, match="initial state"):
+        rdovae.decode_features(p, s[:19], z)
+    with pytest.raises(ValueError):
+        rdovae.load_params({}, {"dec_dense1": (26, 96)})

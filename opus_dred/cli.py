@@ -25,6 +25,7 @@ _GROUPS = [
     ("upstream", "opus_dred.conformance.upstream_cli", "Fetch, build and locate the pinned libopus releases."),
     ("models", "opus_dred.models.cli", "Model packs: RDO-VAE weights and DRED statistics tables."),
     ("profiles", "opus_dred.bitstream.profiles_cli", "Bitstream profiles: DRED variants and their constants."),
+    ("speech", "opus_dred.conformance.speech_cli", "The real-speech corpus: list, fetch, export clips."),
 ]
 # modules providing `register(app)` for top-level commands
 _COMMANDS = [

@@ -45,7 +45,10 @@ def _names(names: Optional[List[str]]) -> list[str]:
 
 
 @app.command("list")
-def list_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
+def list_cmd(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    paths: bool = typer.Option(False, "--paths", help="Add the build directories to the table."),
+) -> None:
     """Show every build (pinned and registered): release, variant, pin, state, DRED version, paths."""
     from opus_dred.conformance import upstream as up
 
@@ -57,12 +60,13 @@ def list_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON inst
 
     t = Table(title=f"libopus builds (cache: {up.cache_dir()})")
     t.add_column("name", no_wrap=True)
-    for col in ("release", "variant", "sha256 (pin)", "state", "DRED", "build dir"):
+    for col in ("release", "variant", "sha256 (pin)", "state", "DRED") + (("build dir",) if paths else ()):
         t.add_column(col, overflow="fold")
     colours = {"built": "green", "fetched": "yellow", "missing": "red"}
     for r in rows:
-        t.add_row(r["name"], r["release"], r["variant"], (r["sha256"] or "-")[:16] + ("…" if r["sha256"] else ""),
-                  f"[{colours[r['state']]}]{r['state']}[/]", str(r["dred_version"] or "?"), r["build_dir"])
+        t.add_row(r["name"], r["release"], r["variant"], (r["sha256"] or "-")[:12] + ("…" if r["sha256"] else ""),
+                  f"[{colours[r['state']]}]{r['state']}[/]", str(r["dred_version"] or "?"),
+                  *((r["build_dir"],) if paths else ()))
     Console().print(t)
 
 

@@ -207,24 +207,25 @@ def test_approx_activations_track_exact():
 
 @pytest.mark.parametrize("num", [nnet.FLOAT, nnet.LIBOPUS_AVX2], ids=["float", "avx2"])
 def test_jit_vmap_and_causality(num):
-    """jit equals eager; vmap over packets equals one-by-one; the first k latents' rows do not depend
-    on later latents; step-by-step decoding equals the scan."""
+    """vmap over packets equals one-by-one; the first k latents' rows do not depend on later latents;
+    step-by-step decoding (init_carry + decode_step) equals the scan."""
     p = params("1.6.1")
     s, z = _inputs(p, 6, seed=3)
-    eager = np.asarray(rdovae.decode_features(p, s, z, num))
-    np.testing.assert_allclose(np.asarray(rdovae.decode_features_jit(p, s, z, num=num)), eager, atol=1e-5)
     s2, z2 = _inputs(p, 6, seed=4)
-    both = np.asarray(jax.vmap(rdovae.decode_features, in_axes=(None, 0, 0, None))(
-        p, np.stack([s, s2]), np.stack([z, z2]), num))
-    np.testing.assert_allclose(both[0], eager, atol=1e-5)
-    np.testing.assert_allclose(both[1], np.asarray(rdovae.decode_features(p, s2, z2, num)), atol=1e-5)
-    np.testing.assert_allclose(np.asarray(rdovae.decode_features(p, s, z[:2], num)), eager[:8], atol=1e-5)
-    carry = rdovae.init_carry(p, jnp.asarray(s), num)
+    one = np.asarray(rdovae.decode_features_jit(p, s, z, num=num))
+    two = np.asarray(rdovae.decode_features_jit(p, s2, z2, num=num))
+    assert one.shape == (24, 20) and not np.allclose(one, two)
+    both = np.asarray(_batched(p, np.stack([s, s2]), np.stack([z, z2]), num))
+    np.testing.assert_allclose(both[0], one, atol=1e-5)
+    np.testing.assert_allclose(both[1], two, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(rdovae.decode_features_jit(p, s, z[:2], num=num)), one[:8], atol=1e-5)
+    step = jax.jit(rdovae.decode_step, static_argnums=3)
+    carry = jax.jit(rdovae.init_carry, static_argnums=2)(p, jnp.asarray(s), num)
     rows = []
     for k in range(len(z)):
-        carry, out = rdovae.decode_step(p, carry, jnp.asarray(z[k]), num)
+        carry, out = step(p, carry, jnp.asarray(z[k]), num)
         rows.append(np.asarray(out).reshape(4, 20))
-    np.testing.assert_allclose(np.concatenate(rows), eager, atol=1e-5)
+    np.testing.assert_allclose(np.concatenate(rows), one, atol=1e-5)
 
 
 def test_grad_matches_finite_differences_in_float64():
@@ -234,10 +235,11 @@ def test_grad_matches_finite_differences_in_float64():
         s64, z64 = jnp.asarray(s, jnp.float64), jnp.asarray(z, jnp.float64)
         w = jnp.asarray(np.random.default_rng(6).normal(size=(12, 20)))
 
+        @jax.jit
         def loss(s, z):
             return jnp.sum(w * rdovae.decode_features(p, s, z))
 
-        gs, gz = jax.grad(loss, argnums=(0, 1))(s64, z64)
+        gs, gz = jax.jit(jax.grad(loss, argnums=(0, 1)))(s64, z64)
         assert gs.dtype == jnp.float64 and bool(jnp.all(jnp.isfinite(gz)))
         eps = 1e-6
         for i, j in [(0, 0), (1, 7), (2, 20)]:
@@ -248,15 +250,15 @@ def test_grad_matches_finite_differences_in_float64():
         fd = (loss(s64 + ds, z64) - loss(s64 - ds, z64)) / (2 * eps)
         assert abs(float(fd) - float(gs[4])) <= 1e-6 * max(1.0, abs(float(fd)))
         # float64 and float32 agree to float32 precision on the same inputs
-        f64 = np.asarray(rdovae.decode_features(p, s64, z64))
-    f32 = np.asarray(rdovae.decode_features(p, s, z))
+        f64 = np.asarray(rdovae.decode_features_jit(p, s64, z64))
+    f32 = np.asarray(rdovae.decode_features_jit(p, s, z))
     np.testing.assert_allclose(f32, f64, atol=1e-4)
 
 
 def test_grad_with_respect_to_parameters():
     p = rdovae.float_params(params("1.6.1"))
     s, z = _inputs(p, 2, seed=8)
-    g = jax.grad(lambda q: jnp.sum(rdovae.decode_features(q, s, z) ** 2))(p)
+    g = jax.jit(jax.grad(lambda q: jnp.sum(rdovae.decode_features(q, s, z) ** 2)))(p)
     assert set(g) == set(p)
     assert all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in jax.tree_util.tree_leaves(g))
     assert float(jnp.abs(g["dec_output"]["bias"]).sum()) > 0

@@ -108,6 +108,19 @@ AUDIO_SYSTEM_THRESHOLDS = AudioThresholds(1.0, 3.0, 0.25)
 AUDIO_PRESETS = {"vocoder": AUDIO_VOCODER_THRESHOLDS, "system": AUDIO_SYSTEM_THRESHOLDS}
 
 
+def _json_safe(d: dict) -> dict:
+    """NaN and infinities (0/0 in the tool) become ``None`` so that the JSON is standard."""
+    def fix(v):
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: fix(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [fix(x) for x in v]
+        return v
+    return fix(d)
+
+
 def _c_float(v: float) -> str:
     """``printf("%f")`` of a value, as glibc writes it (``-nan`` for a NaN with the sign bit set)."""
     if math.isnan(v):
@@ -153,7 +166,7 @@ class FeatureComparison:
         d["mode"] = "features"
         d["mse"] = list(self.mse)
         d["exit_status"] = self.exit_status
-        return d
+        return _json_safe(d)
 
 
 @dataclass(frozen=True)
@@ -190,7 +203,7 @@ class AudioComparison:
         d = asdict(self)
         d["mode"] = "audio"
         d["exit_status"] = self.exit_status
-        return d
+        return _json_safe(d)
 
 
 # --- input --------------------------------------------------------------------------------------

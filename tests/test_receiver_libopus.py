@@ -1,0 +1,123 @@
+"""The receiver, executed on libopus' decoder, reproduces opus_demo's output sample for sample.
+
+Real speech is encoded by each release (LBRR and 500 ms of DRED, then DRED only, then neither),
+written as an opus_demo ``.bit`` file with a loss file holding isolated losses, runs of 2 to 30
+frames (longer than the DRED coverage), a loss at the very start and losses at the end; ``opus_demo -d <rate> 1
+-lossfile`` decodes it, and the receiver's actions executed by :class:`LibopusExecutor` must give the
+same PCM, for 1.5.2 and 1.6.1 at 16 and 48 kHz.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from opus_dred.conformance import speech, upstream
+from opus_dred.conformance.oracle import Oracle
+from opus_dred.conformance.receiver_oracle import (
+    LibopusExecutor,
+    decode_like_opus_demo,
+    packet_events,
+    run_opus_demo,
+)
+from opus_dred.refimpl import receiver as rx
+
+BUILDS = ["libopus-1.5.2", "libopus-1.6.1"]
+RATES = [16000, 48000]
+
+
+def _lost(n: int) -> np.ndarray:
+    lost = np.zeros(n, np.int64)
+    runs = [(0, 1), (5, 1), (9, 2), (20, 5), (30, 1), (52, 3), (58, 30), (90, 1), (105, 1), (110, 3), (120, 2)]
+    for start, length in runs:
+        lost[start : start + length] = 1
+    lost[n - 3 :] = 1  # a loss at the end is never concealed by opus_demo
+    return lost
+
+
+@pytest.fixture(scope="module", params=BUILDS)
+def build(request):
+    return request.param
+
+
+_CACHE: dict = {}
+
+
+def _stream(name: str, rate: int):
+    key = (name, rate)
+    if key not in _CACHE:
+        o = Oracle.for_build(name)
+        x = speech.load_clip(None, rate=rate)[: rate * 3]
+        frame = rate // 50
+        third = (len(x) // frame // 3) * frame
+        # LBRR and 500 ms of DRED, then DRED only, then neither
+        pk = o.encode(x[:third], fs=rate, bitrate=32000, loss_perc=20, dred_duration=50, lbrr=True)
+        pk += o.encode(x[third : 2 * third], fs=rate, bitrate=32000, loss_perc=20, dred_duration=50)
+        pk += o.encode(x[2 * third :], fs=rate, bitrate=32000, loss_perc=20)
+        _CACHE[key] = (o, [p.data for p in pk], [p.final_range for p in pk])
+    return _CACHE[key]
+
+
+@pytest.mark.parametrize("rate", RATES)
+def test_bit_exact_with_opus_demo(build, rate):
+    o, packets, ranges = _stream(build, rate)
+    lost = _lost(len(packets))
+    ref = run_opus_demo(upstream.get_build(build).build_dir, packets, lost, rate, final_ranges=ranges)
+    ours, actions = decode_like_opus_demo(o, packets, lost, rate)
+    kinds = Counter(type(a).__name__ for a in actions)
+    # the stream exercises every path
+    assert kinds["Lbrr"] >= 3 and kinds["Dred"] >= 30 and kinds["Plc"] >= 5 and kinds["Drop"] == 3
+    assert kinds["Normal"] == int((lost == 0).sum())
+    assert len(ours) == len(ref)
+    assert np.array_equal(ours, ref)
+
+
+def test_policy_matters(build):
+    """The check above can fail: plain PLC everywhere, or the BEST policy (which conceals the end),
+    gives other PCM than opus_demo."""
+    rate = 16000
+    o, packets, ranges = _stream(build, rate)
+    lost = _lost(len(packets))
+    ref = run_opus_demo(upstream.get_build(build).build_dir, packets, lost, rate)
+    events = packet_events(o, packets, lost, rate)
+    with LibopusExecutor(o, rate) as ex:
+        for a in rx.run(events, rx.OPUS_DEMO_1_6_1, rate=rate):
+            if isinstance(a, (rx.Dred, rx.Lbrr)):
+                a = rx.Plc(a.frame, a.samples)
+            ex.execute(a, packets)
+        plc_only = ex.pcm()
+    assert len(plc_only) == len(ref) and not np.array_equal(plc_only, ref)
+    best, _ = decode_like_opus_demo(o, packets, lost, rate, policy=rx.BEST)
+    assert len(best) == len(ref) + 4 * (rate // 50)  # the leading and trailing losses are concealed
+    assert not np.array_equal(best[rate // 50 : len(ref) + rate // 50], ref)
+
+
+def test_no_loss_file_equals_plain_decoding(build):
+    rate = 48000
+    o, packets, ranges = _stream(build, rate)
+    ref = run_opus_demo(upstream.get_build(build).build_dir, packets, None, rate, final_ranges=ranges)
+    ours, actions = decode_like_opus_demo(o, packets, [], rate)
+    assert all(isinstance(a, rx.Normal) for a in actions)
+    assert np.array_equal(ours, ref)
+
+
+def test_dred_parse_return_matches_libopus(build):
+    """dred_parse_return (what the opus_demo policies use) equals opus_dred_parse's return for every
+    request size opus_demo can make."""
+    rate = 16000
+    o, packets, _ = _stream(build, rate)
+    checked = 0
+    for pkt in packets[::7]:
+        with o.dred_parse(pkt, sampling_rate=rate) as full:
+            if full.ret <= 0:
+                continue
+            nb, off = full.nb_latents, full.dred_offset
+            assert full.ret == rx.dred_parse_return(nb, off, rate)
+            assert full.dred_end == rx.dred_window(nb, off, rate)[0]
+        for req in (0, 320, 640, 960, 3200, 9600, 16000, 48000):
+            with o.dred_parse(pkt, max_dred_samples=req, sampling_rate=rate) as d:
+                assert d.ret == rx.dred_parse_return(nb, off, rate, req), (req, nb, off)
+                checked += 1
+    assert checked > 50

@@ -154,6 +154,10 @@ def test_feature_lengths_as_the_tool(data, tool, tmp_path):
     assert ei.value.byte_offset == (n - 5) * 80
     with pytest.raises(m.MetricError):
         m.compare_features(tmp_path / "missing.f32", short)
+    (tmp_path / "empty.f32").write_bytes(b"")  # no reference frame: 0/0 everywhere, and a failure
+    r = m.compare_features(tmp_path / "empty.f32", short)
+    assert r.frames == 0 and np.isnan(r.total) and np.isnan(r.max) and not r.passed
+    _agree(tool("-features", "-thresholds", ".5", ".15", ".02", tmp_path / "empty.f32", short), r)
 
 
 def test_unvoiced_reference_gives_nan_pitch_and_fails_like_the_tool(data, tool, tmp_path):

@@ -26,6 +26,7 @@ _GROUPS = [
     ("models", "opus_dred.models.cli", "Model packs: RDO-VAE weights and DRED statistics tables."),
     ("profiles", "opus_dred.bitstream.profiles_cli", "Bitstream profiles: DRED variants and their constants."),
     ("speech", "opus_dred.conformance.speech_cli", "The real-speech corpus: list, fetch, export clips."),
+    ("metric", "opus_dred.conformance.metric_cli", "The DRED compliance metric (libopus' dred_compare): features and audio."),
 ]
 # modules providing `register(app)` for top-level commands
 _COMMANDS = [

@@ -1,0 +1,304 @@
+"""Properties of the sans-IO receiver (refimpl/receiver.py): no audio, no libopus."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from opus_dred.refimpl import receiver as rx
+
+RATE = 16000
+F20 = RATE // 50
+POLICIES = [rx.OPUS_DEMO_1_5_2, rx.OPUS_DEMO_1_6_1, rx.BEST]
+
+
+# ------------------------------------------------------------------------------------------------
+# strategies
+
+
+@st.composite
+def packets(draw, seq: int, samples: int | None = None):
+    dur = samples if samples is not None else draw(st.sampled_from([F20 // 2, F20, 2 * F20, 3 * F20]))
+    nb = draw(st.integers(0, rx.DRED_MAX_LATENTS))
+    return rx.PacketArrived(
+        seq, dur, draw(st.booleans()), nb, draw(st.integers(-8, 40)) if nb else 0
+    )
+
+
+@st.composite
+def loss_patterns(draw):
+    """Alternating runs of received and lost frames: losses of 1..60 at the start, the middle and
+    the end."""
+    flags: list[bool] = []
+    lost = draw(st.booleans())
+    for _ in range(draw(st.integers(1, 8))):
+        flags += [lost] * draw(st.integers(1, 60))
+        lost = not lost
+    return flags
+
+
+@st.composite
+def streams(draw, reorder: bool = True):
+    """(events, deliveries): the events in delivery order, with reordering, duplicates and omitted
+    loss reports when ``reorder``."""
+    flags = draw(loss_patterns())
+    fixed = draw(st.sampled_from([None, F20]))
+    events: list[rx.Event] = []
+    for i, lost in enumerate(flags):
+        if lost:
+            if not reorder or draw(st.integers(0, 4)):
+                events.append(rx.PacketLost(i))
+        else:
+            events.append(draw(packets(i, fixed)))
+    if reorder and len(events) > 1:
+        for _ in range(draw(st.integers(0, 6))):
+            k = draw(st.integers(0, len(events) - 2))
+            d = draw(st.integers(1, 3))
+            j = min(len(events) - 1, k + d)
+            events[k], events[j] = events[j], events[k]
+        for _ in range(draw(st.integers(0, 3))):
+            k = draw(st.integers(0, len(events) - 1))
+            events.insert(draw(st.integers(k, len(events))), events[k])
+    return events
+
+
+# ------------------------------------------------------------------------------------------------
+# the checker
+
+
+def check(events: list[rx.Event], policy: rx.Policy, depth: int = 0) -> list[rx.Action]:
+    r = rx.Receiver(policy, rate=RATE, depth=depth)
+    arrived: dict[int, rx.PacketArrived] = {}
+    decided_before_arrival: set[int] = set()
+    decided: set[int] = set()
+    actions: list[rx.Action] = []
+    known_end = 0
+    for ev in events + [rx.EndOfStream()]:
+        if isinstance(ev, rx.PacketArrived):
+            if ev.seq in decided and ev.seq not in arrived:
+                decided_before_arrival.add(ev.seq)
+            arrived.setdefault(ev.seq, ev)
+        if isinstance(ev, (rx.PacketArrived, rx.PacketLost)):
+            known_end = max(known_end, ev.seq + 1)
+        out = r.send(ev)
+        for a in out:
+            # no action uses a packet before it arrives
+            if isinstance(a, (rx.Normal, rx.Lbrr, rx.Dred)):
+                assert a.seq in arrived, a
+            decided.add(a.frame)
+        actions += out
+        assert r.state in {s for (b, e), d in rx.TRANSITIONS.items() for s in d}
+    assert r.state is rx.State.CLOSED
+
+    # every frame is decided exactly once and in order
+    assert [a.frame for a in actions] == list(range(known_end))
+    for a in actions:
+        if isinstance(a, rx.Normal):
+            assert arrived[a.seq].samples == a.samples
+        elif isinstance(a, rx.Lbrr):
+            # LBRR only for the frame just before a packet that carries it
+            assert a.frame == a.seq - 1 and arrived[a.seq].has_lbrr
+            assert a.frame not in arrived or a.frame in decided_before_arrival
+        elif isinstance(a, rx.Dred):
+            pkt = arrived[a.seq]
+            assert a.seq > a.frame and pkt.dred_latents > 0
+            if policy.strict_coverage:
+                end, cov = pkt.dred_window(RATE)
+                assert a.offset_samples <= cov and a.offset_samples - a.samples >= end
+                assert a.max_dred_samples is None
+            else:
+                assert rx.dred_parse_return(pkt.dred_latents, pkt.dred_offset, RATE, a.max_dred_samples) > 0
+        elif isinstance(a, rx.Drop):
+            # only opus_demo drops; BEST drops only when no packet ever gave a duration
+            assert not policy.conceal_trailing or not any(isinstance(b, rx.Normal) for b in actions)
+    # a packet that arrived before its frame was decided is decoded normally (normal decoding
+    # resumes at the arriving packet); trailing drops only after the last packet
+    normal = {a.seq for a in actions if isinstance(a, rx.Normal)}
+    assert normal == set(arrived) - decided_before_arrival
+    drops = [a.frame for a in actions if isinstance(a, rx.Drop)]
+    if drops:
+        assert min(drops) > max(normal, default=-1)
+    return actions
+
+
+# ------------------------------------------------------------------------------------------------
+# an independent model of opus_demo's decode loop (src/opus_demo.c), for in-order streams
+
+
+def opus_demo_model(events: list[rx.Event], cap: int) -> list[rx.Action]:
+    out: list[rx.Action] = []
+    lost_count = 0
+    last = 0
+    for ev in events:
+        if isinstance(ev, rx.PacketLost):
+            lost_count += 1
+            continue
+        dur = last
+        ret = 0
+        request = min(cap, max(0, lost_count * dur))
+        if lost_count:
+            ret = rx.dred_parse_return(ev.dred_latents, ev.dred_offset, RATE, request)
+        for fr in range(lost_count):
+            frame = ev.seq - lost_count + fr
+            if fr == lost_count - 1 and ev.has_lbrr:
+                out.append(rx.Lbrr(ev.seq, frame, dur))
+            elif ret > 0:
+                out.append(rx.Dred(ev.seq, (lost_count - fr) * dur, frame, dur, request))
+            else:
+                out.append(rx.Plc(frame, dur))
+        out.append(rx.Normal(ev.seq, ev.samples))
+        last = ev.samples
+        lost_count = 0
+    first = len(out)
+    out += [rx.Drop(f) for f in range(first, first + lost_count)]
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# properties
+
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@SETTINGS
+@given(streams(reorder=False), st.sampled_from(POLICIES))
+def test_in_order_streams_valid(events, policy):
+    check(events, policy)
+
+
+@SETTINGS
+@given(streams(reorder=True), st.sampled_from(POLICIES))
+def test_reordered_and_duplicated_streams_valid(events, policy):
+    check(events, policy)
+
+
+@SETTINGS
+@given(streams(reorder=True), st.integers(0, 5))
+def test_jitter_depth_valid(events, depth):
+    check(events, rx.BEST, depth)
+
+
+@SETTINGS
+@given(streams(reorder=False), st.sampled_from([(rx.OPUS_DEMO_1_5_2, 48000), (rx.OPUS_DEMO_1_6_1, RATE)]))
+def test_opus_demo_policy_equals_model(events, pc):
+    policy, cap = pc
+    assert rx.run(events, policy, rate=RATE) == opus_demo_model(events, cap)
+
+
+@SETTINGS
+@given(streams(reorder=False))
+def test_best_uses_lbrr_dred_at_least_as_often(events):
+    """BEST never falls back to PLC where opus_demo recovered a frame from data that BEST accepts
+    (LBRR, or DRED inside the window), and it only conceals frames opus_demo drops at the end."""
+    demo = rx.run(events, rx.OPUS_DEMO_1_6_1, rate=RATE)
+    best = rx.run(events, rx.BEST, rate=RATE)
+    assert len(best) == len(demo)
+    by_frame = {a.frame: a for a in best}
+    for a in demo:
+        b = by_frame[a.frame]
+        if isinstance(a, (rx.Normal, rx.Lbrr)):
+            assert type(b) is type(a) and b.seq == a.seq
+        if isinstance(a, rx.Drop):
+            assert isinstance(b, (rx.Plc, rx.Drop))
+
+
+@SETTINGS
+@given(streams(reorder=True), st.integers(1, 5))
+def test_depth_never_worse(events, depth):
+    """With 20 ms packets, waiting for more packets never trades a frame's normal decoding, LBRR or
+    DRED for something weaker: the packets in hand at a later deadline are a superset."""
+    events = [
+        rx.PacketArrived(e.seq, F20, e.has_lbrr, e.dred_latents, e.dred_offset) if isinstance(e, rx.PacketArrived) else e
+        for e in events
+    ]
+    rank = {rx.Normal: 3, rx.Lbrr: 2, rx.Dred: 1, rx.Plc: 0, rx.Drop: 0}
+    a0 = {a.frame: a for a in rx.run(events, rx.BEST, rate=RATE, depth=0)}
+    a1 = {a.frame: a for a in rx.run(events, rx.BEST, rate=RATE, depth=depth)}
+    assert a0.keys() == a1.keys()
+    for f in a0:
+        assert rank[type(a1[f])] >= rank[type(a0[f])], (a0[f], a1[f])
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+@pytest.mark.parametrize("run", [1, 2, 3, 25, 26, 51, 52, 60])
+@pytest.mark.parametrize("where", ["start", "middle", "end", "all"])
+def test_loss_runs_at_every_position(policy, run, where):
+    n = 70
+    lost = {
+        "start": set(range(run)),
+        "middle": set(range(5, 5 + run)),
+        "end": set(range(n - run, n)),
+        "all": set(range(n)),
+    }[where]
+    events: list[rx.Event] = [
+        rx.PacketLost(i) if i in lost else rx.PacketArrived(i, F20, i % 2 == 0, 26, 4) for i in range(n)
+    ]
+    acts = check(events, policy)
+    if where == "middle":
+        # the gap ends at packet 5 + run: LBRR for the newest if the packet has it, then DRED
+        p = 5 + run
+        gap = acts[5:p]
+        if p % 2 == 0:
+            assert isinstance(gap[-1], rx.Lbrr) and gap[-1].seq == p
+        assert all(isinstance(a, (rx.Lbrr, rx.Dred, rx.Plc)) for a in gap)
+        assert isinstance(acts[p], rx.Normal)
+        if policy.strict_coverage:
+            _, cov = rx.dred_window(26, 4, RATE)
+            for a in gap:
+                if isinstance(a, rx.Dred):
+                    assert a.offset_samples <= cov
+            assert any(isinstance(a, rx.Plc) for a in gap) == (run * F20 > cov)
+        else:
+            assert all(isinstance(a, rx.Dred) for a in gap[: run - 1])
+    if where == "all":
+        assert all(isinstance(a, rx.Drop) for a in acts)
+    if where == "end":
+        kinds = {type(a) for a in acts[n - run :]}
+        assert kinds == ({rx.Plc} if policy.conceal_trailing else {rx.Drop})
+
+
+def test_alternating_losses():
+    events = [rx.PacketLost(i) if i % 2 else rx.PacketArrived(i, F20, True, 3, 0) for i in range(40)]
+    for policy in POLICIES:
+        acts = check(events, policy)
+        assert all(isinstance(a, rx.Lbrr) for a in acts[1:-1:2])
+
+
+def test_protocol_errors():
+    r = rx.Receiver(rx.BEST, rate=RATE)
+    with pytest.raises(rx.ReceiverError):
+        r.send(rx.PacketLost(-1))
+    with pytest.raises(rx.ReceiverError):
+        r.send(rx.PacketArrived(0, 100))  # not a multiple of 2.5 ms
+    with pytest.raises(rx.ReceiverError):
+        r.send(rx.PacketArrived(0, F20, dred_latents=27))
+    with pytest.raises(rx.ReceiverError):
+        r.send("packet")  # type: ignore[arg-type]
+    r.send(rx.EndOfStream())
+    with pytest.raises(rx.ReceiverError) as ei:
+        r.send(rx.PacketArrived(0, F20))
+    assert isinstance(ei.value.event, rx.PacketArrived)
+    with pytest.raises(ValueError):
+        rx.Receiver(rx.OPUS_DEMO_1_6_1, rate=RATE, depth=2)
+    with pytest.raises(ValueError):
+        rx.Receiver("nope")
+
+
+def test_dred_parse_return_arithmetic():
+    # 1 latent = 40 ms; dred_offset in 2.5 ms units, C division toward zero
+    assert rx.dred_parse_return(1, 0, RATE) == 640
+    assert rx.dred_parse_return(1, 16, RATE) == 0
+    assert rx.dred_parse_return(2, -3, 48000) == 2 * 1920 + 360
+    assert rx.dred_parse_return(0, 0, RATE) == 0
+    # a request of 0 still reads one latent (min_feature_frames = 2)
+    assert rx.dred_parse_return(26, 4, RATE, 0) == 640 - 160
+    assert rx.dred_parse_return(26, 4, RATE, 10**6) == rx.dred_parse_return(26, 4, RATE)
+    assert rx.dred_window(5, -4, RATE) == (160, 5 * 640 + 160)
+
+
+def test_transition_table_reads_like_the_protocol():
+    for (state, event), targets in rx.TRANSITIONS.items():
+        assert state is not rx.State.CLOSED
+        assert all(isinstance(t, rx.State) and text for t, text in targets.items())
+    assert {e for (_, e) in rx.TRANSITIONS} == {rx.PacketArrived, rx.PacketLost, rx.EndOfStream}

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from opus_dred.bitstream.errors import FormatError
+from opus_dred.refimpl import loss
 from opus_dred.refimpl import receiver as rx
 
 RATE = 16000
@@ -302,3 +305,76 @@ def test_transition_table_reads_like_the_protocol():
         assert state is not rx.State.CLOSED
         assert all(isinstance(t, rx.State) and text for t, text in targets.items())
     assert {e for (_, e) in rx.TRANSITIONS} == {rx.PacketArrived, rx.PacketLost, rx.EndOfStream}
+
+
+# ------------------------------------------------------------------------------------------------
+# loss models (refimpl/loss.py)
+
+
+N = 200_000
+
+
+@pytest.mark.parametrize("p", [0.0, 0.05, 0.3, 1.0])
+def test_bernoulli_rate_and_bursts(p):
+    x = loss.bernoulli(N, p, seed=1)
+    assert x.dtype == np.uint8 and set(np.unique(x)) <= {0, 1}
+    assert abs(x.mean() - p) < 0.01
+    b = loss.burst_lengths(x)
+    if 0 < p < 1:
+        assert abs(b.mean() - 1 / (1 - p)) < 0.05 * (1 / (1 - p))  # geometric bursts
+
+
+@pytest.mark.parametrize("name,rate", [("bursty-10", 0.10), ("bursty-20", 0.20), ("bursty-30", 0.30)])
+def test_gilbert_elliott_presets(name, rate):
+    m = loss.GE_PRESETS[name]
+    assert m.loss_rate == pytest.approx(rate)
+    x = m.generate(N, seed=7)
+    assert abs(x.mean() - rate) < 0.02
+    b = loss.burst_lengths(x)
+    assert abs(b.mean() - 3.0) < 0.2  # mean burst 1/r
+    # burstier than Bernoulli at the same rate
+    assert b.mean() > 1.5 * loss.burst_lengths(loss.bernoulli(N, rate, seed=7)).mean()
+
+
+def test_gilbert_elliott_four_parameters():
+    m = loss.GilbertElliott(p=0.02, r=0.25, loss_good=0.01, loss_bad=0.6)
+    x = m.generate(N, seed=3)
+    assert abs(x.mean() - m.loss_rate) < 0.01
+    with pytest.raises(ValueError):
+        loss.GilbertElliott(p=1.5, r=0.1)
+    with pytest.raises(ValueError):
+        loss.GilbertElliott(p=0.0, r=0.0)
+
+
+def test_loss_models_deterministic_by_seed():
+    m = loss.GE_PRESETS["bursty-20"]
+    assert np.array_equal(m.generate(5000, seed=11), m.generate(5000, seed=11))
+    assert not np.array_equal(m.generate(5000, seed=11), m.generate(5000, seed=12))
+    assert np.array_equal(loss.bernoulli(5000, 0.2, 5), loss.bernoulli(5000, 0.2, np.random.default_rng(5)))
+    assert not np.array_equal(loss.bernoulli(5000, 0.2, 5), loss.bernoulli(5000, 0.2, 6))
+
+
+@given(st.lists(st.integers(0, 1), max_size=300))
+@settings(max_examples=50, deadline=None)
+def test_trace_roundtrip(flags):
+    text = loss.format_trace(flags)
+    assert loss.parse_trace(text).tolist() == flags
+    assert int(loss.burst_lengths(flags).sum()) == sum(flags)
+
+
+def test_trace_files(tmp_path):
+    flags = loss.GE_PRESETS["bursty-30"].generate(1000, seed=2)
+    loss.write_trace(tmp_path / "t.txt", flags)
+    assert np.array_equal(loss.read_trace(tmp_path / "t.txt"), flags)
+    with pytest.raises(FormatError) as ei:
+        loss.parse_trace("0\n1\n2\n")
+    assert ei.value.byte_offset == 4
+    with pytest.raises(ValueError):
+        loss.format_trace([0, 3])
+
+
+def test_loss_trace_drives_the_receiver():
+    flags = loss.GE_PRESETS["bursty-30"].generate(500, seed=4)
+    events = [rx.PacketLost(i) if f else rx.PacketArrived(i, F20, True, 26, 4) for i, f in enumerate(flags)]
+    acts = check(events, rx.BEST)
+    assert sum(isinstance(a, rx.Normal) for a in acts) == int((flags == 0).sum())

@@ -121,3 +121,22 @@ def test_dred_parse_return_matches_libopus(build):
                 assert d.ret == rx.dred_parse_return(nb, off, rate, req), (req, nb, off)
                 checked += 1
     assert checked > 50
+
+
+def test_libopus_lossgen(build):
+    """libopus' generative loss model (opus_demo -sim_loss) through the oracle: rate near the target,
+    burstier than Bernoulli, deterministic by seed."""
+    from opus_dred.refimpl import loss
+
+    o = Oracle.for_build(build)
+    try:
+        gen = loss.LibopusLossGen(o)
+    except loss.LossGenUnavailable as e:
+        pytest.skip(str(e))
+    for pct in (10, 30):
+        x = gen.generate(20000, pct, seed=1)
+        assert abs(x.mean() - pct / 100) < 0.5 * pct / 100
+        assert loss.burst_lengths(x).mean() > 1.0 / (1 - pct / 100)
+    assert np.array_equal(gen.generate(500, 20, seed=3), gen.generate(500, 20, seed=3))
+    p = gen.probabilities([0] * 50 + [1] * 5, 20)
+    assert p.shape == (55,) and np.all((p >= 0) & (p <= 1))

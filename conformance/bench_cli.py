@@ -1,0 +1,66 @@
+"""``opus-dred bench``: speed benchmarks (a command group; more subcommands can join ``app``)."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, help="Speed benchmarks against libopus.")
+
+
+@app.callback()
+def _group() -> None:
+    """Speed benchmarks against libopus (the benchmark is a command, never a timed test)."""
+
+
+@app.command("decode")
+def decode(
+    packets: int = typer.Option(3000, "--packets", help="DRED-carrying packets in the stream (>= 3000 for the issue's target)."),
+    profile: str = typer.Option("libopus-1.6.1", "--profile", help="Profile; the libopus build of the same name is timed."),
+    batch: int = typer.Option(1024, "--batch", help="Packets decoded in lockstep per batch by the reference."),
+    numerics: str = typer.Option("avx2", "--numerics", help="Reference arithmetic: avx2 (bit-exact with the default build) or float."),
+    bitrate: int = typer.Option(32000, "--bitrate", help="Encoder bitrate (b/s), 16 kHz, 20 ms, loss 20 %, DRED 100."),
+    repeats: int = typer.Option(3, "--repeats", help="Timed passes; the best is reported."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Decode a long DRED stream with libopus (opus_dred_parse with processing) and with the reference
+    (batched entropy decoding + fast JAX decoder, warm); print packets/s, ratio, memory and the
+    compliance metric of our features against libopus'."""
+    from .bench import NUMERICS_CHOICES, StreamSpec, bench_decode
+
+    if numerics not in NUMERICS_CHOICES:
+        raise typer.BadParameter(f"must be one of {', '.join(NUMERICS_CHOICES)}", param_hint="--numerics")
+    if packets < 1 or batch < 1 or repeats < 1:
+        raise typer.BadParameter("--packets, --batch and --repeats must be positive")
+    r = bench_decode(StreamSpec(profile=profile, packets=packets, bitrate=bitrate), batch=batch,
+                     numerics=numerics, repeats=repeats)
+    if as_json:
+        typer.echo(json.dumps(r.to_json(), indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"bench decode: {r.packets} packets, {r.latents} latents, {r.profile}")
+    t.add_column("decoder")
+    t.add_column("seconds", justify="right")
+    t.add_column("packets/s", justify="right")
+    t.add_column("µs/packet", justify="right")
+    t.add_row(f"libopus {r.build} (opus_dred_parse)", f"{r.libopus_s:.3f}", f"{r.libopus_pps:,.0f}",
+              f"{1e6 / r.libopus_pps:.1f}")
+    t.add_row(f"reference ({r.numerics}, batch {r.batch}, {r.device})", f"{r.ours_s:.3f}", f"{r.ours_pps:,.0f}",
+              f"{1e6 / r.ours_pps:.1f}")
+    for name, s in (("  extension lookup", r.ours_parse_s), ("  entropy decoding", r.ours_entropy_s),
+                    ("  RDO-VAE decoder", r.ours_network_s)):
+        t.add_row(name, f"{s:.3f}", "", f"{1e6 * s / r.packets:.1f}")
+    c = Console()
+    c.print(t)
+    c.print(f"ratio (reference / libopus packets/s): [bold]{r.ratio:.2f}[/bold]   "
+            f"peak RSS {r.maxrss_mib:.0f} MiB, tracemalloc peak {r.tracemalloc_peak_mib:.1f} MiB, "
+            f"compile+first pass {r.compile_s:.1f} s")
+    m = r.metric
+    if m:
+        c.print(f"features vs libopus: total {m['total']:.4g}, max {m['max']:.4g}, pitch {m['pitch']:.4g} "
+                f"-> {'PASS' if m['passed'] else 'FAIL'}; bit-exact packets {r.bit_exact_packets}/{r.packets}")
+    else:
+        c.print("[red]nb_latents differ from libopus: features not compared[/red]")

@@ -27,6 +27,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -44,26 +45,36 @@ __all__ = [
     "APPLICATIONS",
     "BANDWIDTHS",
     "Decoder",
+    "DecodeResult",
     "DredHeader",
     "DredParse",
     "EcResult",
     "Encoded",
     "Extension",
     "ExtParse",
+    "LossGen",
+    "MAX_DECODE_SAMPLES",
     "Oracle",
     "OracleError",
     "OpusCallError",
     "OracleInfo",
     "PacketParse",
     "ShimLayout",
+    "build_lossgen_opus_demo",
+    "build_lossgen_shim",
     "build_shim",
     "detect_shim_defines",
     "error_name",
+    "lossgen_sources",
+    "lossgen_shim_source",
+    "lossgen_warmup",
+    "pcm24_to_16",
     "resolve_build",
     "shim_source",
 ]
 
 SHIM_ABI_VERSION = 1
+LOSSGEN_ABI_VERSION = 1
 
 # Public constants of include/opus_defines.h (identical in 1.5.2 and 1.6.1).
 OPUS_OK = 0
@@ -86,6 +97,7 @@ _SET_INBAND_FEC = 4012
 _SET_PACKET_LOSS_PERC = 4014
 _SET_DTX = 4016
 _GET_FINAL_RANGE = 4031
+_GET_LAST_PACKET_DURATION = 4039
 _SET_DRED_DURATION = 4050
 _FRAME_MS = (2.5, 5.0, 10.0, 20.0, 40.0, 60.0, 80.0, 100.0, 120.0)
 _RATES = (8000, 12000, 16000, 24000, 48000)
@@ -139,8 +151,7 @@ def _compile_flags(build: Build) -> tuple[list[str], list[str]]:
     defines = detect_shim_defines(build)
     cflags = ["-shared", "-fPIC", "-O2", "-DHAVE_CONFIG_H"]
     cflags += [f"-D{k}={v}" for k, v in sorted(defines.items())]
-    incs = [Path(build.source_dir)] + [Path(p) for p in build.include_dirs]
-    cflags += [f"-I{p}" for p in incs]
+    cflags += _include_flags(build)
     ldflags = [
         "-Wl,--whole-archive",
         str(build.static_lib),
@@ -157,6 +168,61 @@ def _file_digest(h: "hashlib._Hash", path: Path) -> None:
             h.update(chunk)
 
 
+def _compiler() -> str:
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if not cc:
+        raise OracleError("no C compiler found (set CC)")
+    return cc
+
+
+def _compile_cached(
+    build: Build,
+    *,
+    tag: str,
+    subdir: str,
+    out_name: str,
+    sources: Sequence[Path],
+    cflags: list[str],
+    ldflags: list[str],
+    what: str,
+    force: bool = False,
+) -> Path:
+    """Compile ``sources`` (+ the build's libopus.a in ``ldflags``) into
+    ``cache_dir()/<subdir>/<build.name>/<hash>/<out_name>``; the hash covers ``tag``, the compiler,
+    the command line, every source, ``libopus.a`` and the build's ``config.h``. Written under a
+    temporary name and renamed into place, so concurrent processes never load a half-written file."""
+    lib = Path(build.static_lib)
+    if not lib.is_file():
+        raise OracleError(f"{build.name}: static library {lib} is missing (build it with the upstream manager)")
+    cc = _compiler()
+    h = hashlib.sha256()
+    h.update(f"{tag}\0{cc}\0".encode())
+    h.update("\0".join(cflags + ldflags).encode())
+    for src in sources:
+        _file_digest(h, Path(src))
+    _file_digest(h, lib)
+    cfg = Path(build.build_dir) / "config.h"
+    if cfg.is_file():
+        _file_digest(h, cfg)
+    out_dir = cache_dir() / subdir / build.name / h.hexdigest()[:20]
+    out = out_dir / out_name
+    if out.is_file() and not force:
+        return out
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".build-", suffix=Path(out_name).suffix, dir=out_dir)
+    os.close(fd)
+    cmd = [cc, *cflags, *(str(s) for s in sources), "-o", tmp, *ldflags]
+    try:
+        res = subprocess.run(cmd, capture_output=True, text=True)
+        if res.returncode != 0:
+            raise OracleError(f"{build.name}: compiling {what} failed:\n{' '.join(cmd)}\n{res.stderr[-4000:]}")
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return out
+
+
 def build_shim(build: Build, *, force: bool = False) -> Path:
     """Compile the shim against ``build`` and return the shared object's path.
 
@@ -164,39 +230,70 @@ def build_shim(build: Build, *, force: bool = False) -> Path:
     shim source, ``libopus.a``, the build's ``config.h`` and the compiler command line; an existing
     file is reused unless ``force``.
     """
-    lib = Path(build.static_lib)
-    if not lib.is_file():
-        raise OracleError(f"{build.name}: static library {lib} is missing (build it with the upstream manager)")
-    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    if not cc:
-        raise OracleError("no C compiler found (set CC)")
     cflags, ldflags = _compile_flags(build)
-    src = shim_source()
-    h = hashlib.sha256()
-    h.update(f"abi{SHIM_ABI_VERSION}\0{cc}\0".encode())
-    h.update("\0".join(cflags + ldflags).encode())
-    _file_digest(h, src)
-    _file_digest(h, lib)
-    cfg = Path(build.build_dir) / "config.h"
-    if cfg.is_file():
-        _file_digest(h, cfg)
-    out_dir = cache_dir() / "shim" / build.name / h.hexdigest()[:20]
-    out = out_dir / "libopus_dred_shim.so"
-    if out.is_file() and not force:
-        return out
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".shim-", suffix=".so", dir=out_dir)
-    os.close(fd)
-    cmd = [cc, *cflags, str(src), "-o", tmp, *ldflags]
-    try:
-        res = subprocess.run(cmd, capture_output=True, text=True)
-        if res.returncode != 0:
-            raise OracleError(f"{build.name}: compiling the shim failed:\n{' '.join(cmd)}\n{res.stderr[-4000:]}")
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return out
+    return _compile_cached(
+        build, tag=f"abi{SHIM_ABI_VERSION}", subdir="shim", out_name="libopus_dred_shim.so",
+        sources=[shim_source()], cflags=cflags, ldflags=ldflags, what="the shim", force=force,
+    )
+
+
+def lossgen_shim_source() -> Path:
+    """Path of the loss-generator shim's C source shipped with the package."""
+    return Path(__file__).resolve().parent / "shim" / "lossgen_shim.c"
+
+
+def lossgen_sources(build: Build) -> list[Path]:
+    """``dnn/lossgen.c`` and ``dnn/lossgen_data.c`` of the build's source tree. Raises
+    :class:`OracleError` when the release has no generative loss model (both 1.5.2 and 1.6.1
+    have one)."""
+    dnn = Path(build.source_dir) / "dnn"
+    files = [dnn / "lossgen.c", dnn / "lossgen_data.c"]
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise OracleError(
+            f"{build.name}: libopus {build.release} has no generative loss model (missing {', '.join(missing)})"
+        )
+    return files
+
+
+def _include_flags(build: Build) -> list[str]:
+    incs = [Path(build.source_dir)] + [Path(p) for p in build.include_dirs]
+    return [f"-I{p}" for p in incs]
+
+
+def build_lossgen_shim(build: Build, *, force: bool = False) -> Path:
+    """Compile ``shim/lossgen_shim.c`` with the build's own ``dnn/lossgen.c`` and
+    ``dnn/lossgen_data.c`` into a second shared object (``libopus.a`` linked normally, not whole
+    archive: lossgen.c carries its own copies of the weight-parsing helpers). Only the shim's
+    functions are exported (``-fvisibility=hidden``). Cached at
+    ``cache_dir()/lossgen/<build.name>/<hash>/libopus_dred_lossgen.so``."""
+    srcs = [lossgen_shim_source(), *lossgen_sources(build)]
+    cflags = ["-shared", "-fPIC", "-O2", "-fvisibility=hidden", "-DHAVE_CONFIG_H", *_include_flags(build)]
+    ldflags = [str(build.static_lib), "-Wl,-Bsymbolic", "-lm"]
+    return _compile_cached(
+        build, tag=f"lossgen{LOSSGEN_ABI_VERSION}", subdir="lossgen", out_name="libopus_dred_lossgen.so",
+        sources=srcs, cflags=cflags, ldflags=ldflags, what="the lossgen shim", force=force,
+    )
+
+
+def build_lossgen_opus_demo(build: Build, *, force: bool = False) -> Path:
+    """``opus_demo`` with ``-sim_loss``, as ``configure --enable-lossgen`` would build it.
+
+    ``ENABLE_LOSSGEN`` changes nothing in libopus itself (only ``src/opus_demo.c`` and the
+    Makefile read it; ``opus_demo_SOURCES += $(LOSSGEN_SOURCES)``), so this links the tree's
+    ``src/opus_demo.c`` compiled with ``-DENABLE_LOSSGEN``, ``dnn/lossgen.c`` and
+    ``dnn/lossgen_data.c`` with the build's ``libopus.a``: the same program without a new libopus
+    build. Cached at ``cache_dir()/lossgen/<build.name>/<hash>/opus_demo``."""
+    demo = Path(build.source_dir) / "src" / "opus_demo.c"
+    if not demo.is_file():
+        raise OracleError(f"{build.name}: {demo} is missing")
+    srcs = [demo, *lossgen_sources(build)]
+    cflags = ["-O2", "-DHAVE_CONFIG_H", "-DENABLE_LOSSGEN", *_include_flags(build)]
+    ldflags = [str(build.static_lib), "-lm"]
+    return _compile_cached(
+        build, tag="opus_demo_lossgen1", subdir="lossgen", out_name="opus_demo",
+        sources=srcs, cflags=cflags, ldflags=ldflags, what="opus_demo with lossgen", force=force,
+    )
 
 
 _LOADED: dict[str, ctypes.CDLL] = {}
@@ -256,21 +353,48 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "opus_packet_pad": (_I, [_UBP, _I32, _I32]),
     "opus_packet_unpad": (_I32, [_UBP, _I32]),
     "opus_packet_has_lbrr": (_I, [_BP, _I32]),
+    "opus_packet_get_nb_samples": (_I, [_BP, _I32, _I32]),
 }
 
 
-def _load(path: Path) -> ctypes.CDLL:
+# Present in some releases only (1.6: 24-bit decoding); bound when the library has them.
+_OPTIONAL_SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
+    "opus_decode24": (_I, [_P, _BP, _I32, _I32P, _I, _I]),
+    "opus_decoder_dred_decode24": (_I, [_P, _P, _I32, _I32P, _I32]),
+}
+
+_LOSSGEN_SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
+    "shim_lossgen_abi_version": (_I, []),
+    "shim_lossgen_size": (_I, []),
+    "shim_lossgen_init": (None, [_P]),
+    "shim_lossgen_prob": (ctypes.c_float, [_P, _I, ctypes.c_float]),
+    "shim_lossgen_sample": (_I, [_P, ctypes.c_float]),
+}
+
+
+def _load(
+    path: Path,
+    signatures: dict[str, tuple[Any, list[Any]]] = _SIGNATURES,
+    optional: dict[str, tuple[Any, list[Any]]] = _OPTIONAL_SIGNATURES,
+    abi: tuple[str, int] = ("shim_abi_version", SHIM_ABI_VERSION),
+) -> ctypes.CDLL:
     key = str(path)
     with _LOAD_LOCK:
         lib = _LOADED.get(key)
         if lib is None:
             lib = ctypes.CDLL(key, mode=os.RTLD_LOCAL | getattr(os, "RTLD_NOW", 2))
-            for name, (res, args) in _SIGNATURES.items():
+            for name, (res, args) in signatures.items():
                 fn = getattr(lib, name)
                 fn.restype = res
                 fn.argtypes = args
-            if lib.shim_abi_version() != SHIM_ABI_VERSION:
-                raise OracleError(f"{path}: shim ABI {lib.shim_abi_version()} != {SHIM_ABI_VERSION}")
+            for name, (res, args) in optional.items():
+                if hasattr(lib, name):
+                    fn = getattr(lib, name)
+                    fn.restype = res
+                    fn.argtypes = args
+            got = getattr(lib, abi[0])()
+            if got != abi[1]:
+                raise OracleError(f"{path}: {abi[0]} {got} != {abi[1]}")
             _LOADED[key] = lib
         return lib
 
@@ -520,8 +644,39 @@ def _ibuf(values: Sequence[int] | int, ctype: Any = ctypes.c_int) -> Any:
 # Decoder
 
 
+def pcm24_to_16(pcm: np.ndarray) -> np.ndarray:
+    """24-bit samples (int32, full scale +-2**23) to int16 as 1.6.1's ``src/opus_demo.c`` writes
+    them: clamp to +-0x7fff00, add 128, shift right by 8 (round half up)."""
+    x = np.clip(np.asarray(pcm, np.int64), -0x7FFF00, 0x7FFF00)
+    return ((x + 128) >> 8).astype(np.int16)
+
+
+#: Largest ``frame_size`` the decoder wrappers accept, per channel: opus_demo's ``max_frame_size``
+#: (2 s at 48 kHz), which it passes for every normal decode whatever the rate.
+MAX_DECODE_SAMPLES = 2 * 48000
+
+
+@dataclass(frozen=True)
+class DecodeResult:
+    """What a libopus decode call returned: ``ret`` (samples per channel, or a negative error
+    code) and ``pcm``, the ``ret`` samples it wrote (int16, or int32 for the 24-bit calls; shape
+    [ret] mono, [ret, channels] otherwise; empty when ``ret <= 0``)."""
+
+    ret: int
+    pcm: np.ndarray
+
+
 class Decoder:
-    """An ``OpusDecoder`` (int16 output). Use as a context manager or call :meth:`close`."""
+    """An ``OpusDecoder``. Use as a context manager or call :meth:`close`.
+
+    Two levels: :meth:`decode_call` / :meth:`dred_decode_call` make the libopus call exactly as
+    asked (any ``frame_size`` in 0..:data:`MAX_DECODE_SAMPLES`, including the 0 that opus_demo passes
+    for losses before the first packet) and return the code, never raising on it; :meth:`decode`,
+    :meth:`decode_dred`, :meth:`decode24`, :meth:`decode_dred24` return the PCM and raise
+    :class:`OpusCallError` on a negative code. ``pcm24=True`` uses 1.6's ``opus_decode24`` /
+    ``opus_decoder_dred_decode24`` (int32, 24-bit scale; see :func:`pcm24_to_16` for opus_demo's
+    rounding); a release without them raises :class:`OracleError`.
+    """
 
     def __init__(self, oracle: "Oracle", fs: int, channels: int = 1):
         if fs not in _RATES:
@@ -537,30 +692,70 @@ class Decoder:
         if not self._st or err.value != OPUS_OK:
             raise OpusCallError("opus_decoder_create", err.value)
 
-    def _out(self, frame_size: int) -> np.ndarray:
-        if frame_size <= 0 or frame_size > 5760 * self.fs // 48000 * 2:
-            raise ValueError(f"frame_size {frame_size} out of range")
-        return np.zeros(frame_size * self.channels, np.int16)
+    @property
+    def has_pcm24(self) -> bool:
+        """Whether this release has ``opus_decode24`` / ``opus_decoder_dred_decode24`` (1.6+)."""
+        return self._oracle.has_pcm24
 
-    def _shape(self, pcm: np.ndarray, n: int, fn: str) -> np.ndarray:
-        if n < 0:
-            raise OpusCallError(fn, n)
-        pcm = pcm[: n * self.channels]
-        return pcm if self.channels == 1 else pcm.reshape(n, self.channels)
+    def _out(self, frame_size: int, pcm24: bool) -> np.ndarray:
+        if not 0 <= frame_size <= MAX_DECODE_SAMPLES:
+            raise ValueError(f"frame_size {frame_size} outside 0..{MAX_DECODE_SAMPLES}")
+        return np.zeros(max(1, frame_size * self.channels), np.int32 if pcm24 else np.int16)
+
+    def _result(self, pcm: np.ndarray, n: int) -> DecodeResult:
+        pcm = pcm[: max(0, n) * self.channels].copy()
+        return DecodeResult(n, pcm if self.channels == 1 else pcm.reshape(-1, self.channels))
+
+    def _fn(self, name16: str, name24: str, pcm24: bool) -> tuple[Any, Any]:
+        if not pcm24:
+            return getattr(self._lib, name16), _I16P
+        if not self.has_pcm24:
+            raise OracleError(f"{self._oracle.build.name}: libopus has no {name24} (added in 1.6)")
+        return getattr(self._lib, name24), _I32P
 
     def _live(self) -> Any:
         if not self._st:
             raise OracleError("decoder is closed")
         return self._st
 
-    def decode(self, packet: bytes | None, frame_size: int, *, fec: bool = False) -> np.ndarray:
-        """``opus_decode``; ``packet=None`` runs packet-loss concealment."""
-        pcm = self._out(frame_size)
+    def decode_call(
+        self, packet: bytes | None, frame_size: int, *, fec: bool = False, pcm24: bool = False
+    ) -> DecodeResult:
+        """``opus_decode`` (or ``opus_decode24``) as called; ``packet=None`` (or empty) runs
+        packet-loss concealment. The return code is in the result, not raised."""
+        fn, ptype = self._fn("opus_decode", "opus_decode24", pcm24)
+        pcm = self._out(frame_size, pcm24)
         data = None if packet is None else bytes(packet)
-        n = self._lib.opus_decode(
-            self._live(), data, 0 if data is None else len(data), pcm.ctypes.data_as(_I16P), frame_size, int(fec)
-        )
-        return self._shape(pcm, n, "opus_decode")
+        n = fn(self._live(), data, 0 if data is None else len(data), pcm.ctypes.data_as(ptype), int(frame_size),
+               int(bool(fec)))
+        return self._result(pcm, n)
+
+    def dred_decode_call(
+        self, dred: DredParse, dred_offset_samples: int, frame_size: int, *, pcm24: bool = False
+    ) -> DecodeResult:
+        """``opus_decoder_dred_decode`` (or ``..._decode24``) as called; the code is not raised."""
+        if dred.ptr is None:
+            raise OracleError("DRED object is closed")
+        if dred._oracle is not self._oracle:
+            raise OracleError("DRED object belongs to another libopus build")
+        fn, ptype = self._fn("opus_decoder_dred_decode", "opus_decoder_dred_decode24", pcm24)
+        pcm = self._out(frame_size, pcm24)
+        n = fn(self._live(), dred.ptr, int(dred_offset_samples), pcm.ctypes.data_as(ptype), int(frame_size))
+        return self._result(pcm, n)
+
+    def decode(self, packet: bytes | None, frame_size: int, *, fec: bool = False) -> np.ndarray:
+        """``opus_decode`` (int16); ``packet=None`` runs packet-loss concealment."""
+        r = self.decode_call(packet, frame_size, fec=fec)
+        if r.ret < 0:
+            raise OpusCallError("opus_decode", r.ret)
+        return r.pcm
+
+    def decode24(self, packet: bytes | None, frame_size: int, *, fec: bool = False) -> np.ndarray:
+        """``opus_decode24`` (int32, 24-bit scale; 1.6+)."""
+        r = self.decode_call(packet, frame_size, fec=fec, pcm24=True)
+        if r.ret < 0:
+            raise OpusCallError("opus_decode24", r.ret)
+        return r.pcm
 
     def decode_fec(self, packet: bytes, frame_size: int) -> np.ndarray:
         """``opus_decode(..., decode_fec=1)``: recover the previous frame from this packet's LBRR."""
@@ -572,15 +767,27 @@ class Decoder:
     def decode_dred(self, dred: DredParse, dred_offset_samples: int, frame_size: int) -> np.ndarray:
         """``opus_decoder_dred_decode``: ``dred_offset_samples`` is the position, in samples at this
         decoder's rate, before the start of the packet that carried the DRED."""
-        if dred.ptr is None:
-            raise OracleError("DRED object is closed")
-        if dred._oracle is not self._oracle:
-            raise OracleError("DRED object belongs to another libopus build")
-        pcm = self._out(frame_size)
-        n = self._lib.opus_decoder_dred_decode(
-            self._live(), dred.ptr, int(dred_offset_samples), pcm.ctypes.data_as(_I16P), frame_size
-        )
-        return self._shape(pcm, n, "opus_decoder_dred_decode")
+        r = self.dred_decode_call(dred, dred_offset_samples, frame_size)
+        if r.ret < 0:
+            raise OpusCallError("opus_decoder_dred_decode", r.ret)
+        return r.pcm
+
+    def decode_dred24(self, dred: DredParse, dred_offset_samples: int, frame_size: int) -> np.ndarray:
+        """``opus_decoder_dred_decode24`` (int32, 24-bit scale; 1.6+)."""
+        r = self.dred_decode_call(dred, dred_offset_samples, frame_size, pcm24=True)
+        if r.ret < 0:
+            raise OpusCallError("opus_decoder_dred_decode24", r.ret)
+        return r.pcm
+
+    @property
+    def last_packet_duration(self) -> int:
+        """``OPUS_GET_LAST_PACKET_DURATION``: samples per channel of the last decode call (what
+        opus_demo uses as the size of its loss-concealment calls)."""
+        v = ctypes.c_uint32(0)
+        r = self._lib.shim_dec_get_u32(self._live(), _GET_LAST_PACKET_DURATION, ctypes.byref(v))
+        if r != OPUS_OK:
+            raise OpusCallError("OPUS_GET_LAST_PACKET_DURATION", r)
+        return ctypes.c_int32(v.value).value
 
     @property
     def final_range(self) -> int:
@@ -758,6 +965,64 @@ def _compile_ops(ops: Iterable[Sequence[Any]], encoding: bool) -> tuple[Any, ...
 
 
 # ---------------------------------------------------------------------------------------------
+# The generative loss model (second shared object)
+
+
+_WARMUP_RE = re.compile(r"for\s*\(\s*i\s*=\s*0\s*;\s*i\s*<\s*(\d+)\s*;\s*i\s*\+\+\s*\)\s*sample_loss_impl")
+
+
+def lossgen_warmup(build: Build) -> int:
+    """Steps ``dnn/lossgen.c:sample_loss`` runs and discards on first use (100 in 1.5.2, 1000 in
+    1.6.1), read from the build's source."""
+    src = lossgen_sources(build)[0]
+    m = _WARMUP_RE.search(src.read_text(errors="replace"))
+    if not m:
+        raise OracleError(f"{build.name}: cannot find sample_loss' warm-up loop in {src}")
+    return int(m.group(1))
+
+
+class LossGen:
+    """libopus' generative loss model (``dnn/lossgen.c``) of one build, through
+    ``shim/lossgen_shim.c`` (see :func:`build_lossgen_shim`). ``frac`` arguments are what
+    opus_demo passes to ``sample_loss``: the ``-sim_loss`` percentage times ``.01f``
+    (:meth:`frac`).
+
+    * :meth:`new_state`: a fresh ``LossGenState`` (``lossgen_init``) in a ctypes buffer;
+    * :meth:`prob`: one network step (``sample_loss_impl`` without its draw) from an explicit
+      previous flag; returns the probability that this packet is lost;
+    * :meth:`sample`: libopus' own ``sample_loss`` (warm-up of :attr:`warmup` steps on first use,
+      then one libc ``rand()`` draw per call, ``(float)rand()/(float)RAND_MAX < p``). It draws from
+      the process-wide ``rand()`` state, like opus_demo (which never calls ``srand``).
+    """
+
+    def __init__(self, build: Build):
+        self.build = build
+        self.path = build_lossgen_shim(build)
+        self._lib = _load(self.path, _LOSSGEN_SIGNATURES, {}, ("shim_lossgen_abi_version", LOSSGEN_ABI_VERSION))
+        self.state_size = int(self._lib.shim_lossgen_size())
+        self.warmup = lossgen_warmup(build)
+
+    @staticmethod
+    def frac(percent: float) -> float:
+        """opus_demo's argument to ``sample_loss``: ``(float)atof(arg) * .01f`` in float32."""
+        return float(np.float32(np.float32(percent) * np.float32(0.01)))
+
+    def new_state(self) -> Any:
+        st = ctypes.create_string_buffer(self.state_size)
+        self._lib.shim_lossgen_init(st)
+        return st
+
+    def prob(self, state: Any, last_loss: int, frac: float) -> float:
+        return float(self._lib.shim_lossgen_prob(state, int(last_loss), float(frac)))
+
+    def sample(self, state: Any, frac: float) -> int:
+        return int(self._lib.shim_lossgen_sample(state, float(frac)))
+
+    def __repr__(self) -> str:
+        return f"LossGen({self.build.name!r}, warmup={self.warmup})"
+
+
+# ---------------------------------------------------------------------------------------------
 # The oracle
 
 
@@ -907,6 +1172,22 @@ class Oracle:
 
     def decoder(self, fs: int, channels: int = 1) -> Decoder:
         return Decoder(self, fs, channels)
+
+    @property
+    def has_pcm24(self) -> bool:
+        """Whether this release exports ``opus_decode24`` and ``opus_decoder_dred_decode24`` (1.6+)."""
+        return hasattr(self._lib, "opus_decode24") and hasattr(self._lib, "opus_decoder_dred_decode24")
+
+    # -- generative loss model ------------------------------------------------------------------
+
+    def lossgen(self) -> "LossGen":
+        """libopus' generative loss model of this build (``dnn/lossgen.c``), from the second shared
+        object (:func:`build_lossgen_shim`, compiled on first use). One per oracle."""
+        lg = getattr(self, "_lossgen", None)
+        if lg is None:
+            lg = LossGen(self.build)
+            self._lossgen = lg
+        return lg
 
     # -- DRED ---------------------------------------------------------------------------------
 
@@ -1123,6 +1404,12 @@ class Oracle:
     def packet_has_lbrr(self, data: bytes) -> int:
         raw = bytes(data)
         return self._lib.opus_packet_has_lbrr(raw, len(raw))
+
+    def packet_get_nb_samples(self, data: bytes, fs: int) -> int:
+        """``opus_packet_get_nb_samples``: samples per channel at ``fs``, or a negative error code
+        (``OPUS_BAD_ARG`` for an empty packet, ``OPUS_INVALID_PACKET`` over 120 ms)."""
+        raw = bytes(data)
+        return self._lib.opus_packet_get_nb_samples(raw, len(raw), int(fs))
 
     # -- extensions ---------------------------------------------------------------------------
 

@@ -16,7 +16,6 @@ file shorter than the stream means "not lost" for the rest), runs the receiver a
 
 from __future__ import annotations
 
-import ctypes
 import subprocess
 import tempfile
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from opus_dred.bitstream.formats import write_opus_demo_bit
-from opus_dred.conformance.oracle import DredParse, Oracle
+from opus_dred.conformance.oracle import DecodeResult, DredParse, Oracle, pcm24_to_16
 from opus_dred.refimpl import receiver as rx
 
 __all__ = [
@@ -37,10 +36,6 @@ __all__ = [
     "opus_demo_policy",
 ]
 
-_I16P = ctypes.POINTER(ctypes.c_int16)
-_I32P = ctypes.POINTER(ctypes.c_int32)
-_GET_LAST_PACKET_DURATION = 4039  # OPUS_GET_LAST_PACKET_DURATION_REQUEST (include/opus_defines.h)
-_SET_COMPLEXITY = 4010
 _MAX_FRAME = 48000 * 2  # opus_demo's max_frame_size at 48 kHz
 
 
@@ -58,53 +53,25 @@ class LibopusExecutor:
         self.rate = rate
         self.dec = oracle.decoder(rate, 1)
         self.dec.set_complexity(complexity)
-        lib = oracle._lib
-        has24 = hasattr(lib, "opus_decode24")
-        self.pcm24 = has24 if pcm24 is None else pcm24
-        if self.pcm24 and not has24:
+        self.pcm24 = oracle.has_pcm24 if pcm24 is None else pcm24
+        if self.pcm24 and not oracle.has_pcm24:
             raise ValueError(f"{oracle.build.name} has no opus_decode24")
-        # private function pointers (lib[name] makes a new one; the oracle's own stay untouched)
-        if self.pcm24:
-            self._dec = lib["opus_decode24"]
-            self._dred = lib["opus_decoder_dred_decode24"]
-            outp = _I32P
-            self._buf = np.zeros(_MAX_FRAME, np.int32)
-        else:
-            self._dec = lib["opus_decode"]
-            self._dred = lib["opus_decoder_dred_decode"]
-            outp = _I16P
-            self._buf = np.zeros(_MAX_FRAME, np.int16)
-        self._dec.restype = ctypes.c_int
-        self._dec.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int32, outp, ctypes.c_int, ctypes.c_int]
-        self._dred.restype = ctypes.c_int
-        self._dred.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int32, outp, ctypes.c_int32]
-        self._outp = outp
         self._parses: dict[tuple[int, int | None], DredParse] = {}
         self.chunks: list[np.ndarray] = []
         self.returns: list[tuple[rx.Action, int]] = []  # each call's return value
 
     # -- libopus calls --------------------------------------------------------------------------
 
-    def _ptr(self):
-        return self._buf.ctypes.data_as(self._outp)
-
     def last_packet_duration(self) -> int:
-        v = ctypes.c_uint32(0)
-        self.oracle._lib.shim_dec_get_u32(self.dec._live(), _GET_LAST_PACKET_DURATION, ctypes.byref(v))
-        return ctypes.c_int32(v.value).value
+        return self.dec.last_packet_duration
 
-    def _emit(self, n: int) -> None:
-        if n <= 0:
-            return
-        x = self._buf[:n].copy()
-        if self.pcm24:
-            x = np.clip(x.astype(np.int64), -0x7FFF00, 0x7FFF00)
-            x = ((x + 128) >> 8).astype(np.int16)
-        self.chunks.append(x.astype(np.int16))
+    def _emit(self, r: DecodeResult) -> int:
+        if r.ret > 0:
+            self.chunks.append(pcm24_to_16(r.pcm) if self.pcm24 else r.pcm.astype(np.int16))
+        return r.ret
 
-    def _decode(self, data: bytes | None, frame_size: int, fec: int) -> int:
-        n = 0 if data is None else len(data)
-        return self._dec(self.dec._live(), data, n, self._ptr(), int(frame_size), fec)
+    def _decode(self, data: bytes | None, frame_size: int, fec: int) -> DecodeResult:
+        return self.dec.decode_call(data, int(frame_size), fec=bool(fec), pcm24=self.pcm24)
 
     def dred(self, seq: int, packet: bytes, max_dred_samples: int | None) -> DredParse:
         key = (seq, max_dred_samples)
@@ -117,20 +84,20 @@ class LibopusExecutor:
     def execute(self, action: rx.Action, packets: Sequence[bytes]) -> int:
         """Run one action; returns libopus' return value (samples or error code)."""
         if isinstance(action, rx.Normal):
-            n = self._decode(packets[action.seq], _MAX_FRAME * self.rate // 48000, 0)
+            r = self._decode(packets[action.seq], _MAX_FRAME * self.rate // 48000, 0)
         elif isinstance(action, rx.Lbrr):
-            n = self._decode(packets[action.seq], action.samples, 1)
+            r = self._decode(packets[action.seq], action.samples, 1)
         elif isinstance(action, rx.Plc):
-            n = self._decode(None, action.samples, 0)
+            r = self._decode(None, action.samples, 0)
         elif isinstance(action, rx.Dred):
             d = self.dred(action.seq, packets[action.seq], action.max_dred_samples)
-            n = self._dred(self.dec._live(), d.ptr, int(action.offset_samples), self._ptr(), int(action.samples))
+            r = self.dec.dred_decode_call(d, int(action.offset_samples), int(action.samples), pcm24=self.pcm24)
         elif isinstance(action, rx.Drop):
-            n = 0
+            r = None
         else:
             raise TypeError(f"not a receiver action: {action!r}")
+        n = 0 if r is None else self._emit(r)
         self.returns.append((action, n))
-        self._emit(n)
         return n
 
     def pcm(self) -> np.ndarray:
@@ -169,10 +136,7 @@ def packet_events(oracle: Oracle, packets: Sequence[bytes], lost: Iterable[int],
 
 
 def _packet_samples(oracle: Oracle, pkt: bytes, rate: int) -> int:
-    fn = oracle._lib["opus_packet_get_nb_samples"]
-    fn.restype = ctypes.c_int
-    fn.argtypes = [ctypes.c_char_p, ctypes.c_int32, ctypes.c_int32]
-    n = fn(pkt, len(pkt), rate)
+    n = oracle.packet_get_nb_samples(pkt, rate)
     if n <= 0:
         raise ValueError(f"opus_packet_get_nb_samples failed ({n})")
     return n
@@ -215,10 +179,13 @@ def run_opus_demo(
     final_ranges: Sequence[int] | None = None,
     complexity: int = 0,
     extra: Sequence[str] = (),
+    opus_demo: Path | None = None,
 ) -> np.ndarray:
     """``opus_demo -d <rate> 1 [-lossfile F] [-dec_complexity C] in.bit out.pcm``; the int16 output.
-    Final ranges default to 0, which disables opus_demo's range check."""
-    exe = Path(build_dir) / "opus_demo"
+    Final ranges default to 0, which disables opus_demo's range check. ``opus_demo`` names another
+    binary than the build's (e.g. :func:`~opus_dred.conformance.oracle.build_lossgen_opus_demo`,
+    which has ``-sim_loss``; pass ``lost=None`` and ``extra=["-sim_loss", "20"]``)."""
+    exe = Path(opus_demo) if opus_demo is not None else Path(build_dir) / "opus_demo"
     rngs = list(final_ranges) if final_ranges is not None else [0] * len(packets)
     with tempfile.TemporaryDirectory(prefix="opus-dred-rx-") as td:
         t = Path(td)

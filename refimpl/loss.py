@@ -18,8 +18,9 @@ the same seed gives the same flags. The flags feed :mod:`opus_dred.refimpl.recei
 * :class:`LibopusLossGen`: libopus' generative loss model (``dnn/lossgen.c``, the one ``opus_demo
   -sim_loss <perc>`` uses): a small GRU network, given the previous flag and the target percentage,
   outputs the probability that the next packet is lost. The network runs in libopus through the
-  oracle; the uniform draws come from our numpy generator (opus_demo uses libc ``rand()``), and the
-  warm-up (steps discarded before the first flag) follows each release (100 in 1.5.2, 1000 in 1.6.1).
+  oracle (``Oracle.lossgen()``); the uniform draws come from our numpy generator, or from glibc's
+  ``rand()`` sequence (:class:`LibcRand`), which reproduces opus_demo's flags exactly; the warm-up
+  (steps discarded before the first flag) follows each release (100 in 1.5.2, 1000 in 1.6.1).
 * :func:`read_trace` / :func:`write_trace`: trace files, one 0/1 per line per packet (the format
   opus_demo's ``-lossfile`` reads with ``fscanf("%d")``).
 """
@@ -39,9 +40,10 @@ __all__ = [
     "bernoulli",
     "GilbertElliott",
     "GE_PRESETS",
+    "LibcRand",
     "LibopusLossGen",
-    "LOSSGEN_SHIM_FUNCTIONS",
     "LossGenUnavailable",
+    "RAND_MAX",
     "read_trace",
     "write_trace",
     "parse_trace",
@@ -126,66 +128,110 @@ GE_PRESETS: dict[str, GilbertElliott] = {
 # ------------------------------------------------------------------------------------------------
 # libopus' generative model (dnn/lossgen.c) through the oracle
 
-#: What the oracle's shim must export for :class:`LibopusLossGen` (it has to compile
-#: ``dnn/lossgen.c`` and ``dnn/lossgen_data.c`` in, which ``libopus.a`` does not contain):
-LOSSGEN_SHIM_FUNCTIONS = {
-    "shim_lossgen_size": "int (void): sizeof(LossGenState)",
-    "shim_lossgen_init": "void (void *st): lossgen_init(st)",
-    "shim_lossgen_prob": "float (void *st, int last_loss, float percent_loss): one step of "
-    "dnn/lossgen.c:sample_loss_impl without the rand() draw: input {last_loss, percent}, "
-    "dense_in (tanh), gru1, gru2, dense_out (sigmoid); updates the GRU states, returns the probability",
-}
+#: glibc's ``RAND_MAX`` (what ``dnn/lossgen.c`` divides ``rand()`` by).
+RAND_MAX = 2147483647
 
 
 class LossGenUnavailable(RuntimeError):
-    """The oracle's shim does not export the lossgen functions (see LOSSGEN_SHIM_FUNCTIONS)."""
+    """The oracle cannot provide libopus' loss model, or libc draws are not available here."""
+
+
+class LibcRand:
+    """The sequence of glibc's ``rand()`` after ``srand(seed)``, from a private state.
+
+    glibc's ``rand()`` is ``random()`` (the additive feedback generator, TYPE_3, 128-byte state);
+    ``initstate_r(seed, buf, 128, data)`` starts an identical generator that no other code in the
+    process shares, and ``random_r`` steps it. opus_demo never calls ``srand``, so its draws are
+    those of ``srand(1)`` (glibc maps seed 0 to 1 as well). Needs glibc (``random_r``); elsewhere
+    :class:`LossGenUnavailable` is raised, as other C libraries' ``rand()`` differ anyway.
+    """
+
+    def __init__(self, seed: int = 1):
+        try:
+            libc = ctypes.CDLL(None)
+            self._init = libc.initstate_r
+            self._next = libc.random_r
+        except (OSError, AttributeError) as e:
+            raise LossGenUnavailable(f"libc rand() draws need glibc's initstate_r/random_r: {e}") from e
+        self._init.argtypes = [ctypes.c_uint, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_void_p]
+        self._init.restype = ctypes.c_int
+        self._next.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_int32)]
+        self._next.restype = ctypes.c_int
+        self._state = ctypes.create_string_buffer(128)
+        self._data = ctypes.create_string_buffer(128)  # struct random_data (48 bytes on LP64), zeroed
+        if self._init(int(seed) & 0xFFFFFFFF, self._state, 128, self._data) != 0:
+            raise LossGenUnavailable("initstate_r failed")
+        self._out = ctypes.c_int32(0)
+
+    def rand(self) -> int:
+        self._next(self._data, ctypes.byref(self._out))
+        return int(self._out.value)
+
+    def uniform(self) -> np.float32:
+        """``(float)rand()/(float)RAND_MAX`` in float32, as ``dnn/lossgen.c:sample_loss_impl``."""
+        return np.float32(self.rand()) / np.float32(RAND_MAX)
 
 
 class LibopusLossGen:
-    """libopus' generative loss model, run by one libopus build (``oracle``)."""
+    """libopus' generative loss model, run by one libopus build.
+
+    ``oracle`` is anything with a ``lossgen()`` method returning the model of one build (the
+    conformance oracle's ``Oracle.lossgen()``): ``new_state()``, ``prob(state, last_loss, frac)``
+    (one step of ``dnn/lossgen.c:sample_loss_impl`` without its draw), ``frac(percent)``
+    (opus_demo's ``percent * .01f``) and ``warmup`` (steps ``sample_loss`` discards on first use).
+    """
 
     def __init__(self, oracle: Any):
-        lib = oracle._lib
-        missing = [f for f in LOSSGEN_SHIM_FUNCTIONS if not hasattr(lib, f)]
-        if missing:
-            raise LossGenUnavailable(
-                f"{oracle.build.name}: the shim lacks {', '.join(missing)}; it must compile dnn/lossgen.c and "
-                "dnn/lossgen_data.c and export: "
-                + "; ".join(f"{k} {v}" for k, v in LOSSGEN_SHIM_FUNCTIONS.items())
-            )
-        self._size = lib["shim_lossgen_size"]
-        self._size.restype = ctypes.c_int
-        self._init = lib["shim_lossgen_init"]
-        self._init.argtypes = [ctypes.c_void_p]
-        self._init.restype = None
-        self._prob = lib["shim_lossgen_prob"]
-        self._prob.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_float]
-        self._prob.restype = ctypes.c_float
-        self.warmup = 100 if "1.5" in oracle.info().version_string else 1000
+        try:
+            self.model = oracle.lossgen()
+        except Exception as e:  # noqa: BLE001 - any failure to build or load it
+            raise LossGenUnavailable(f"libopus' loss model is not available: {e}") from e
+        self.warmup = int(self.model.warmup)
 
     def probabilities(self, flags: Iterable[int], percent: float) -> np.ndarray:
         """The model's loss probability for each packet given the previous flags (teacher forcing,
         starting from a fresh state and last_loss = 0, without warm-up)."""
-        st = ctypes.create_string_buffer(self._size())
-        self._init(st)
+        m = self.model
+        st = m.new_state()
+        frac = m.frac(percent)
         out, last = [], 0
         for f in flags:
-            out.append(self._prob(st, last, float(percent) / 100.0))
+            out.append(m.prob(st, last, frac))
             last = int(f)
         return np.asarray(out, np.float32)
 
-    def generate(self, n: int, percent: float, seed: int | np.random.Generator | None = 0) -> np.ndarray:
-        """``n`` flags for a target loss of ``percent`` % (opus_demo -sim_loss <percent>)."""
+    def generate(
+        self, n: int, percent: float, seed: int | np.random.Generator | None = 0, *, draws: str = "numpy"
+    ) -> np.ndarray:
+        """``n`` flags for a target loss of ``percent`` % (``opus_demo -sim_loss <percent>``),
+        after the release's warm-up, each drawn as ``u < p``.
+
+        ``draws="numpy"``: ``u`` from a numpy generator seeded with ``seed``.
+        ``draws="libc"``: ``u = (float)rand()/(float)RAND_MAX`` from glibc's ``rand()`` after
+        ``srand(seed)`` (:class:`LibcRand`); ``seed`` 0 or 1 gives opus_demo's own draws (it never
+        seeds), so the flags equal ``opus_demo -sim_loss`` flag for flag."""
         if not 0.0 <= percent <= 100.0:
             raise ValueError("percent must be in [0, 100]")
-        g = _rng(seed)
-        st = ctypes.create_string_buffer(self._size())
-        self._init(st)
-        last = 0
+        if n < 0:
+            raise ValueError("n must be >= 0")
+        m = self.model
+        total = self.warmup + n
+        if draws == "numpy":
+            u = _rng(seed).random(total, dtype=np.float32)
+            draw = iter(u).__next__
+        elif draws == "libc":
+            if isinstance(seed, np.random.Generator):
+                raise ValueError('draws="libc" needs an integer seed (srand)')
+            draw = LibcRand(1 if seed is None else int(seed)).uniform
+        else:
+            raise ValueError(f"draws must be 'numpy' or 'libc', not {draws!r}")
+        st = m.new_state()
+        frac = m.frac(percent)
         out = np.zeros(n, np.uint8)
-        u = np.float32(g.random(self.warmup + n, dtype=np.float32))
-        for i in range(self.warmup + n):
-            last = int(u[i] < self._prob(st, last, float(percent) / 100.0))
+        last = 0
+        for i in range(total):
+            p = m.prob(st, last, frac)
+            last = int(draw() < p)
             if i >= self.warmup:
                 out[i - self.warmup] = last
         return out

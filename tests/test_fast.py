@@ -1,0 +1,84 @@
+"""refimpl.fast (batched decoder, int8 layers as float32 GEMMs) computes what refimpl.rdovae computes.
+
+Real speech DRED payloads are entropy-decoded (opus_dred.bitstream.batch), decoded by the fast batched
+path, and every packet's features are compared with ``rdovae.decode_features`` on that packet alone:
+bit-exact for LIBOPUS_AVX2 (integer products exact in float32), and for FLOAT within float32 rounding
+(a batched GEMM sums in another order than a matrix-vector product). A sample is also checked against
+libopus' own features (opus_dred_parse of the default build).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+
+from opus_dred.bitstream.batch import read_dred_payloads
+from opus_dred.models.pack import load_pack
+from opus_dred.refimpl import fast, nnet, rdovae
+
+FS = 16000
+N = 24  # packets compared one by one against the unbatched reference
+
+
+@functools.cache
+def _data(release: str):
+    from opus_dred.bitstream.extensions import find_dred_extension
+    from opus_dred.conformance.oracle import Oracle
+    from opus_dred.conformance.speech import load_clip
+
+    o = Oracle.for_build(f"libopus-{release}")
+    pcm = load_clip(None, rate=FS)[: 2 * FS]
+    pkts = [p.data for p in o.encode(pcm, fs=FS, bitrate=32000, frame_ms=20, loss_perc=20, dred_duration=100)]
+    pkts = [p for p in pkts if find_dred_extension(p, f"libopus-{release}") is not None][:N]
+    pays = [find_dred_extension(p, f"libopus-{release}").payload for p in pkts]
+    b = read_dred_payloads(pays, f"libopus-{release}", min_feature_frames=102)
+    params = rdovae.params_from_pack(load_pack(f"libopus-{release}"))
+    return o, pkts, b, params
+
+
+@pytest.mark.parametrize("release", ["1.5.2", "1.6.1"])
+def test_avx2_bit_exact_with_rdovae_and_libopus(release):
+    o, pkts, b, params = _data(release)
+    t = int(b.nb_latents.max())
+    assert t > 2
+    num = nnet.LIBOPUS_AVX2
+    fp = fast.prepare(params, num)
+    assert not any("weight_q" in p for p in fp.values())  # every int8 layer passed the 2**24 bound
+    out = np.asarray(fast.decode_batch_jit(fp, b.state, b.latents[:, :t], num=num))
+    for i in range(len(pkts)):
+        nb = int(b.nb_latents[i])
+        ref = np.asarray(rdovae.decode_features_jit(params, b.state[i], b.latents[i, :nb], num=num))
+        np.testing.assert_array_equal(out[i, : 4 * nb], ref)
+    for i in range(0, len(pkts), 6):
+        d = o.dred_parse(pkts[i], max_dred_samples=FS, sampling_rate=FS)
+        assert d.nb_latents == b.nb_latents[i]
+        np.testing.assert_array_equal(out[i, : 4 * d.nb_latents], d.features)
+
+
+def test_float_matches_rdovae():
+    _, _, b, params = _data("1.6.1")
+    t = int(b.nb_latents.max())
+    fp = fast.prepare(params, nnet.FLOAT)
+    out = np.asarray(fast.decode_batch_jit(fp, b.state, b.latents[:, :t], num=nnet.FLOAT))
+    worst = 0.0
+    for i in range(len(b)):
+        nb = int(b.nb_latents[i])
+        ref = np.asarray(rdovae.decode_features_jit(params, b.state[i], b.latents[i, :nb], num=nnet.FLOAT))
+        worst = max(worst, float(np.max(np.abs(out[i, : 4 * nb] - ref))))
+    assert worst < 1e-4
+
+
+def test_gemm_bound_rejects_layers_that_could_round():
+    """A layer whose partial sums can exceed 2**24 keeps the exact int32 product."""
+    wq = np.full((608, 8), 127, np.int8)  # 255 * 608 * 127 > 2**24
+    p = {"weight_q": wq, "scale": np.ones(8, np.float32), "bias": np.zeros(8, np.float32),
+         "subias": np.zeros(8, np.float32), "weight": wq.astype(np.float32)}
+    fp = fast.prepare({"x": p}, nnet.LIBOPUS_AVX2)
+    assert "weight_q" in fp["x"] and "weight_f" not in fp["x"]
+    small = dict(p, weight_q=np.ones((16, 8), np.int8))
+    assert "weight_f" in fast.prepare({"x": small}, nnet.LIBOPUS_AVX2)["x"]
+    x = np.linspace(-1, 1, 608 * 3, dtype=np.float32).reshape(3, 608)
+    np.testing.assert_array_equal(np.asarray(fast._linear(fp["x"], x, nnet.LIBOPUS_AVX2)),
+                                  np.asarray(nnet.linear(p, x, nnet.LIBOPUS_AVX2)))

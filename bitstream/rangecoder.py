@@ -596,6 +596,10 @@ def laplace_decode_p0(dec: RangeDecoder, p0: int, decay: int) -> int:
         value += v
         if v != 7:
             break
+        if dec.nbits_total > 8 * dec.storage + 4096:
+            # Far past the end only zeros are read, and zeros never decode as 7 for long; this
+            # guard only stops a run that libopus itself could not finish.
+            raise RangeCoderError("Laplace magnitude does not terminate", bit_offset=dec.tell())
     return value if s == 1 else -value
 
 

@@ -6,14 +6,20 @@ headers and links it with the tree's ``libopus.a`` into one shared object
 (:func:`build_shim`), loads it with ``RTLD_LOCAL`` (so several libopus versions live in one process)
 and wraps it in :class:`Oracle`:
 
-* the public codec: :meth:`Oracle.encode`, :meth:`Oracle.decoder` (:class:`Decoder`),
-  :meth:`Oracle.dred_parse`, :meth:`Oracle.dred_process`;
+* the public codec: :meth:`Oracle.encode`, :meth:`Oracle.decoder` (:class:`Decoder`: 16- and, in
+  1.6, 24-bit decoding, DRED decoding, the last packet duration, calls exactly as opus_demo makes
+  them), :meth:`Oracle.dred_parse`, :meth:`Oracle.dred_process`, :meth:`Oracle.packet_get_nb_samples`;
 * internals libopus does not export, for the bitstream layer's differential tests: the range coder
   (:meth:`Oracle.ec_encode` / :meth:`Oracle.ec_decode`), the packet parser with padding
   (:meth:`Oracle.packet_parse`), padding extensions (:meth:`Oracle.ext_parse`,
   :meth:`Oracle.ext_generate`, :meth:`Oracle.ext_count`), the DRED payload decoder
   (:meth:`Oracle.dred_ec_decode`, :meth:`Oracle.dred_header`) and the RDO-VAE decoder on arbitrary
-  inputs (:meth:`Oracle.rdovae_decode`).
+  inputs (:meth:`Oracle.rdovae_decode`);
+* libopus' generative packet-loss model (``dnn/lossgen.c``, not in ``libopus.a``):
+  :meth:`Oracle.lossgen` (:class:`LossGen`), from a second small shared object built from
+  ``shim/lossgen_shim.c`` and the tree's ``dnn/lossgen.c`` + ``dnn/lossgen_data.c``
+  (:func:`build_lossgen_shim`); :func:`build_lossgen_opus_demo` links the tree's opus_demo with
+  ``-sim_loss`` against the same ``libopus.a``.
 
 Struct layouts and dimensions are never assumed: the shim reports them as its compiler saw them
 (:class:`ShimLayout`), and :meth:`Oracle.info` checks ``sizeof(OpusDRED)`` against

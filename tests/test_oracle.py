@@ -11,7 +11,15 @@ import functools
 import numpy as np
 import pytest
 
-from opus_dred.conformance.oracle import Extension, Oracle, OpusCallError, OracleError, build_shim
+from opus_dred.conformance.oracle import (
+    MAX_DECODE_SAMPLES,
+    Extension,
+    Oracle,
+    OpusCallError,
+    OracleError,
+    build_shim,
+    pcm24_to_16,
+)
 from opus_dred.conformance.speech import load_clip
 
 pytestmark = pytest.mark.oracle
@@ -241,6 +249,118 @@ def test_lbrr_fec_plc_reset(release, speech):
         assert dec.decode(pk[lost + 2].data, FRAME).shape == (FRAME,)
         with pytest.raises(OpusCallError):
             dec.decode_plc(7)  # not a whole number of 2.5 ms
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_decoder_public_api(release, packets):
+    """opus_packet_get_nb_samples, OPUS_GET_LAST_PACKET_DURATION, and the zero-size concealment
+    call opus_demo makes for losses before the first packet (libopus refuses it; it must reach
+    libopus and leave the decoder as it was)."""
+    o = oracle(f"libopus-{release}")
+    pk = packets(f"libopus-{release}")
+    assert {o.packet_get_nb_samples(p.data, FS) for p in pk} == {FRAME}
+    assert o.packet_get_nb_samples(pk[0].data, 48000) == 3 * FRAME
+    assert o.packet_get_nb_samples(b"", FS) == -1  # OPUS_BAD_ARG
+    with o.decoder(FS) as a, o.decoder(FS) as b:
+        assert a.last_packet_duration == 0
+        r = a.decode_call(None, 0)
+        assert r.ret == -1 and r.pcm.shape == (0,)  # OPUS_BAD_ARG, nothing written
+        with pytest.raises(OpusCallError):
+            a.decode_plc(0)
+        for bad in (-1, MAX_DECODE_SAMPLES + 1):
+            with pytest.raises(ValueError):
+                a.decode_call(None, bad)
+        for p in pk[:10]:
+            y = a.decode(p.data, MAX_DECODE_SAMPLES)
+            assert y.shape == (o.packet_get_nb_samples(p.data, FS),) == (a.last_packet_duration,)
+            np.testing.assert_array_equal(y, b.decode(p.data, FRAME))
+            assert a.final_range == b.final_range == p.final_range
+        a.decode_plc(FRAME // 2)
+        assert a.last_packet_duration == FRAME // 2
+        assert a.decode_call(None, 0).ret == -1 and a.last_packet_duration == FRAME // 2
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_decode24(release, packets, speech):
+    """1.6's opus_decode24 / opus_decoder_dred_decode24: the same decoder at 24-bit scale; with
+    opus_demo's rounding it gives opus_decode's int16. 1.5.2 has neither."""
+    o = oracle(f"libopus-{release}")
+    pk = packets(f"libopus-{release}")
+    parses = [o.dred_parse(p.data, max_dred_samples=FS, sampling_rate=FS) for p in pk]
+    lost = next(i for i in range(60, len(pk) - 2) if parses[i + 1].ret >= 2 * FRAME)
+    with o.decoder(FS) as a, o.decoder(FS) as b:
+        if release == "1.5.2":
+            assert not o.has_pcm24 and not a.has_pcm24
+            with pytest.raises(OracleError):
+                a.decode24(pk[0].data, FRAME)
+            with pytest.raises(OracleError):
+                a.decode_dred24(parses[lost + 1], 2 * FRAME, FRAME)
+            return
+        assert o.has_pcm24
+        # SILK speech: the decoder's output is 16-bit, opus_decode24 gives it at 24-bit scale
+        for p in pk[:lost]:
+            y = a.decode(p.data, FRAME)
+            z = b.decode24(p.data, FRAME)
+            assert z.dtype == np.int32 and z.shape == y.shape == (FRAME,)
+            assert b.final_range == a.final_range == p.final_range
+            np.testing.assert_array_equal(z, 256 * y.astype(np.int32))
+        y = a.decode_dred(parses[lost + 1], 2 * FRAME, FRAME)
+        z = b.decode_dred24(parses[lost + 1], 2 * FRAME, FRAME)
+        assert np.any(y != 0)
+        np.testing.assert_array_equal(pcm24_to_16(z), y)
+    # CELT: 8 more bits; rounded as opus_demo does, they give opus_decode's int16 except where the
+    # 24-bit sample lies exactly halfway between two 16-bit values (opus_demo rounds those up)
+    celt = o.encode(speech[:FS], fs=FS, bitrate=32000, application="lowdelay")
+    with o.decoder(FS) as a, o.decoder(FS) as b:
+        fine = ties = 0
+        for p in celt:
+            y = a.decode(p.data, FRAME).astype(np.int64)
+            z = b.decode24(p.data, FRAME).astype(np.int64)
+            assert b.final_range == a.final_range == p.final_range
+            d = pcm24_to_16(z) - y
+            assert np.all(np.abs(d) <= 1) and np.all(z[d != 0] % 256 == 128)
+            fine += int(np.count_nonzero(z % 256))
+            ties += int(np.count_nonzero(d))
+        assert fine > len(celt) * FRAME // 2 and ties > 0
+        r = b.decode_call(None, 0, pcm24=True)
+        assert r.ret == -1 and r.pcm.dtype == np.int32 and r.pcm.size == 0
+
+
+# --------------------------------------------------------------------------------------------
+# libopus' generative loss model (the second shared object)
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_lossgen_model(release):
+    """The lossgen shim's network step drives libopus' own sample_loss: with glibc's rand()
+    sequence (srand(seed)) our generator gives the same flags as sample_loss itself, including the
+    release's warm-up; other seeds or the other warm-up give other flags."""
+    import ctypes
+
+    from opus_dred.refimpl import loss
+
+    o = oracle(f"libopus-{release}")
+    m = o.lossgen()
+    assert m is o.lossgen()
+    assert m.warmup == {"1.5.2": 100, "1.6.1": 1000}[release]
+    libc = ctypes.CDLL(None)
+    libc.srand(11)
+    ref = [libc.rand() for _ in range(2000)]
+    r = loss.LibcRand(11)
+    assert [r.rand() for _ in range(2000)] == ref
+    gen = loss.LibopusLossGen(o)
+    for pct, seed in ((10, 1), (25, 11), (50, 3)):
+        frac = m.frac(pct)
+        assert frac == float(np.float32(pct) * np.float32(0.01))
+        libc.srand(seed)
+        st = m.new_state()
+        real = np.array([m.sample(st, frac) for _ in range(3000)], np.uint8)
+        ours = gen.generate(3000, pct, seed=seed, draws="libc")
+        np.testing.assert_array_equal(ours, real)
+        assert abs(real.mean() - pct / 100) < 0.4 * pct / 100
+        assert not np.array_equal(gen.generate(3000, pct, seed=seed + 1, draws="libc"), real)
+    gen.warmup += 1  # one step off the release's warm-up: another sequence
+    assert not np.array_equal(gen.generate(3000, 50, seed=3, draws="libc"), real)
 
 
 # --------------------------------------------------------------------------------------------

@@ -129,10 +129,7 @@ def test_libopus_lossgen(build):
     from opus_dred.refimpl import loss
 
     o = Oracle.for_build(build)
-    try:
-        gen = loss.LibopusLossGen(o)
-    except loss.LossGenUnavailable as e:
-        pytest.skip(str(e))
+    gen = loss.LibopusLossGen(o)
     for pct in (10, 30):
         x = gen.generate(20000, pct, seed=1)
         assert abs(x.mean() - pct / 100) < 0.5 * pct / 100
@@ -140,3 +137,28 @@ def test_libopus_lossgen(build):
     assert np.array_equal(gen.generate(500, 20, seed=3), gen.generate(500, 20, seed=3))
     p = gen.probabilities([0] * 50 + [1] * 5, 20)
     assert p.shape == (55,) and np.all((p >= 0) & (p <= 1))
+    assert p[50:].mean() > 2 * p[:50].mean()  # a loss makes the next one likelier
+
+
+@pytest.mark.parametrize("pct", [20, 40])
+def test_sim_loss_flags_equal_opus_demo(build, pct):
+    """``opus_demo -sim_loss`` (opus_demo.c and lossgen.c compiled with ENABLE_LOSSGEN against the
+    build's libopus.a, as ``--enable-lossgen`` would) decodes exactly what our receiver decodes with
+    the flags of LibopusLossGen(draws="libc") and opus_demo's (absent) seed; another seed differs."""
+    from opus_dred.conformance.oracle import build_lossgen_opus_demo
+    from opus_dred.refimpl import loss
+
+    rate = 16000
+    o, packets, ranges = _stream(build, rate)
+    exe = build_lossgen_opus_demo(upstream.get_build(build))
+    ref = run_opus_demo(upstream.get_build(build).build_dir, packets, None, rate, final_ranges=ranges,
+                        extra=["-sim_loss", str(pct)], opus_demo=exe)
+    gen = loss.LibopusLossGen(o)
+    flags = gen.generate(len(packets), pct, seed=0, draws="libc")
+    assert flags.sum() >= 5
+    ours, _ = decode_like_opus_demo(o, packets, flags, rate)
+    assert len(ours) == len(ref) and np.array_equal(ours, ref)
+    other = gen.generate(len(packets), pct, seed=5, draws="libc")
+    assert not np.array_equal(other, flags)
+    theirs, _ = decode_like_opus_demo(o, packets, other, rate)
+    assert len(theirs) != len(ref) or not np.array_equal(theirs, ref)

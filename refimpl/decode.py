@@ -1,0 +1,196 @@
+"""``decode_dred``: from an Opus packet (or a DRED payload) to acoustic features.
+
+The whole normative path of draft-ietf-mlcodec-opus-dred in one call: the bitstream layer finds the DRED
+extension (``opus_dred.bitstream.extensions.find_dred_extension``, libopus ``dred_find_payload``) and
+entropy-decodes and dequantizes the payload (``opus_dred.bitstream.dred.read_dred_payload``, libopus
+``dred_ec_decode``); the RDO-VAE decoder of :mod:`opus_dred.refimpl.rdovae` turns the initial state and the
+latents into 20 features per 10 ms frame (libopus ``opus_dred_process`` → ``DRED_rdovae_decode_all``).
+
+The result mirrors what libopus' ``opus_dred_parse`` (with processing) leaves in ``OpusDRED``: the features
+in ``fec_features`` order (row ``4k + j`` is the ``j``-th newest 10 ms frame of latent ``k``, newest first),
+``nb_latents``, ``dred_offset`` (2.5 ms units), and the function's return value and ``dred_end``.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from opus_dred.bitstream.dred import DredPayload, read_dred_payload
+from opus_dred.bitstream.extensions import find_dred_extension
+from opus_dred.bitstream.profiles import Profile, get_profile
+
+__all__ = ["DredResult", "NUMERICS", "decode_dred", "decode_payload", "features_of", "params_for"]
+
+#: Names of the arithmetic paths (``docs/numerics.md``). ``libopus-avx2`` is the default: it reproduces
+#: libopus' x86 int8 path (8-bit inputs, exact integer dot products, libopus' activations), which is what
+#: the released decoder is; ``float`` is the plain float32 network with exact activations.
+NUMERICS = ("libopus-avx2", "libopus-sse2", "libopus-c", "float")
+DEFAULT_NUMERICS = "libopus-avx2"
+
+
+def _numerics(name: str):
+    from opus_dred.refimpl import nnet
+
+    presets = {
+        "libopus-avx2": nnet.LIBOPUS_AVX2,
+        "libopus-sse2": nnet.LIBOPUS_SSE2,
+        "libopus-c": nnet.LIBOPUS_C,
+        "float": nnet.FLOAT,
+    }
+    try:
+        return presets[name]
+    except KeyError:
+        raise ValueError(f"unknown numerics {name!r}; choose one of {', '.join(NUMERICS)}") from None
+
+
+@dataclass
+class DredResult:
+    """Features and bookkeeping of one decoded DRED payload (what ``OpusDRED`` holds after processing).
+
+    ``found`` is False when the packet carries no DRED for the profile (libopus returns 0 then); the
+    other fields are then empty.
+    """
+
+    profile: str
+    found: bool
+    features: np.ndarray  # [4*nb_latents, 20], fec_features order
+    nb_latents: int = 0
+    dred_offset: int = 0  # 2.5 ms units
+    ret: int = 0  # opus_dred_parse's return value, samples at sampling_rate
+    dred_end: int = 0  # samples at sampling_rate
+    sampling_rate: int = 48000
+    numerics: str = DEFAULT_NUMERICS
+    payload: DredPayload | None = field(default=None, repr=False)
+
+    @property
+    def coverage_ms(self) -> float:
+        return 40.0 * self.nb_latents
+
+    def to_dict(self, *, with_features: bool = True) -> dict[str, Any]:
+        d = {
+            "profile": self.profile,
+            "found": self.found,
+            "nb_latents": self.nb_latents,
+            "dred_offset": self.dred_offset,
+            "ret": self.ret,
+            "dred_end": self.dred_end,
+            "sampling_rate": self.sampling_rate,
+            "coverage_ms": self.coverage_ms,
+            "numerics": self.numerics,
+        }
+        if with_features:
+            d["features"] = self.features.tolist()
+        return d
+
+
+@functools.lru_cache(maxsize=None)
+def params_for(profile_name: str):
+    """The RDO-VAE decoder parameters of a profile, from its model pack (loaded once per process)."""
+    from opus_dred.models.pack import load_pack
+    from opus_dred.refimpl.rdovae import params_from_pack
+
+    prof = get_profile(profile_name)
+    return params_from_pack(load_pack(prof.model_pack))
+
+
+def features_of(profile: str | Profile, state, latents, *, numerics: str = DEFAULT_NUMERICS, dtype=np.float32):
+    """Run the RDO-VAE decoder on dequantized ``state`` and ``latents`` → features ``[4*n, 20]``.
+
+    ``dtype=np.float64`` runs the float path in double precision (for studying numerics).
+    """
+    import jax
+
+    from opus_dred.refimpl.rdovae import decode_features_jit
+
+    prof = get_profile(profile) if isinstance(profile, str) else profile
+    latents = np.asarray(latents)
+    if latents.shape[0] == 0:
+        return np.zeros((0, prof.num_features), dtype)
+    num = _numerics(numerics)
+    params = params_for(prof.name)
+    if np.dtype(dtype) == np.float64:
+        with jax.enable_x64(True):
+            p64 = jax.tree_util.tree_map(
+                lambda a: np.asarray(a, np.float64) if np.asarray(a).dtype == np.float32 else a, params
+            )
+            out = decode_features_jit(p64, np.asarray(state, np.float64), latents.astype(np.float64), num=num)
+            return np.asarray(out, np.float64)
+    out = decode_features_jit(params, np.asarray(state, np.float32), latents.astype(np.float32), num=num)
+    return np.asarray(out, np.float32)
+
+
+def decode_payload(
+    payload: bytes | DredPayload,
+    profile: str | Profile,
+    *,
+    max_dred_samples: int | None = None,
+    sampling_rate: int = 48000,
+    dred_frame_offset: int = 0,
+    numerics: str = DEFAULT_NUMERICS,
+    dtype=np.float32,
+) -> DredResult:
+    """Decode a bare DRED payload (the bytes after ``'D', version``), or an already read one."""
+    prof = get_profile(profile) if isinstance(profile, str) else profile
+    if isinstance(payload, DredPayload):
+        p = payload
+    else:
+        p = read_dred_payload(
+            payload,
+            prof,
+            max_dred_samples=max_dred_samples,
+            sampling_rate=sampling_rate,
+            dred_frame_offset=dred_frame_offset,
+        )
+    feats = features_of(prof, p.state, p.latents, numerics=numerics, dtype=dtype)
+    return DredResult(
+        profile=prof.name,
+        found=True,
+        features=feats,
+        nb_latents=p.nb_latents,
+        dred_offset=p.dred_offset,
+        ret=p.available_samples(sampling_rate),
+        dred_end=p.dred_end(sampling_rate),
+        sampling_rate=sampling_rate,
+        numerics=numerics,
+        payload=p,
+    )
+
+
+def decode_dred(
+    packet: bytes,
+    profile: str | Profile,
+    *,
+    max_dred_samples: int | None = None,
+    sampling_rate: int = 48000,
+    numerics: str = DEFAULT_NUMERICS,
+    dtype=np.float32,
+) -> DredResult:
+    """Decode the DRED carried by an Opus packet, as ``opus_dred_parse`` + ``opus_dred_process`` do.
+
+    ``max_dred_samples`` (at ``sampling_rate``) bounds how much is decoded, as libopus' argument of the
+    same name does; ``None`` asks for everything (the profile's maximum). Bitstream errors propagate as the
+    typed errors of :mod:`opus_dred.bitstream.errors` (libopus returns an error code in those cases).
+    """
+    prof = get_profile(profile) if isinstance(profile, str) else profile
+    loc = find_dred_extension(bytes(packet), prof)
+    if loc is None:
+        return DredResult(
+            profile=prof.name,
+            found=False,
+            features=np.zeros((0, prof.num_features), np.float32),
+            sampling_rate=sampling_rate,
+            numerics=numerics,
+        )
+    return decode_payload(
+        loc.payload,
+        prof,
+        max_dred_samples=max_dred_samples,
+        sampling_rate=sampling_rate,
+        dred_frame_offset=loc.dred_frame_offset,
+        numerics=numerics,
+        dtype=dtype,
+    )

@@ -1,0 +1,79 @@
+"""decode_dred: bytes of an Opus packet → features, against libopus' opus_dred_parse (with processing)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from opus_dred.refimpl.decode import decode_dred, decode_payload
+
+pytestmark = pytest.mark.oracle
+
+
+@pytest.fixture(scope="module", params=["1.5.2", "1.6.1"])
+def stream(request):
+    from opus_dred.conformance.oracle import Oracle
+    from opus_dred.conformance.speech import load_clip
+
+    ver = request.param
+    oracle = Oracle.for_build(f"libopus-{ver}")
+    pcm = load_clip(None, rate=16000)[: 16000 * 2]
+    packets = oracle.encode(pcm, fs=16000, bitrate=24000, frame_ms=20, dred_duration=100, loss_perc=20)
+    return ver, oracle, packets
+
+
+@pytest.mark.parametrize("max_ms", [1000, 120, 10])
+def test_matches_libopus_on_real_speech(stream, max_ms):
+    ver, oracle, packets = stream
+    profile = f"libopus-{ver}"
+    seen = 0
+    worst = 0.0
+    for e in packets[:30]:
+        max_samples = 16 * max_ms
+        ref = oracle.dred_parse(e.data, max_dred_samples=max_samples, sampling_rate=16000)
+        ours = decode_dred(e.data, profile, max_dred_samples=max_samples, sampling_rate=16000)
+        assert ours.ret == ref.ret and ours.dred_end == ref.dred_end
+        if not ours.found:
+            assert ref.ret == 0
+            continue
+        assert (ours.nb_latents, ours.dred_offset) == (ref.nb_latents, ref.dred_offset)
+        assert ours.features.shape == ref.features.shape
+        worst = max(worst, float(np.abs(ours.features - ref.features).max(initial=0)))
+        seen += 1
+    assert seen >= 20
+    # inside libopus' own spread between its builds (max abs ≈ 0.13); bit-exact where the CPU's
+    # approximate reciprocal is the one the emulation models (see docs/numerics.md)
+    assert worst < 0.13
+
+
+def test_packet_without_dred(stream):
+    ver, oracle, _ = stream
+    from opus_dred.conformance.speech import load_clip
+
+    pcm = load_clip(None, rate=16000)[:16000]
+    plain = oracle.encode(pcm, fs=16000, bitrate=24000, frame_ms=20)  # no DRED asked for
+    for e in plain[:5]:
+        r = decode_dred(e.data, f"libopus-{ver}")
+        assert not r.found and r.features.shape == (0, 20)
+        assert oracle.dred_parse(e.data, max_dred_samples=48000, sampling_rate=48000).ret == 0
+
+
+def test_other_profile_finds_no_dred(stream):
+    ver, _, packets = stream
+    other = "libopus-1.6.1" if ver == "1.5.2" else "libopus-1.5.2"
+    assert not any(decode_dred(e.data, other).found for e in packets[:20])
+
+
+def test_float64_and_float_paths_close(stream):
+    ver, _, packets = stream
+    from opus_dred.bitstream.extensions import find_dred_extension
+    from opus_dred.bitstream.dred import read_dred_payload
+
+    e = next(e for e in packets if find_dred_extension(e.data, f"libopus-{ver}"))
+    p = read_dred_payload(find_dred_extension(e.data, f"libopus-{ver}").payload, f"libopus-{ver}")
+    f32 = decode_payload(p, f"libopus-{ver}", numerics="float").features
+    f64 = decode_payload(p, f"libopus-{ver}", numerics="float", dtype=np.float64).features
+    assert f64.dtype == np.float64 and f32.dtype == np.float32
+    assert np.abs(f64 - f32).max() < 1e-3
+    avx = decode_payload(p, f"libopus-{ver}").features
+    assert 0 < np.abs(avx - f32).max() < 0.5  # two different arithmetic paths, both close

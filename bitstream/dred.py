@@ -211,7 +211,6 @@ def read_dred_payload(
     prof = _profile(profile)
     data = bytes(data)
     tables = _Tables.of(prof)
-    stats = prof.stats
     num_bytes = len(data)
     if min_feature_frames is None:
         if max_dred_samples is not None:
@@ -300,7 +299,6 @@ def read_dred_payload(
     if prof.has_q_feature:
         qf = (lv.astype(np.float64) * 0.125 - 1.0).astype(np.float32).reshape(-1, 1)
         lat = np.concatenate([lat, qf], axis=1)
-    del stats
     return DredPayload(
         profile=prof.name,
         q0=q0,

@@ -21,7 +21,7 @@ import numpy as np
 
 from .dred import DredPayload, _dequantize, _profile, _Tables
 from .errors import DredPayloadError, FormatError
-from .formats import DredStreamRecord
+from .formats import DRED_STREAM_MAX_CHUNKS, DredStreamRecord
 from .rangecoder import RangeDecoder, RangeEncoder, laplace_decode_p0, laplace_encode_p0
 
 __all__ = ["read_stream_record", "write_stream_record", "chronological"]
@@ -38,9 +38,13 @@ def _check(prof, q0: int, nb_chunks: int, offset: int) -> None:
             rule="dred-stream: nb_chunks",
             profile=prof.name,
         )
-    if nb_chunks // 2 > 2 * prof.max_latents:
-        raise FormatError(f"nb_chunks = {nb_chunks} is more than fargan_demo holds", byte_offset=offset + 4,
-                          rule="dred-stream: nb_chunks", profile=prof.name)
+    if nb_chunks > DRED_STREAM_MAX_CHUNKS:
+        raise FormatError(
+            f"nb_chunks = {nb_chunks} is more than fargan_demo holds ({DRED_STREAM_MAX_CHUNKS}, i.e. 25 latents)",
+            byte_offset=offset + 4,
+            rule="dred-stream: nb_chunks",
+            profile=prof.name,
+        )
 
 
 def read_stream_record(record: DredStreamRecord, profile) -> DredPayload:

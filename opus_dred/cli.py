@@ -32,6 +32,7 @@ _GROUPS = [
 # modules providing `register(app)` for top-level commands
 _COMMANDS = [
     "opus_dred.bitstream.cli",
+    "opus_dred.refimpl.cli",
 ]
 
 

@@ -112,15 +112,22 @@ def features_of(profile: str | Profile, state, latents, *, numerics: str = DEFAU
         return np.zeros((0, prof.num_features), dtype)
     num = _numerics(numerics)
     params = params_for(prof.name)
+    # The decoder scans the latents newest to oldest and is causal in that order, so latents appended after the
+    # last one change none of the rows before them: pad to a few bucket sizes, so that jit compiles a handful
+    # of shapes instead of one per latent count, and cut the padding's rows off.
+    n = latents.shape[0]
+    bucket = next((b for b in (4, 8, 16, 32) if b >= n), n)
+    latents = np.concatenate([latents, np.zeros((bucket - n, latents.shape[1]), latents.dtype)])
+    rows = 4 * n
     if np.dtype(dtype) == np.float64:
         with jax.enable_x64(True):
             p64 = jax.tree_util.tree_map(
                 lambda a: np.asarray(a, np.float64) if np.asarray(a).dtype == np.float32 else a, params
             )
             out = decode_features_jit(p64, np.asarray(state, np.float64), latents.astype(np.float64), num=num)
-            return np.asarray(out, np.float64)
+            return np.asarray(out, np.float64)[:rows]
     out = decode_features_jit(params, np.asarray(state, np.float32), latents.astype(np.float32), num=num)
-    return np.asarray(out, np.float32)
+    return np.asarray(out, np.float32)[:rows]
 
 
 def decode_payload(

@@ -26,7 +26,7 @@ def _random_values(rng, prof, q0, n):
 
 
 @settings(max_examples=30, deadline=None)
-@given(st.integers(0, 15), st.integers(0, 26), st.integers(0, 2**32 - 1))
+@given(st.integers(0, 15), st.integers(0, 25), st.integers(0, 2**32 - 1))
 def test_write_read_round_trip(q0, n, seed):
     prof = get_profile(PROFILE)
     state, lat = _random_values(np.random.default_rng(seed), prof, q0, n)
@@ -35,6 +35,13 @@ def test_write_read_round_trip(q0, n, seed):
     assert np.array_equal(back.state_q, state) and np.array_equal(back.latents_q, lat)
     assert back.nb_latents == n and set(back.q_levels.tolist()) <= {q0}
     assert not back.read_past_end
+
+
+def test_more_latents_than_fargan_demo_holds_are_refused():
+    prof = get_profile(PROFILE)
+    with pytest.raises(FormatError) as ei:
+        write_stream_record(np.zeros(prof.state_dim), np.zeros((26, prof.latent_dim)), 3, prof)
+    assert ei.value.rule == "dred-stream: nb_chunks"
 
 
 def test_odd_chunk_count_is_refused():

@@ -1,0 +1,118 @@
+"""``opus-dred decode``: DRED in a file → features, with the reference decoder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def _packets_of(path: str):
+    """(kind, items): ``("packets", [bytes...])`` for .bit/.opus/hex, ``("dred", [records])`` for DRED-only."""
+    from opus_dred.bitstream.formats import detect_format, read_dred_stream, read_ogg_opus, read_opus_demo_bit
+
+    p = Path(path)
+    if not p.exists():
+        try:
+            return "packets", [bytes.fromhex(path.replace(" ", ""))]
+        except ValueError:
+            raise typer.BadParameter(f"{path} is neither a file nor a hex packet") from None
+    data = p.read_bytes()
+    fmt = detect_format(data)
+    if fmt == "ogg":
+        return "packets", read_ogg_opus(data).packets
+    if fmt == "bit":
+        return "packets", [r.data for r in read_opus_demo_bit(data)]
+    return "dred", read_dred_stream(data)
+
+
+def _guess_profile(packets) -> str:
+    """The profile whose DRED version byte the first DRED extension carries."""
+    from opus_dred.bitstream.extensions import parse_extensions
+    from opus_dred.bitstream.errors import BitstreamError
+    from opus_dred.bitstream.packet import parse_packet
+    from opus_dred.bitstream.profiles import get_profile, list_profiles, profile_for_version
+
+    ext_id = {get_profile(name).extension_id for name in list_profiles()}
+    for data in packets:
+        try:
+            pkt = parse_packet(data)
+            exts = parse_extensions(pkt.padding, pkt.nb_frames)
+        except BitstreamError:
+            continue
+        for e in exts:
+            if e.id in ext_id and len(e.data) > 2 and e.data[:1] == b"D":
+                prof = profile_for_version(e.data[1])
+                if prof is not None:
+                    return prof.name
+    raise typer.BadParameter("no DRED extension of a known profile found; name one with --profile")
+
+
+def decode(
+    file: str = typer.Argument(..., help="An opus_demo .bit file, an Ogg Opus file, a DRED-only stream, or a packet in hex."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write features to .f32 (dred_compare's layout), .npy or .json."),
+    profile: Optional[str] = typer.Option(None, "--profile", "-p", help="Profile (default: from the DRED version byte)."),
+    max_ms: int = typer.Option(1040, "--max-ms", help="DRED requested per packet, in ms (libopus' max_dred_samples)."),
+    sampling_rate: int = typer.Option(48000, "--rate", help="Sampling rate that max_dred_samples, ret and dred_end count in."),
+    numerics: str = typer.Option("libopus-avx2", "--numerics", help="libopus-avx2 | libopus-sse2 | libopus-c | float."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object per DRED packet/record on stdout."),
+) -> None:
+    """Decode every DRED payload of FILE into acoustic features (20 per 10 ms frame) with the reference decoder.
+
+    Opus packets: each packet's features in libopus' fec_features order (newest frame first), packets in file
+    order. DRED-only streams: each record's features in time order, exactly what `fargan_demo -dred-decoding`
+    writes, so `dred_compare -features` compares the two directly.
+    """
+    import numpy as np
+
+    from opus_dred.bitstream.dredstream import chronological, read_stream_record
+    from opus_dred.bitstream.errors import BitstreamError
+    from opus_dred.refimpl.decode import decode_dred, decode_payload
+
+    try:
+        kind, items = _packets_of(file)
+        if profile is None:
+            profile = "libopus-1.6.1" if kind == "dred" else _guess_profile(items)
+        rows = []
+        chunks = []
+        for i, item in enumerate(items):
+            if kind == "dred":
+                payload = read_stream_record(item, profile)
+                r = decode_payload(payload, profile, numerics=numerics)
+                feats = chronological(r.features)
+            else:
+                r = decode_dred(item, profile, max_dred_samples=max_ms * sampling_rate // 1000,
+                                sampling_rate=sampling_rate, numerics=numerics)
+                if not r.found:
+                    continue
+                feats = r.features
+            chunks.append(feats)
+            row = {"index": i, **r.to_dict(with_features=False)}
+            rows.append(row)
+            if as_json:
+                typer.echo(json.dumps({**row, "features": feats.tolist()}))
+    except BitstreamError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2)
+    allf = np.concatenate(chunks) if chunks else np.zeros((0, 20), np.float32)
+    if out is not None:
+        suffix = out.suffix.lower()
+        if suffix == ".f32":
+            allf.astype("<f4").tofile(out)
+        elif suffix == ".npy":
+            np.save(out, allf.astype(np.float32))
+        elif suffix == ".json":
+            out.write_text(json.dumps([{**row, "features": c.tolist()} for row, c in zip(rows, chunks)]) + "\n")
+        else:
+            raise typer.BadParameter("--out must end in .f32, .npy or .json")
+    if not as_json:
+        typer.echo(
+            f"{file}: profile {profile}, {len(rows)} DRED {'records' if kind == 'dred' else 'packets'} of "
+            f"{len(items)}, {allf.shape[0]} feature frames" + (f" → {out}" if out else "")
+        )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("decode")(decode)

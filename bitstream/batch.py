@@ -12,6 +12,8 @@ Two layers:
   ``ec_decode``, ``ec_decode_bin``, ``ec_dec_update``, ``ec_dec_bit_logp``, ``ec_dec_icdf16``,
   ``ec_dec_uint``, ``ec_dec_bits``, ``ec_tell``, ``ec_tell_frac``) with per-lane frequency totals and
   tables, and the Laplace "p0" coder (``celt/laplace.c:ec_laplace_decode_p0``).
+* :func:`locate_dred_payloads`: the DRED payload of many packets, with a lean path for the common
+  framing and :func:`~opus_dred.bitstream.extensions.find_dred_extension` for everything else.
 * :func:`read_dred_payloads`: ``dnn/dred_decoder.c:dred_ec_decode`` for N DRED payloads (the bytes after
   ``'D'`` and the version byte): header, initial state, latent chunks newest first with the chunk-loop
   stop rule ``8 * num_bytes - tell <= 7`` and the requested-amount bound, dequantised as
@@ -41,7 +43,15 @@ from .rangecoder import (
     laplace_p0_icdfs,
 )
 
-__all__ = ["BatchRangeDecoder", "BatchDred", "DredTables", "dred_tables", "read_dred_payloads"]
+__all__ = [
+    "BatchRangeDecoder",
+    "BatchDred",
+    "DredTables",
+    "DredPayloads",
+    "dred_tables",
+    "locate_dred_payloads",
+    "read_dred_payloads",
+]
 
 _M32 = 0xFFFFFFFF
 _SYM_MAX = (1 << EC_SYM_BITS) - 1
@@ -438,3 +448,126 @@ def read_dred_payloads(
         dred_offset=dred_offset, qmax=qmax, state_q=state_q, latents_q=latents_q, q_levels=q_levels,
         nb_latents=nb, state=state, latents=latents, tell=dec.tell(),
     )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Locating DRED payloads in bulk
+# ---------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class DredPayloads:
+    """What :func:`locate_dred_payloads` found, one entry per packet.
+
+    ``payloads[i]``: the range-coded bytes after the ``'D', version`` prefix (``b""`` where the packet
+    has no DRED); ``dred_frame_offset`` [N]: ``frame * frame_size_48k // 120`` (0 without DRED);
+    ``present`` [N] bool; ``fast`` [N] bool: whether the lean path answered (the rest went through
+    :func:`~opus_dred.bitstream.extensions.find_dred_extension`).
+    """
+
+    payloads: list[bytes]
+    dred_frame_offset: np.ndarray
+    present: np.ndarray
+    fast: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.payloads)
+
+
+_FRAME_48K: tuple[int, ...] | None = None
+
+
+def _frame_sizes() -> tuple[int, ...]:
+    global _FRAME_48K
+    if _FRAME_48K is None:
+        from .packet import Toc
+
+        _FRAME_48K = tuple(Toc.from_byte(b).frame_size_48k for b in range(256))
+    return _FRAME_48K
+
+
+def _lean_locate(data: bytes, frame_sizes, head: int, plen: int) -> int:
+    """Start of the DRED payload in ``data`` for the framing libopus' encoder writes, or -1 when the
+    packet is anything else (the caller then asks the reference parser).
+
+    Handled: a code 3 packet (RFC 6716 §3.2.5) that ``opus_packet_parse_impl`` accepts, with padding
+    whose first extension is a long one with L=0 (data to the end of the padding, libopus'
+    ``skip_extension`` / ``skip_extension_payload``) and ``head`` as its ID byte, and whose data is longer
+    than the prefix (checked by the caller). That extension is at frame 0 and is the first one, so
+    ``dred_find_payload`` (1.5.x and 1.6.x) returns it whatever follows.
+    """
+    n = len(data)
+    if n < 2 or data[0] & 3 != 3:
+        return -1
+    cb = data[1]
+    count = cb & 63
+    if not cb & 64 or count == 0 or count * frame_sizes[data[0]] > 5760:
+        return -1
+    pos = 2
+    remaining = n - 2
+    pad = 0
+    while True:  # padding length chain: 255 adds 254 and continues
+        if remaining <= 0:
+            return -1
+        b = data[pos]
+        pos += 1
+        remaining -= 1
+        add = 254 if b == 255 else b
+        remaining -= add
+        pad += add
+        if b != 255:
+            break
+    if remaining < 0:
+        return -1
+    if cb & 128:  # VBR: only one frame (no length fields)
+        if count != 1:
+            return -1
+        last = remaining
+    else:
+        last = remaining // count
+        if last * count != remaining:
+            return -1
+    if last > 1275 or pad < plen:
+        return -1
+    start = n - pad  # padding follows the frames
+    if data[start] != head:
+        return -1
+    return start + 1
+
+
+def locate_dred_payloads(packets: Sequence[bytes], profile: Profile | str) -> DredPayloads:
+    """The DRED payload of each packet, exactly as
+    :func:`~opus_dred.bitstream.extensions.find_dred_extension` gives it (``src/opus_decoder.c:
+    dred_find_payload``), for many packets.
+
+    The common framing (a code 3 packet whose padding starts with the DRED extension, coded with L=0)
+    is read by a short loop over the framing bytes; every other packet is handed to
+    ``find_dred_extension``, whose typed error (``PacketError``, ``ExtensionError``) propagates for the
+    first packet that has one, as a loop over ``find_dred_extension`` would raise it.
+    """
+    from .extensions import find_dred_extension
+
+    prof = get_profile(profile) if isinstance(profile, str) else profile
+    prefix = bytes(prof.experimental_prefix)
+    lp = len(prefix)
+    head = prof.extension_id << 1  # long extension, L = 0
+    plen = 2 + lp  # the ID byte, the prefix, and at least one payload byte
+    fs = _frame_sizes()
+    n = len(packets)
+    payloads: list[bytes] = [b""] * n
+    offs = np.zeros(n, np.int64)
+    present = np.zeros(n, bool)
+    fast = np.zeros(n, bool)
+    for i, p in enumerate(packets):
+        data = p if type(p) is bytes else bytes(p)
+        s = _lean_locate(data, fs, head, plen)
+        if s >= 0 and data[s:s + lp] == prefix:
+            payloads[i] = data[s + lp:]
+            present[i] = fast[i] = True
+            continue
+        loc = find_dred_extension(data, prof)
+        if loc is not None:
+            payloads[i] = loc.payload
+            offs[i] = loc.dred_frame_offset
+            present[i] = True
+    return DredPayloads(payloads, offs, present, fast)

@@ -2,6 +2,8 @@
 
 * symbol for symbol against :class:`RangeDecoder` on random streams written by :class:`RangeEncoder`
   (hypothesis), every lane running its own operation list, lanes masked at random;
+* the bulk DRED locator against ``find_dred_extension`` (payload, frame offset, None, or the same typed
+  error) on generated packets, mutated packets and real encoder output, both profiles;
 * DRED payloads of real speech: every header field, quantised and dequantised value and nb_latents
   equal to the oracle's ``dred_ec_decode`` for both profiles, and to the scalar reader when it exists.
 """
@@ -15,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from opus_dred.bitstream.batch import BatchRangeDecoder, read_dred_payloads
+from opus_dred.bitstream.batch import BatchRangeDecoder, locate_dred_payloads, read_dred_payloads
 from opus_dred.bitstream.rangecoder import (
     RangeDecoder,
     RangeEncoder,
@@ -223,3 +225,137 @@ def test_dred_payloads_match_scalar_reader(release):
         np.testing.assert_array_equal(np.asarray(r.state, np.float32), b.state[i])
         np.testing.assert_array_equal(np.asarray(r.latents, np.float32)[: b.nb_latents[i]],
                                       b.latents[i, : b.nb_latents[i]])
+
+
+# -- locating DRED payloads in bulk ---------------------------------------------------------------
+
+PROFILES = ["libopus-1.5.2", "libopus-1.6.1"]
+
+
+def _reference(pkt: bytes, profile: str):
+    from opus_dred.bitstream.errors import OpusDredError
+    from opus_dred.bitstream.extensions import find_dred_extension
+
+    try:
+        loc = find_dred_extension(pkt, profile)
+    except OpusDredError as e:
+        return ("error", type(e), e.message, e.byte_offset, e.rule)
+    return None if loc is None else (loc.payload, loc.dred_frame_offset)
+
+
+def _bulk(pkt: bytes, profile: str):
+    from opus_dred.bitstream.errors import OpusDredError
+
+    try:
+        r = locate_dred_payloads([pkt], profile)
+    except OpusDredError as e:
+        return ("error", type(e), e.message, e.byte_offset, e.rule), False
+    out = (r.payloads[0], int(r.dred_frame_offset[0])) if r.present[0] else None
+    return out, bool(r.fast[0])
+
+
+@st.composite
+def _packets(draw):
+    """Code 0-3 packets whose padding carries DRED-like and other extensions, then mutated."""
+    from opus_dred.bitstream.extensions import Extension, write_extensions
+    from opus_dred.bitstream.packet import Toc, encode_padding_length, write_packet
+    from opus_dred.bitstream.profiles import get_profile
+
+    profile = draw(st.sampled_from(PROFILES))
+    prof = get_profile(profile)
+    prefix = bytes(prof.experimental_prefix)
+    toc = Toc.from_byte(draw(st.integers(0, 255)) & ~3)
+    max_count = max(1, min(4, 5760 // toc.frame_size_48k))
+    count = draw(st.integers(1, max_count))
+    vbr = draw(st.booleans())
+    size = draw(st.integers(0, 30))
+    frames = [bytes(draw(st.integers(0, 30)) if vbr else size) for _ in range(count)]
+    exts = []
+    for _ in range(draw(st.integers(0, 3))):
+        kind = draw(st.sampled_from(["dred", "dred_other_prefix", "short", "long"]))
+        frame = draw(st.integers(0, count - 1))
+        if kind == "dred":
+            data = prefix + draw(st.binary(min_size=0, max_size=12))
+            exts.append(Extension(prof.extension_id, frame, data))
+        elif kind == "dred_other_prefix":
+            exts.append(Extension(prof.extension_id, frame, draw(st.binary(max_size=4))))
+        elif kind == "short":
+            exts.append(Extension(draw(st.integers(3, 31)), frame, draw(st.binary(min_size=0, max_size=1))))
+        else:
+            exts.append(Extension(draw(st.integers(32, 125)), frame, draw(st.binary(max_size=6))))
+    exts.sort(key=lambda e: e.frame)
+    fixed = []
+    for e in exts:  # short extensions carry 0 or 1 byte
+        fixed.append(e if e.id >= 32 or len(e.data) <= 1 else Extension(e.id, e.frame, e.data[:1]))
+    try:
+        padding = write_extensions(fixed, count, syntax=prof.extension_syntax,
+                                   pad_to=draw(st.sampled_from([None, 0, 20, 300])))
+    except Exception:
+        padding = write_extensions([], count, syntax=prof.extension_syntax)
+    encoder_like = draw(st.booleans())
+    if encoder_like:  # the encoder's layout: DRED first, L=0, payload to the end of the padding
+        head = prof.extension_id << 1 | draw(st.sampled_from([0, 0, 0, 1]))
+        padding = bytes([head]) + prefix[: draw(st.sampled_from([len(prefix)] * 3 + [1]))] + draw(
+            st.binary(min_size=0, max_size=12))
+        if draw(st.booleans()):
+            frames = frames[:1]
+    use_padding = encoder_like or draw(st.booleans()) or bool(fixed)
+    try:
+        pkt = write_packet(toc, frames, padding=padding if use_padding else None,
+                           code=3 if use_padding else None, vbr=vbr if count > 1 or use_padding else None)
+    except Exception:
+        pkt = write_packet(toc, frames[:1], padding=padding, code=3)
+    pkt = bytearray(pkt)
+    for _ in range(draw(st.sampled_from([0, 0, 1, 2, 3]))):  # mutations
+        op = draw(st.sampled_from(["flip", "set", "truncate", "append"]))
+        if op in ("flip", "set") and pkt:
+            i = draw(st.integers(0, len(pkt) - 1))
+            pkt[i] = pkt[i] ^ (1 << draw(st.integers(0, 7))) if op == "flip" else draw(st.integers(0, 255))
+        elif op == "truncate":
+            del pkt[draw(st.integers(0, len(pkt))):]
+        else:
+            pkt += draw(st.binary(min_size=1, max_size=4))
+    return profile, bytes(pkt)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_packets())
+def test_locator_matches_find_dred_extension(case):
+    profile, pkt = case
+    got, _ = _bulk(pkt, profile)
+    assert got == _reference(pkt, profile)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(PROFILES), st.binary(min_size=0, max_size=40))
+def test_locator_on_any_bytes(profile, pkt):
+    got, _ = _bulk(pkt, profile)
+    assert got == _reference(pkt, profile)
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_locator_on_real_packets_takes_the_lean_path(profile):
+    """libopus' encoder output: every packet with DRED answered by the lean path, equal to the reference;
+    packets cut, extended and with their padding head changed agree too."""
+    from opus_dred.conformance.oracle import Oracle
+    from opus_dred.conformance.speech import load_clip
+
+    o = Oracle.for_build(profile)
+    pcm = load_clip(None, rate=FS)[: 2 * FS]
+    pkts = [p.data for p in o.encode(pcm, fs=FS, bitrate=24000, frame_ms=20, loss_perc=20, dred_duration=100)]
+    r = locate_dred_payloads(pkts, profile)
+    ref = [_reference(p, profile) for p in pkts]
+    assert sum(x is not None for x in ref) > 50
+    for i, p in enumerate(pkts):
+        got = (r.payloads[i], int(r.dred_frame_offset[i])) if r.present[i] else None
+        assert got == ref[i]
+        if ref[i] is not None:
+            assert r.fast[i]
+    rnd = np.random.default_rng(1)
+    for p in pkts[::7]:
+        variants = [p[: int(rnd.integers(0, len(p) + 1))], p + bytes([int(rnd.integers(0, 256))])]
+        q = bytearray(p)
+        q[int(rnd.integers(0, len(q)))] ^= 1 << int(rnd.integers(0, 8))
+        variants.append(bytes(q))
+        for v in variants:
+            assert _bulk(v, profile)[0] == _reference(v, profile)

@@ -25,7 +25,7 @@ import math
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -52,6 +52,11 @@ __all__ = [
     "simulate",
     "summarize",
     "resolve_policy",
+    "claims",
+    "steps",
+    "write_wav",
+    "read_wav",
+    "write_trace_file",
 ]
 
 #: Encoder application; the lookahead below assumes it.
@@ -441,7 +446,7 @@ class SimResult:
             "rate": self.rate, "bitrate": self.bitrate, "match": self.match, "build": self.build,
             "version": self.version, "policy": self.policy, "dec_complexity": self.dec_complexity,
             "seed": self.seed, "clips": self.clips, "rows": [r.to_json() for r in self.rows],
-            "summary": summarize(self.rows), "timings": self.timings,
+            "summary": summarize(self.rows), "claims": claims(summarize(self.rows)), "timings": self.timings,
         }
 
 
@@ -594,3 +599,31 @@ def read_wav(path: str | Path, rate: int) -> np.ndarray:
         g = math.gcd(rate, fs)
         x = np.clip(np.rint(resample_poly(x.astype(np.float64), rate // g, fs // g)), -32768, 32767)
     return x.astype(np.int16)
+
+
+def claims(summary: Sequence[Mapping]) -> list[dict]:
+    """For each loss condition, the figures the seed's claim is about: the configurations ordered by
+    PESQ with loss (worst first), DRED's PESQ drop as a fraction of PLC's (the claim: about 0.5), and
+    how far LBRR + DRED with loss stays below the codec without loss (the claim: about 0.1 MOS), both
+    below its own no-loss decode and below the PLC-only (all bits to the primary) no-loss decode."""
+    out = []
+    by: dict[str, dict[str, Mapping]] = {}
+    for d in summary:
+        by.setdefault(d["loss"], {})[d["config"]] = d
+    for loss, cs in by.items():
+        order = sorted(cs, key=lambda c: cs[c]["pesq_clean"])
+        e: dict[str, Any] = {"loss": loss, "loss_percent": next(iter(cs.values()))["loss_percent"], "order": order}
+        if "plc" in cs and "dred" in cs and cs["plc"]["pesq_drop"] > 0:
+            e["dred_over_plc_drop"] = cs["dred"]["pesq_drop"] / cs["plc"]["pesq_drop"]
+        if "lbrr+dred" in cs:
+            b = cs["lbrr+dred"]
+            e["lbrr_dred_below_own_noloss"] = b["pesq_clean_noloss"] - b["pesq_clean"]
+            if "plc" in cs:
+                e["lbrr_dred_below_plc_noloss"] = cs["plc"]["pesq_clean_noloss"] - b["pesq_clean"]
+        out.append(e)
+    return out
+
+
+def write_trace_file(path: str | Path, flags: Iterable[int]) -> None:
+    """The loss pattern as a trace file (``trace:FILE`` reads it back)."""
+    lossmod.write_trace(path, flags)

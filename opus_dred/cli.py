@@ -33,6 +33,7 @@ _GROUPS = [
 _COMMANDS = [
     "opus_dred.bitstream.cli",
     "opus_dred.refimpl.cli",
+    "opus_dred.conformance.agreement_cli",
 ]
 
 

@@ -64,3 +64,36 @@ def decode(
                 f"-> {'PASS' if m['passed'] else 'FAIL'}; bit-exact packets {r.bit_exact_packets}/{r.packets}")
     else:
         c.print("[red]nb_latents differ from libopus: features not compared[/red]")
+
+
+@app.command("conform")
+def conform_bench(
+    impl: list[str] = typer.Option(["all"], "--impl", help="Implementations to time (as for `opus-dred conform`)."),
+    profile: str = typer.Option(None, "--profile", help="Only this profile's cases."),
+    suite: str = typer.Option(None, "--suite", help="Suite root (default: the canonical suite)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Time a full conform run over the suite, per implementation (target: under 60 s each for the canonical
+    suite). Each implementation's time includes its start-up (JAX compilation for the reference, loading
+    the shim for a libopus build)."""
+    from pathlib import Path
+
+    from .conform_cli import run_conform
+
+    rep = run_conform(impl, Path(suite) if suite else None, profile)
+    rows = [{"impl": r.impl, "seconds": round(r.seconds, 3), "cases_run": sum(1 for o in r.outcomes if o.status != "skip"),
+             **r.counts()} for r in rep.impls]
+    if as_json:
+        typer.echo(json.dumps({"suite": rep.suite, "cases": rep.cases, "implementations": rows}, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"bench conform: {rep.cases} cases in {rep.suite}")
+    for col in ("implementation", "seconds", "cases run", "cases/s", "pass", "fail", "skip", "error", "< 60 s"):
+        t.add_column(col, justify="left" if col == "implementation" else "right")
+    for r in rows:
+        rate = r["cases_run"] / r["seconds"] if r["seconds"] > 0 else 0.0
+        t.add_row(r["impl"], f"{r['seconds']:.2f}", str(r["cases_run"]), f"{rate:,.0f}", str(r["pass"]),
+                  str(r["fail"]), str(r["skip"]), str(r["error"]), "yes" if r["seconds"] < 60 else "[red]no[/red]")
+    Console().print(t)

@@ -38,6 +38,7 @@ def summary_rows(report: RunReport) -> list[dict[str, Any]]:
 def print_summary(report: RunReport, console: Any = None, *, failures: int = 20) -> None:
     """The pass table (implementation × handler) and the first failures, on the terminal."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     if console is None:
@@ -69,8 +70,8 @@ def print_summary(report: RunReport, console: Any = None, *, failures: int = 20)
     for r in report.impls:
         for o in r.outcomes:
             if o.status in ("fail", "error") and shown < failures:
-                c.print(f"[{'red' if o.status == 'fail' else 'yellow'}]{o.status}[/] {r.impl} {o.case}: "
-                        f"{html.escape(o.detail)[:200]}", markup=True, highlight=False)
+                c.print(f"[{'red' if o.status == 'fail' else 'yellow'}]{o.status}[/] {escape(r.impl)} {escape(o.case)}: "
+                        f"{escape(o.detail[:200])}", markup=True, highlight=False)
                 shown += 1
     total_bad = sum(r.counts()["fail"] + r.counts()["error"] for r in report.impls)
     if total_bad > shown:

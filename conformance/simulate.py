@@ -43,6 +43,7 @@ __all__ = [
     "encode_config",
     "encode_matched",
     "lookahead",
+    "n_packets",
     "Decoded",
     "decode_with_loss",
     "metrics",
@@ -245,8 +246,11 @@ def _stream_facts(oracle: Any, packets: Sequence[bytes], rate: int) -> tuple[flo
 def encode_config(oracle: Any, pcm: np.ndarray, rate: int, config: Config, bitrate: int, loss_perc: int,
                   *, frame_ms: float = 20.0, complexity: int = 10) -> Encoding:
     """Encode ``pcm`` with ``config`` at target ``bitrate`` (VBR, VoIP, OPUS_SET_PACKET_LOSS_PERC =
-    ``loss_perc``, which LBRR and DRED both read to size their share)."""
-    enc = oracle.encode(pcm, fs=rate, bitrate=int(bitrate), frame_ms=frame_ms, complexity=complexity,
+    ``loss_perc``, which LBRR and DRED both read to size their share). The input is padded with
+    :func:`lookahead` zeros, so the stream decodes to every input sample."""
+    # padded with the lookahead so that the decoder outputs every input sample
+    x = np.concatenate([np.asarray(pcm, np.int16), np.zeros(lookahead(rate), np.int16)])
+    enc = oracle.encode(x, fs=rate, bitrate=int(bitrate), frame_ms=frame_ms, complexity=complexity,
                         lbrr=config.lbrr, dred_duration=config.dred_duration, loss_perc=int(loss_perc),
                         application=APPLICATION)
     packets = [e.data for e in enc]
@@ -299,6 +303,12 @@ def lookahead(rate: int) -> int:
     """The encoder's lookahead in samples for the VoIP application: ``Fs/400 + Fs/250``
     (OPUS_GET_LOOKAHEAD, ``src/opus_encoder.c``)."""
     return rate // 400 + rate // 250
+
+
+def n_packets(n_samples: int, rate: int, frame_ms: float = 20.0) -> int:
+    """Packets :func:`encode_config` makes for ``n_samples`` (input plus lookahead, whole frames)."""
+    frame = int(round(rate * frame_ms / 1000.0))
+    return -(-(n_samples + lookahead(rate)) // frame)
 
 
 @dataclass
@@ -525,7 +535,7 @@ def simulate(
             raise SimulateError(f"{clip_id}: shorter than 10 frames")
         for spec in specs:
             loss_perc = int(round(spec.percent))
-            nfr = -(-len(pcm) // frame)
+            nfr = n_packets(len(pcm), rate)
             flags = spec.generate(nfr, seed, oracle).astype(np.uint8)
             measured = 100.0 * float(flags.mean())
             cond = conds[spec.label]

@@ -155,7 +155,14 @@ def _speech(rate: int) -> tuple[np.ndarray, dict]:
     from opus_dred.conformance.speech import list_clips, load_clip
 
     clip = next(c for c in list_clips() if c.id == GRID_CLIP)
-    speech = load_clip(GRID_CLIP, rate=rate)[: int(SPEECH_S * rate)]
+    if rate in (16000, 48000):
+        speech = load_clip(GRID_CLIP, rate=rate)[: int(SPEECH_S * rate)]
+    else:  # 8 and 12 kHz: polyphase resampling of the 16 kHz clip (scipy.signal.resample_poly)
+        from scipy.signal import resample_poly
+
+        x = load_clip(GRID_CLIP, rate=16000)[: int(SPEECH_S * 16000)].astype(np.float64)
+        g = np.gcd(rate, 16000)
+        speech = np.clip(np.round(resample_poly(x, rate // g, 16000 // g)), -32768, 32767).astype(np.int16)
     pcm = np.concatenate([np.zeros(int(SILENCE_S * rate), np.int16), speech.astype(np.int16)])
     info = {"clip": clip.id, "package": clip.package, "package_version": clip.version, "file": clip.file,
             "licence": clip.licence, "pcm_sha256": clip.pcm_sha256, "leading_silence_s": SILENCE_S,

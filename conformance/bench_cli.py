@@ -97,3 +97,18 @@ def conform_bench(
         t.add_row(r["impl"], f"{r['seconds']:.2f}", str(r["cases_run"]), f"{rate:,.0f}", str(r["pass"]),
                   str(r["fail"]), str(r["skip"]), str(r["error"]), "yes" if r["seconds"] < 60 else "[red]no[/red]")
     Console().print(t)
+
+
+@app.command("simulate")
+def simulate(
+    lengths: str = typer.Option("5,10,20,40", "--lengths", help="Input lengths in seconds (the default clip repeated)."),
+    bitrate: int = typer.Option(32000, "--bitrate", help="Total bitrate of the experiment (b/s)."),
+    build: str = typer.Option("libopus-1.6.1", "--build", help="libopus build."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Frames/s of the whole ``opus-dred simulate`` pipeline (4 configurations, one loss condition) and
+    how its time scales with the input length."""
+    from .bench_simulate import bench_simulate, print_report
+
+    pts = bench_simulate([float(s) for s in lengths.split(",") if s.strip()], build=build, bitrate=bitrate)
+    print_report(pts, as_json=as_json, title=f"bench simulate: {build}, {bitrate / 1000:g} kb/s, ge:bursty-20")

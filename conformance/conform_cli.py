@@ -33,23 +33,18 @@ def official_cases(path: Path, profile: str = "libopus-1.6.1") -> list[Any]:
     ``vectorN_orig.sw``) need a vocoder and are not run here. The stream carries no version byte: ``profile``
     says which DRED version it is."""
     from opus_dred.vectors.format import Case
+    from opus_dred.vectors.official import read_official
 
     out = []
-    for p in sorted(path.iterdir(), key=lambda q: (len(q.name), q.name)):
-        m = _OFFICIAL_RE.match(p.name)
-        if not m:
+    for v in read_official(path):
+        if v.dred_bit is None or v.dred_dec is None:
             continue
-        n = m.group(1)
-        ref = path / f"vector{n}_dred_dec.f32"
-        if not ref.is_file():
-            continue
-        raw = ref.read_bytes()
-        feats = np.frombuffer(raw[: len(raw) - len(raw) % 80], "<f4").astype(np.float32).reshape(-1, 20)
-        out.append(Case(profile=profile, handler="dred_stream", suite="official", name=f"vector{n}", path=path,
-                        description=f"official layout: {p.name} against {ref.name}",
-                        inputs={"stream": p.read_bytes()}, parameters={}, expected={"features": feats},
+        out.append(Case(profile=profile, handler="dred_stream", suite="official", name=f"vector{v.n}", path=path,
+                        description=f"official layout: vector{v.n}_dred.bit against vector{v.n}_dred_dec.f32",
+                        inputs={"stream": v.dred_bit}, parameters={},
+                        expected={"features": np.asarray(v.dred_dec, np.float32)},
                         tolerance=dict(OFFICIAL_TOLERANCE), provenance={"layout": "libopus tests/dred_vectors.sh"},
-                        files={"inputs.stream": p.name, "expected.features": ref.name}))
+                        files={"inputs.stream": f"vector{v.n}_dred.bit", "expected.features": f"vector{v.n}_dred_dec.f32"}))
     return out
 
 

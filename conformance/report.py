@@ -214,8 +214,11 @@ code{font-size:12px}#filter{margin:6px 0;padding:3px 6px;width:320px}.small{font
 _JS = """
 (function(){
   var errs=[];
-  window.addEventListener('error',function(e){errs.push(String(e.message));
-    document.body.setAttribute('data-js-errors',errs.join(' | '));});
+  function note(m){errs.push(String(m));
+    if(document.body){document.body.setAttribute('data-js-errors',errs.join(' | '));}}
+  window.addEventListener('error',function(e){note(e.message);});
+  var ce=console.error;console.error=function(){note(Array.prototype.join.call(arguments,' '));
+    return ce.apply(console,arguments);};
   document.addEventListener('DOMContentLoaded',function(){
     var f=document.getElementById('filter'), st=document.getElementById('status');
     var rows=Array.prototype.slice.call(document.querySelectorAll('#outcomes tbody tr'));

@@ -27,6 +27,7 @@ _GROUPS = [
     ("profiles", "opus_dred.bitstream.profiles_cli", "Bitstream profiles: DRED variants and their constants."),
     ("speech", "opus_dred.conformance.speech_cli", "The real-speech corpus: list, fetch, export clips."),
     ("metric", "opus_dred.conformance.metric_cli", "The DRED compliance metric (libopus' dred_compare): features and audio."),
+    ("vectors", "opus_dred.vectors.cli", "Test vectors: generate, verify, export (official layout), list."),
     ("bench", "opus_dred.conformance.bench_cli", "Speed benchmarks: libopus against the reference, same run."),
 ]
 # modules providing `register(app)` for top-level commands

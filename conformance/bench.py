@@ -5,10 +5,12 @@ One run measures, on the same stream of DRED-carrying packets:
 * **libopus**: ``opus_dred_parse(..., defer_processing=0)`` of the oracle build in a tight loop (one
   ``OpusDRED`` reused, the shim's ctypes entry point called directly; the per-call ctypes overhead,
   about 1 µs, is included and small next to the 50-80 µs a packet costs).
-* **ours**: locating the DRED extension in each packet
-  (:func:`opus_dred.bitstream.extensions.find_dred_extension`), batched entropy decoding
-  (:func:`opus_dred.bitstream.batch.read_dred_payloads`) and the batched decoder
-  (:func:`opus_dred.refimpl.fast.decode_batch`), warm: compiled once on a first batch, then timed.
+* **ours**: locating the DRED payloads (:func:`opus_dred.bitstream.batch.locate_dred_payloads`),
+  batched entropy decoding (:func:`opus_dred.refimpl.fast.read_dred_payloads_jax`, one XLA
+  computation; or numpy's :func:`opus_dred.bitstream.batch.read_dred_payloads`) and the batched
+  decoder (:func:`opus_dred.refimpl.fast.decode_batch`, scanning the longest packet's latents), warm:
+  compiled on a first pass, then timed. Every batch has the same size (the last one padded with
+  empty payloads) so that shapes repeat.
 
 It reports packets/s of each, their ratio, peak memory, and the DRED compliance metric
 (:func:`opus_dred.conformance.metric.compare_features`) of our features against libopus' on every
@@ -164,14 +166,16 @@ def bench_decode(
     numerics: str = "avx2",
     repeats: int = 3,
     oracle=None,
+    pipeline: str = "jax",
 ) -> DecodeBench:
-    """Run the benchmark (see the module docstring). ``repeats``: best of that many timed passes."""
+    """Run the benchmark (see the module docstring). ``repeats``: best of that many timed passes.
+    ``pipeline``: ``"jax"`` (entropy decoding by :func:`opus_dred.refimpl.fast.read_dred_payloads_jax`)
+    or ``"numpy"`` (:func:`opus_dred.bitstream.batch.read_dred_payloads`, the first round's)."""
     import tracemalloc
 
     import jax
 
-    from opus_dred.bitstream.batch import read_dred_payloads
-    from opus_dred.bitstream.extensions import find_dred_extension
+    from opus_dred.bitstream.batch import locate_dred_payloads, read_dred_payloads
     from opus_dred.bitstream.profiles import get_profile
     from opus_dred.models.pack import load_pack
     from opus_dred.refimpl import fast, nnet, rdovae
@@ -209,29 +213,33 @@ def bench_decode(
         nbs = []
         for s in range(0, n, batch):
             chunk = packets[s:s + batch]
+            pad = batch - len(chunk)  # keep one compiled shape
             t0 = time.perf_counter()
-            locs = [find_dred_extension(p, prof) for p in chunk]
-            pays = [l.payload if l is not None else b"" for l in locs]
-            offs = np.array([l.dred_frame_offset if l is not None else 0 for l in locs])
+            loc = locate_dred_payloads(chunk, prof)
+            pays = loc.payloads + [b""] * pad
+            offs = np.concatenate([loc.dred_frame_offset, np.zeros(pad, np.int64)])
             t1 = time.perf_counter()
-            bd = read_dred_payloads(pays, prof, min_feature_frames=mff, dred_frame_offset=offs)
+            if pipeline == "numpy":
+                bd = read_dred_payloads(pays, prof, min_feature_frames=mff, dred_frame_offset=offs)
+                nb_all, states, lat_all = bd.nb_latents, bd.state, bd.latents
+            else:
+                jd = fast.read_dred_payloads_jax(pays, prof, min_feature_frames=mff, dred_frame_offset=offs,
+                                                 packed=fast.pack_payloads(pays, width=width))
+                nb_all, states, lat_all = np.asarray(jd["nb_latents"]), jd["state"], jd["latents"]
             t2 = time.perf_counter()
-            states, lat = bd.state, bd.latents[:, :t_len]
-            if len(chunk) < batch:  # keep one compiled shape
-                states = np.concatenate([states, np.zeros((batch - len(chunk),) + states.shape[1:], np.float32)])
-                lat = np.concatenate([lat, np.zeros((batch - len(chunk),) + lat.shape[1:], np.float32)])
-            out = np.asarray(fast.decode_batch_jit(fp, states, lat, num=num))
+            t = max(1, int(nb_all.max()))
+            out = np.asarray(fast.decode_batch_jit(fp, states, lat_all[:, :t], num=num))
             t3 = time.perf_counter()
             t_parse += t1 - t0
             t_ent += t2 - t1
             t_net += t3 - t2
-            nbs.extend(bd.nb_latents.tolist())
+            nbs.extend(nb_all[: len(chunk)].tolist())
             if collect:
                 for i in range(len(chunk)):
-                    feats.append(out[i, : 4 * int(bd.nb_latents[i])])
+                    feats.append(out[i, : 4 * int(nb_all[i])])
         return t_parse, t_ent, t_net, feats, nbs
 
-    t_len = max(1, max(ref_nb))
+    width = 64 * -(-(max(len(p) for p in packets) + 1) // 64)
     tc = time.perf_counter()
     _, _, _, feats, nbs = run_ours(True)  # warm-up: compiles, and gives the features checked below
     compile_s = time.perf_counter() - tc

@@ -45,6 +45,10 @@ __all__ = ["EXACT_F32_LIMIT", "prepare", "decode_batch", "decode_batch_jit", "pa
 EXACT_F32_LIMIT = 1 << 24
 
 
+#: keep only an int8 layer's nonzero input rows when at most this fraction of them is left
+_ROW_DROP = 0.9
+
+
 def _gemm_ok(wq: np.ndarray, num: Numerics) -> bool:
     """Whether every partial sum of ``q @ wq`` stays exactly representable in float32."""
     max_q = 255 if num.bias == "su" else 128
@@ -55,14 +59,23 @@ def prepare(params: rdovae.Params, num: Numerics = FLOAT) -> dict:
     """Parameters rearranged for :func:`decode_batch` under ``num`` (done once, in numpy).
 
     For the int8 emulation each quantised layer gets ``weight_f`` (its int8 weights as float32) when
-    the exactness bound holds, and keeps ``weight_q`` otherwise.
+    the exactness bound holds, and keeps ``weight_q`` otherwise; when at most ``_ROW_DROP`` of its input
+    rows hold a nonzero weight, only those rows are kept (``rows``: their indices), since the others
+    add exact zeros to every integer sum.
     """
     out: dict[str, dict[str, Any]] = {}
     for name, p in params.items():
         q = dict(p)
+        # the input width, kept as a shape (rows may be dropped below)
+        q["nb_in"] = jnp.zeros((np.shape(p.get("weight_q", p.get("weight")))[0], 0), jnp.float32)
         if num.matmul == "int8" and "weight_q" in p:
             wq = np.asarray(p["weight_q"])
             if _gemm_ok(wq, num):
+                rows = np.flatnonzero((wq != 0).any(axis=1))
+                if len(rows) <= _ROW_DROP * wq.shape[0]:
+                    # inputs whose weights are all zero add exact zeros: leave them out
+                    q["rows"] = jnp.asarray(rows.astype(np.int32))
+                    wq = wq[rows]
                 q["weight_f"] = jnp.asarray(wq.astype(np.float32))
                 del q["weight_q"]
             q.pop("weight", None)
@@ -73,6 +86,8 @@ def prepare(params: rdovae.Params, num: Numerics = FLOAT) -> dict:
 def _linear(p: dict, x, num: Numerics):
     if num.matmul == "int8" and "weight_f" in p:
         qi = nnet.quantize_input(x, num)
+        if "rows" in p:
+            qi = jnp.take(qi, p["rows"], axis=-1)
         acc = jnp.matmul(qi.astype(jnp.float32), p["weight_f"], precision=jax.lax.Precision.HIGHEST)
         bias = p["subias"] if num.bias == "su" else p["bias"]
         return nnet._unfused(acc.astype(x.dtype) * p["scale"].astype(x.dtype)) + bias.astype(x.dtype)
@@ -107,8 +122,7 @@ def _sizes(fp: dict) -> tuple[list[int], list[int]]:
     convs = []
     for b in range(1, rdovae.NB_BLOCKS + 1):
         p = fp[f"dec_conv{b}"]
-        w = p.get("weight_f", p.get("weight_q", p.get("weight")))
-        convs.append(int(w.shape[0]) // 2)
+        convs.append(int(p["nb_in"].shape[0]) // 2)
     return grus, convs
 
 

@@ -114,9 +114,11 @@ def write_stream_record(state_q, latents_q, q0: int, profile, *, size: int = 409
     put(state_q, tables.state[q0])
     for row in latents_q:
         put(row, tables.latent[q0])
-    data = enc.done()
-    if enc.error:
+    fill = (enc.tell() + 7) // 8
+    if enc.error or fill > size:
         raise DredPayloadError(f"the stream does not fit {size} bytes", profile=prof.name, rule="dred-stream: size")
+    enc.shrink(fill)  # as libopus' encoder does for a DRED payload: just the bytes the symbols need
+    data = enc.done()
     return DredStreamRecord(q0, 2 * latents_q.shape[0], data)
 
 

@@ -121,10 +121,7 @@ def _records(profile: str, packets: list[bytes]):
                 break
             except FormatError:
                 lat = lat[:-1]
-        # ec_enc_done leaves the rest of the buffer zero; a range decoder reads zeros past the end anyway,
-        # so the record keeps only the bytes up to the last non-zero one (decoding is unchanged).
-        data = rec.data.rstrip(b"\0") or b"\0"
-        out.append(type(rec)(rec.q0, rec.nb_chunks, data))
+        out.append(rec)
     return out
 
 

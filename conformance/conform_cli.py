@@ -93,9 +93,9 @@ def run_conform(impls: list[str], suite: Optional[Path], profile: Optional[str],
         except Exception as exc:  # an unknown build name: a usage error
             raise typer.BadParameter(f"{name}: {exc}", param_hint="--impl") from None
     cb = None
-    if progress:
-        import sys
+    import sys
 
+    if progress and sys.stderr.isatty():
         def cb(impl: str, i: int, n: int) -> None:
             if i == n or i % 25 == 0:
                 print(f"\r{impl}: {i}/{n}", end="\n" if i == n else "", file=sys.stderr, flush=True)

@@ -1,0 +1,260 @@
+"""``opus-dred inspect`` and the inspection data model (bitstream/inspect.py, bitstream/cli.py).
+
+Files come from libopus itself (the build's ``opus_demo`` binary and the oracle's encoder), from
+opus-tools' ``opusenc``, from our Ogg muxer with DRED packets, and from our DRED-only stream writer; every
+packet-level figure is checked against the libopus oracle."""
+
+from __future__ import annotations
+
+import functools
+import json
+import shutil
+import subprocess
+import sys
+import wave
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from opus_dred.bitstream.formats import write_dred_stream, write_ogg_opus, write_opus_demo_bit
+from opus_dred.bitstream.inspect import PacketInspection, inspect_bytes, inspect_packet
+from opus_dred.bitstream.packet import Toc, parse_packet, write_packet
+
+PROFILES = ["libopus-1.5.2", "libopus-1.6.1"]
+
+
+@functools.cache
+def _oracle(name):
+    from opus_dred.conformance.oracle import Oracle
+
+    return Oracle.for_build(name)
+
+
+@functools.cache
+def _speech16(seconds: float = 3.0) -> np.ndarray:
+    from opus_dred.conformance.speech import load_clip
+
+    return load_clip(None, rate=16000)[: int(16000 * seconds)]
+
+
+def _app():
+    import typer
+
+    from opus_dred.bitstream.cli import register
+
+    app = typer.Typer()
+    register(app)
+
+    @app.callback()
+    def _root() -> None:
+        pass
+
+    return app
+
+
+def _check_against_libopus(res, packets: list[bytes], name: str) -> None:
+    """Every packet's framing, DRED header and coverage as libopus reads them."""
+    o = _oracle(name)
+    assert len(res.items) == len(packets)
+    for it, data in zip(res.items, packets):
+        assert isinstance(it, PacketInspection)
+        ref = o.packet_parse(data)
+        if not data:
+            assert it.lost
+            continue
+        assert it.error is None and ref.ret == it.frames["count"]
+        assert it.frames["sizes"] == ref.sizes
+        assert it.duration_ms * 48 == o.packet_get_nb_samples(data, 48000)
+        d = o.dred_parse(data, defer_processing=True)
+        if d.nb_latents == 0 and d.ret == 0:
+            assert not (it.dred and it.dred.get("found") and it.dred["nb_latents"] > 0)
+        else:
+            assert it.dred["found"] and it.dred["profile"] == name
+            assert it.dred["nb_latents"] == d.nb_latents
+            assert it.dred["dred_offset"] == d.dred_offset
+            assert it.dred["coverage_ms"] == 40.0 * d.nb_latents
+            assert it.dred["available_ms"] * 48 == d.ret
+        d.close()
+
+
+# -- libopus files -------------------------------------------------------------------------------
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("name", PROFILES)
+def test_opus_demo_bit_file(tmp_path, name):
+    """A .bit file written by the build's own opus_demo, with DRED."""
+    from opus_dred.conformance.upstream import get_build
+
+    demo = get_build(name).build_dir / "opus_demo"
+    pcm = tmp_path / "in.pcm"
+    _speech16(2.0).astype("<i2").tofile(pcm)
+    bit = tmp_path / "out.bit"
+    subprocess.run([str(demo), "-e", "voip", "16000", "1", "24000", "-loss", "20", "-dred", "100", str(pcm), str(bit)],
+                   check=True, capture_output=True)
+    from opus_dred.bitstream.formats import read_opus_demo_bit
+
+    data = bit.read_bytes()
+    res = inspect_bytes(data, name=str(bit))
+    assert res.format == "bit" and res.error is None
+    assert res.profile == name and res.profile_source == "version byte"
+    recs = read_opus_demo_bit(data)
+    assert [it.final_range for it in res.items] == [r.final_range for r in recs]
+    _check_against_libopus(res, [r.data for r in recs], name)
+    assert res.summary["with_dred"] > len(recs) // 2
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("name", PROFILES)
+def test_encoder_packets_multiframe_and_bits(name):
+    """Oracle-encoded 60 ms and 120 ms packets (code 3, several frames; DRED in one of them), with --bits."""
+    o = _oracle(name)
+    pcm = np.repeat(_speech16(2.0), 3)
+    pk = [e.data for e in o.encode(pcm, fs=48000, bitrate=32000, frame_ms=120, dred_duration=60, loss_perc=20)]
+    pk += [e.data for e in o.encode(pcm, fs=48000, bitrate=16000, frame_ms=60, dred_duration=100, loss_perc=20)]
+    res = inspect_bytes(write_opus_demo_bit([(p, 0) for p in pk]), bits=True)
+    _check_against_libopus(res, pk, name)
+    for it, data in zip(res.items, pk):
+        b = it.bits
+        assert b["toc"].replace(" ", "") == format(data[0], "08b")
+        if it.toc["code"] == 3:
+            assert b["count_byte"].replace(" ", "") == format(data[1], "08b")
+            assert int(b["count_byte"].split()[2], 2) == it.frames["count"]
+        for e in it.extensions:
+            if e["id_offset"] is not None:
+                id_bits, flag = e["id_byte_bits"].split()
+                assert int(id_bits, 2) == e["id"] and int(flag) == e["L"] == data[e["id_offset"]] & 1
+        if it.dred and it.dred.get("found"):
+            payload = data[it.dred["payload_offset"]:]
+            assert b["dred_payload"] == "".join(format(x, "08b") for x in payload)[: len(b["dred_payload"])]
+            names = [f[0] for f in it.dred["fields"]]
+            assert names[:2] == ["q0", "dq"] and names.count("state") == 1
+            # each field starts where the previous one ended (ec_tell: 1 bit used before the first)
+            assert it.dred["fields"][0][1] == 1
+            assert all(a[2] == b_[1] for a, b_ in zip(it.dred["fields"], it.dred["fields"][1:]))
+
+
+@pytest.mark.oracle
+def test_opusenc_ogg_file(tmp_path):
+    """An .opus file from opus-tools' opusenc (Debian's libopus: no DRED) reads through the Ogg path."""
+    opusenc = shutil.which("opusenc")
+    if opusenc is None:
+        pytest.skip("opusenc (opus-tools) not installed")
+    wav = tmp_path / "in.wav"
+    with wave.open(str(wav), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes(_speech16(2.0).astype("<i2").tobytes())
+    out = tmp_path / "out.opus"
+    subprocess.run([opusenc, "--quiet", "--bitrate", "24", str(wav), str(out)], check=True, capture_output=True)
+    from opus_dred.bitstream.formats import read_ogg_opus
+
+    data = out.read_bytes()
+    res = inspect_bytes(data, name=str(out))
+    assert res.format == "ogg" and res.error is None
+    assert res.header["channels"] == 1 and res.header["input_sample_rate"] == 16000
+    assert res.header["vendor"].startswith("libopus")
+    assert res.summary["with_dred"] == 0 and res.profile is None
+    ogg = read_ogg_opus(data)
+    _check_against_libopus(res, ogg.packets, "libopus-1.6.1")
+    # the granule position of the last page counts every sample of the stream
+    total = sum(it.duration_ms * 48 for it in res.items)
+    assert total >= res.header["last_granule"] - res.header["pre_skip"]
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("name", PROFILES)
+def test_ogg_we_mux_with_dred(name):
+    o = _oracle(name)
+    pk = [e.data for e in o.encode(_speech16(2.0), fs=16000, bitrate=24000, frame_ms=20, dred_duration=100, loss_perc=20)]
+    data = write_ogg_opus(None, pk, [parse_packet(p).duration_48k for p in pk])
+    res = inspect_bytes(data, name="x.opus")
+    assert res.format == "ogg" and res.profile == name
+    _check_against_libopus(res, pk, name)
+    assert res.summary["with_dred"] >= len(pk) - 2
+
+
+# -- DRED-only streams ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["libopus-1.6.1"])
+def test_dred_only_stream(name):
+    from opus_dred.bitstream.dredstream import read_stream_record, write_stream_record
+    from opus_dred.bitstream.profiles import get_profile
+
+    prof = get_profile(name)
+    rng = np.random.default_rng(3)
+    recs = []
+    for q0, n in ((3, 2), (9, 5), (15, 25)):
+        state = rng.integers(-2, 3, prof.state_dim)
+        lat = rng.integers(-2, 3, (n, prof.latent_dim))
+        # positions the statistics give zero probability must hold 0
+        from opus_dred.bitstream.dred import _Tables
+
+        t = _Tables.of(prof)
+        state = np.where([p is None for p in t.state[q0]], 0, state)
+        lat = np.where([[p is None for p in t.latent[q0]]] * n, 0, lat)
+        recs.append(write_stream_record(state, lat, q0, prof))
+    data = write_dred_stream(recs)
+    res = inspect_bytes(data, name="v.bit")
+    assert res.format == "dred" and res.profile == name and res.error is None
+    assert [r.q0 for r in res.items] == [3, 9, 15]
+    assert [r.nb_latents for r in res.items] == [2, 5, 25]
+    assert [r.coverage_ms for r in res.items] == [80.0, 200.0, 1000.0]
+    for r, rec in zip(res.items, recs):
+        p = read_stream_record(rec, name)
+        assert r.end_tell == p.end_tell and r.fields == [list(f) for f in p.fields]
+    assert res.summary["latents"] == 32
+
+
+# -- errors and broken files ---------------------------------------------------------------------
+
+
+def test_packet_errors_carry_offsets_and_rules():
+    it = inspect_packet(bytes([0x03, 0x41, 9, 1]))  # padding longer than the packet
+    assert it.error["error"] == "PacketError" and it.error["rule"] == "RFC6716 R6"
+    assert it.error["byte_offset"] == 2 and it.error["bit_offset"] == 16
+    # a frame separator past the packet's frame count (1.6 syntax) breaks the padding at its own byte
+    pkt = write_packet(Toc(9, False, 0), [b"abc"], padding=bytes([0x02, 0x02]), code=3)
+    it = inspect_packet(pkt, "libopus-1.6.1")
+    e = it.extension_error
+    assert e["error"] == "ExtensionError" and pkt[e["byte_offset"]] == 0x02
+    assert e["byte_offset"] >= parse_packet(pkt).padding_offset
+
+
+def test_truncated_bit_file_keeps_records_before():
+    pk = [write_packet(Toc(9, False, 0), [bytes(range(20))]) for _ in range(3)]
+    data = write_opus_demo_bit([(p, 7) for p in pk])
+    res = inspect_bytes(data[:-5], name="cut.bit")
+    assert res.format == "bit" and len(res.items) == 2
+    assert res.error["error"] == "TruncatedError" and res.error["byte_offset"] == 2 * 29 + 8
+
+
+def test_cli_hex_json_and_table():
+    runner = CliRunner()
+    pkt = write_packet(Toc(9, False, 0), [b"abc", b"de"], padding=bytes([0x01, 0x01]))
+    r = runner.invoke(_app(), ["inspect", pkt.hex(), "--json"])
+    assert r.exit_code == 0, r.output
+    j = json.loads(r.output)
+    assert j["format"] == "hex" and j["items"][0]["frames"]["sizes"] == [3, 2]
+    r = runner.invoke(_app(), ["inspect", "0341090100", "--bits"])
+    assert r.exit_code == 0 and "RFC6716 R6" in r.output and "Traceback" not in r.output
+    assert "00000 0 11" in r.output  # the TOC bits
+    r = runner.invoke(_app(), ["inspect", "zz-not-hex"])
+    assert r.exit_code != 0 and "Traceback" not in r.output
+
+
+def test_inspect_does_not_import_jax(tmp_path):
+    """The inspect path stays off JAX (and the reference decoder), so it starts quickly."""
+    pk = [write_packet(Toc(9, False, 0), [bytes(range(20))])] * 10
+    f = tmp_path / "a.bit"
+    f.write_bytes(write_opus_demo_bit([(p, 0) for p in pk]))
+    code = ("import sys, runpy; sys.argv = ['opus-dred', 'inspect', sys.argv[1], '--json'];\n"
+            "try:\n    runpy.run_module('opus_dred.cli', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('jax', 'jaxlib', 'scipy') or m.startswith('opus_dred.refimpl.decode'))\n"
+            "print('IMPORTED', bad, file=sys.stderr)")
+    r = subprocess.run([sys.executable, "-c", code, str(f)], capture_output=True, text=True, check=True)
+    assert json.loads(r.stdout)["summary"]["packets"] == 10
+    assert "IMPORTED []" in r.stderr

@@ -170,31 +170,36 @@ def svg_frame_error(series: list[tuple[str, list[float], bool]], title: str, wid
 
 
 def svg_metric_bars(rows: list[tuple[str, float, float, bool]], thr: tuple[float, float], title: str,
-                    width: int = 900) -> str:
-    """dred_compare ``total`` and ``max`` per case (bars), with the thresholds as dashed lines."""
-    left, top, bh = 60, 30, 6
-    height = top + 40 + bh * 2 * max(1, len(rows)) + 10
+                    width: int = 900, height: int = 220) -> str:
+    """dred_compare ``total`` (blue) and ``max`` (purple) of every compared case, one column of two dots per
+    case (red when the case fails), with the two thresholds as dashed lines; a fixed height for any count."""
+    left, right, top, bottom = 60, 20, 30, 30
+    pw, ph = width - left - right, height - top - bottom
     vals = [v for _, t, m, _ in rows for v in (t, m) if v == v]
-    xmax = max(vals + [thr[0], thr[1]]) * 1.05 or 1.0
-    pw = width - left - 30
+    ymax = max(vals + [thr[0], thr[1]]) * 1.08 or 1.0
+    n = len(rows)
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
            f'viewBox="0 0 {width} {height}" role="img" aria-label="{_e(title)}">',
-           f'<text x="{left}" y="18" font-size="13" font-weight="bold">{_e(title)}</text>']
-    for i, (name, tot, mx, ok) in enumerate(rows):
-        y = top + i * bh * 2
-        for k, (v, col) in enumerate(((tot, "#1565c0"), (mx, "#6a1b9a"))):
-            vv = v if v == v else xmax
-            out.append(f'<rect x="{left}" y="{y + k * bh}" width="{max(0.5, pw * vv / xmax):.1f}" height="{bh - 1}" '
-                       f'fill="{col if ok else _COLORS["fail"]}"><title>{_e(name)}: '
-                       f'{"total" if k == 0 else "max"} = {v:.4g}</title></rect>')
-    if not any(v > 0 for v in vals):
-        out.append(f'<text x="{left + pw / 2}" y="{top + bh * max(1, len(rows))}" text-anchor="middle" '
-                   f'font-size="12" fill="#666">{len(rows)} cases: total 0 and max 0</text>')
+           f'<text x="{left}" y="18" font-size="13" font-weight="bold">{_e(title)}</text>',
+           f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="#fafafa" stroke="#bbb"/>']
     for v, lab in ((thr[0], "total threshold"), (thr[1], "max threshold")):
-        x = left + pw * v / xmax
-        y2 = top + bh * 2 * max(1, len(rows))
-        out.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{y2}" stroke="#333" stroke-dasharray="4 3"/>')
-        out.append(f'<text x="{x:.1f}" y="{y2 + 14}" text-anchor="middle" font-size="10">{lab} {v:g}</text>')
+        y = top + ph - ph * v / ymax
+        out.append(f'<line x1="{left}" x2="{left + pw}" y1="{y:.1f}" y2="{y:.1f}" stroke="#333" '
+                   f'stroke-dasharray="4 3"/>')
+        out.append(f'<text x="{left + pw - 4}" y="{y - 3:.1f}" text-anchor="end" font-size="10">{lab} {v:g}</text>')
+    for k in range(5):
+        yv = ymax * k / 4
+        out.append(f'<text x="{left - 6}" y="{top + ph - ph * k / 4 + 4:.1f}" text-anchor="end" '
+                   f'font-size="10">{yv:.2g}</text>')
+    for i, (name, tot, mx, ok) in enumerate(rows):
+        x = left + (pw * (i + 0.5) / n if n else pw / 2)
+        for v, col in ((tot, "#1565c0"), (mx, "#6a1b9a")):
+            vv = v if v == v else ymax
+            y = top + ph - ph * min(vv, ymax) / ymax
+            out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.2" fill="{col if ok else _COLORS["fail"]}">'
+                       f'<title>{_e(name)}: {v:.4g}</title></circle>')
+    out.append(f'<text x="{left + pw / 2}" y="{height - 8}" text-anchor="middle" font-size="11">{n} cases, in '
+               f'suite order</text>')
     out.append("</svg>")
     return "".join(out)
 
@@ -293,6 +298,8 @@ def render_html(report: RunReport) -> str:
                    (0.5, 0.15))
         if bars:
             p.append(svg_metric_bars(bars, thr, f"{r.impl}: dred_compare total (blue) and max (purple) per case"))
+        if all(t == 0 and m == 0 for _, t, m, _ in bars):
+            p.append(f"<p class=\"small\">Every one of the {len(bars)} cases: total 0, max 0.</p>")
     if not any_plot:
         p.append("<p>No feature comparison in this run.</p>")
     # all outcomes

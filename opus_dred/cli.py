@@ -35,6 +35,7 @@ _COMMANDS = [
     "opus_dred.bitstream.cli",
     "opus_dred.refimpl.cli",
     "opus_dred.conformance.agreement_cli",
+    "opus_dred.conformance.simulate_cli",
 ]
 
 

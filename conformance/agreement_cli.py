@@ -16,8 +16,11 @@ def agreement(
     markdown: Optional[Path] = typer.Option(None, "--markdown", help="Also write the table as Markdown to this file."),
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
 ) -> None:
-    """Encode real speech at 7 settings per profile, decode every DRED packet with libopus' default build, its
-    generic build and the reference, and compare (dred_compare total/max/pitch, max and p99 absolute error)."""
+    """Compare the reference decoder with libopus' default and generic builds on real speech.
+
+    Real speech is encoded at 7 settings per profile; every DRED packet is decoded by libopus' default build, its
+    generic build and the reference, and compared (dred_compare total/max/pitch, max and p99 absolute error).
+    """
     from rich.console import Console
     from rich.table import Table
 

@@ -122,8 +122,11 @@ def simulate(
     wavs: bool = typer.Option(True, "--wavs/--no-wavs", help="Write WAV files (the last clip)."),
     as_json: bool = typer.Option(False, "--json", help="Print the JSON result instead of the table."),
 ) -> None:
-    """Encode speech under PLC only, LBRR, DRED 1 s and LBRR + DRED at a matched total bitrate, apply the
-    same loss pattern to each, decode through the receiver and score with wideband PESQ and STOI."""
+    """The loss experiment: PLC only, LBRR, DRED 1 s and LBRR + DRED under the same packet loss.
+
+    Speech is encoded under each configuration at a matched total bitrate, the same loss pattern is applied to
+    each, decoded through the receiver, and scored with wideband PESQ and STOI.
+    """
     import sys
 
     from rich.console import Console

@@ -36,10 +36,13 @@ __all__ = [
     "inspect_bytes",
     "summarize",
     "DRED_BITS_SHOWN",
+    "MAX_LISTED_EXTENSIONS",
 ]
 
 #: how many leading bits of a DRED payload the bit-level view shows
 DRED_BITS_SHOWN = 64
+#: extensions listed per packet (the rest are counted): memory stays bounded whatever the padding
+MAX_LISTED_EXTENSIONS = 1024
 
 
 def _error(exc: BitstreamError) -> dict:
@@ -72,6 +75,7 @@ class PacketInspection:
     frames: dict | None = None
     padding: dict | None = None
     extensions: list[dict] = field(default_factory=list)
+    extensions_total: int = 0  # all extensions; ``extensions`` lists the first MAX_LISTED_EXTENSIONS
     extension_syntax: str | None = None
     extension_error: dict | None = None
     dred: dict | None = None
@@ -262,6 +266,10 @@ def inspect_packet(
     if pkt.padding:
         try:
             for e in iter_extensions(pkt.padding, pkt.nb_frames, syntax=syntax):
+                out.extensions_total += 1
+                if out.extensions_total > MAX_LISTED_EXTENSIONS:
+                    # RTE repeats up to 47 extensions per byte: list a bounded number, count the rest
+                    continue
                 listed.append(e)
                 ent = {"id": e.id, "frame": e.frame, "length": len(e.data), "repeated": e.repeated,
                        "id_offset": None if e.id_offset is None else base + e.id_offset,
@@ -281,7 +289,7 @@ def inspect_packet(
     if prof is None:
         return out
     try:
-        if out.extension_error is None:
+        if out.extension_error is None and out.extensions_total <= MAX_LISTED_EXTENSIONS:
             # the whole padding was read: the DRED extension is the first with the profile's id and prefix
             # (what find_dred_extension returns; that function is used where the padding breaks off)
             loc = _first_dred(listed, prof, pkt, base)
@@ -525,7 +533,7 @@ def summarize(res: FileInspection) -> dict:
         "bytes": sum(p.length for p in pk),
         "duration_ms": sum(p.duration_ms for p in pk),
         "with_padding": sum(1 for p in pk if p.padding),
-        "extensions": sum(len(p.extensions) for p in pk),
+        "extensions": sum(p.extensions_total for p in pk),
         "with_dred": len(dred),
         "dred_bytes": sum(d.get("payload_bytes", 0) for d in dred),
         "coverage_ms_mean": (sum(cov) / len(cov)) if cov else 0.0,

@@ -69,7 +69,7 @@ def handle_invalid(req):
         return None
     from opus_dred.bitstream.packet import parse_packet
 
-    parse_packet(b64_bytes(req["inputs"]["data"]))
+    parse_packet(b64_bytes(req["inputs"]["data"]), self_delimited=bool(req["parameters"].get("self_delimited", False)))
     return {"accepted": True}
 
 

@@ -355,3 +355,24 @@ def test_official_layout_suite(tmp_path):
     case = load_suite(tmp_path, None)[1][0]
     out = compare_case(case, a.run(case), a.name)
     assert out.status == "fail" and out.offset == 7
+
+
+@pytest.mark.parametrize("build", ["libopus-1.5.2", "libopus-1.6.1", "libopus-1.5.2-generic", "libopus-1.6.1-generic"])
+def test_each_libopus_build_passes_its_own_profile_of_the_canonical_suite(build):
+    """Issue item 6: every case of the build's own profile that libopus can run passes (features within
+    dred_compare's thresholds, everything else exact or partial); the rest is skipped, never failed."""
+    from opus_dred.conformance.adapters import LibopusAdapter
+    from opus_dred.vectors.format import suite_root
+
+    if not (suite_root() / "manifest.json").is_file():
+        pytest.skip("the canonical suite is not in this checkout")
+    _oracle(build)
+    a = LibopusAdapter(build)
+    cases = list(iter_cases(suite_root()))
+    rep = run_suite([a], cases)
+    r = rep.impls[0]
+    bad = [(o.case, o.detail) for o in r.outcomes if o.status in ("fail", "error")]
+    assert not bad, bad[:10]
+    own = [o for o in r.outcomes if o.profile.endswith(build.split("-")[1]) and o.handler != "receiver"]
+    assert own and sum(o.status == "pass" for o in own) >= 0.95 * len(own)
+    assert {o.handler for o in own if o.status == "pass"} >= {"dred_features", "dred_payload", "packet", "invalid"}

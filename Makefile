@@ -13,10 +13,12 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PY) -m pip install -q --disable-pip-version-check -c requirements.lock -e '.[test]'
 	touch $@
 
-# System tools the tests use (opus-tools: opusenc/opusinfo to check the Ogg reader). Installed only when missing.
+# System tools the tests use, installed only when missing: opus-tools (opusenc/opusinfo check the Ogg reader),
+# chromium (the HTML report is loaded in a real headless browser).
+SYSPKGS := opus-tools chromium
 $(VENV)/.sysdeps:
-	@command -v opusenc >/dev/null && command -v opusinfo >/dev/null || \
-	  { apt-get update -q && apt-get install -y -q opus-tools; }
+	@command -v opusenc >/dev/null && command -v opusinfo >/dev/null && command -v chromium >/dev/null || \
+	  apt-get install -y -q $(SYSPKGS) || { apt-get update -q && apt-get install -y -q $(SYSPKGS); }
 	@mkdir -p $(VENV) && touch $@
 
 setup: $(VENV)/.installed $(VENV)/.sysdeps

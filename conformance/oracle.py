@@ -923,8 +923,9 @@ def _compile_ops(ops: Iterable[Sequence[Any]], encoding: bool) -> tuple[Any, ...
             elif name == "bits":
                 val, nb = args
                 nb = int(nb)
-                if not 1 <= nb <= 24:
-                    raise ValueError("bits needs 1 <= nbits <= 24")
+                # celt/entenc.h and entdec.h allow 1..25 (ec_enc_bits) and 0..25 (ec_dec_bits)
+                if not (1 if encoding else 0) <= nb <= 25:
+                    raise ValueError("bits needs 1 <= nbits <= 25 (0 allowed when decoding)")
                 if encoding and not 0 <= int(val) < (1 << nb):
                     raise ValueError("bits value does not fit")
                 A, B = int(val or 0), nb

@@ -36,6 +36,7 @@ _COMMANDS = [
     "opus_dred.refimpl.cli",
     "opus_dred.conformance.agreement_cli",
     "opus_dred.conformance.simulate_cli",
+    "opus_dred.conformance.conform_cli",
 ]
 
 

@@ -113,10 +113,10 @@ def features_of(profile: str | Profile, state, latents, *, numerics: str = DEFAU
     num = _numerics(numerics)
     params = params_for(prof.name)
     # The decoder scans the latents newest to oldest and is causal in that order, so latents appended after the
-    # last one change none of the rows before them: pad to a few bucket sizes, so that jit compiles a handful
-    # of shapes instead of one per latent count, and cut the padding's rows off.
+    # last one change none of the rows before them: pad to two bucket sizes (most packets carry ≤ 8 latents), so
+    # that jit compiles two shapes instead of one per latent count, and cut the padding's rows off.
     n = latents.shape[0]
-    bucket = next((b for b in (4, 8, 16, 32) if b >= n), n)
+    bucket = next((b for b in (8, 32) if b >= n), n)
     latents = np.concatenate([latents, np.zeros((bucket - n, latents.shape[1]), latents.dtype)])
     rows = 4 * n
     if np.dtype(dtype) == np.float64:

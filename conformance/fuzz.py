@@ -104,6 +104,8 @@ class FuzzReport:
     unexpected: list[Disagreement]
     disagreement_count: int = 0
     unexpected_count: int = 0
+    #: CPU seconds the workers spent on cases (on a shared machine, a fairer speed than wall time)
+    cpu_seconds: float = 0.0
 
     @property
     def cases_per_s(self) -> float:
@@ -112,7 +114,13 @@ class FuzzReport:
     def to_json(self) -> dict:
         d = asdict(self)
         d["cases_per_s"] = self.cases_per_s
+        d["cases_per_cpu_s"] = self.cases_per_cpu_s
         return d
+
+    @property
+    def cases_per_cpu_s(self) -> float:
+        """Cases per CPU second of one worker."""
+        return self.cases / self.cpu_seconds if self.cpu_seconds > 0 else 0.0
 
 
 class _Mismatch(Exception):
@@ -621,6 +629,7 @@ def _run_range(args: tuple[int, int, int, int]) -> dict:
     dis: list[Disagreement] = []
     une: list[Disagreement] = []
     nd = nu = 0
+    cpu0 = time.process_time()
     for i in range(start, stop):
         kind, stage, d = f.run_case(seed, i)
         by_kind[kind] = by_kind.get(kind, 0) + 1
@@ -634,7 +643,8 @@ def _run_range(args: tuple[int, int, int, int]) -> dict:
                 nd += 1
                 if len(dis) < keep:
                     dis.append(d)
-    return {"n": stop - start, "by_kind": by_kind, "by_stage": by_stage, "dis": dis, "une": une, "nd": nd, "nu": nu}
+    return {"n": stop - start, "by_kind": by_kind, "by_stage": by_stage, "dis": dis, "une": une, "nd": nd, "nu": nu,
+            "cpu": time.process_time() - cpu0}
 
 
 def run_campaign(
@@ -690,7 +700,8 @@ def run_campaign(
         nu += p["nu"]
     dis.sort(key=lambda d: d.index)
     une.sort(key=lambda d: d.index)
-    return FuzzReport(profile, build, seed, cases, seconds, jobs, by_kind, by_stage, dis[:keep], une[:keep], nd, nu)
+    cpu = sum(p["cpu"] for p in parts)
+    return FuzzReport(profile, build, seed, cases, seconds, jobs, by_kind, by_stage, dis[:keep], une[:keep], nd, nu, cpu)
 
 
 def run_case(profile: str, seed: int, index: int, build: str | None = None) -> tuple[str, str | None, Disagreement | None]:

@@ -60,7 +60,8 @@ def fuzz(
         typer.echo(json.dumps(r.to_json(), indent=2))
     else:
         typer.echo(f"fuzz {r.profile} against {r.build}: {r.cases:,} cases (seed {r.seed}) in {r.seconds:.1f} s "
-                   f"with {r.jobs} jobs = {r.cases_per_s:,.0f} cases/s")
+                   f"with {r.jobs} jobs = {r.cases_per_s:,.0f} cases/s ({r.cases_per_cpu_s:,.0f} cases per CPU second "
+                   f"of one worker, {r.cpu_seconds:.0f} CPU s in all)")
         typer.echo("  by generator: " + ", ".join(f"{k} {v:,}" for k, v in sorted(r.by_kind.items())))
         typer.echo("  by last stage: " + ", ".join(f"{k} {v:,}" for k, v in sorted(r.by_stage.items())))
         typer.echo(f"  disagreements: {r.disagreement_count}   unexpected exceptions: {r.unexpected_count}")

@@ -112,3 +112,17 @@ def simulate(
 
     pts = bench_simulate([float(s) for s in lengths.split(",") if s.strip()], build=build, bitrate=bitrate)
     print_report(pts, as_json=as_json, title=f"bench simulate: {build}, {bitrate / 1000:g} kb/s, ge:bursty-20")
+
+
+@app.command("bitstream")
+def bitstream(
+    packets: int = typer.Option(3000, "--packets", help="DRED-carrying packets read by each parser."),
+    profile: str = typer.Option("libopus-1.6.1", "--profile", help="Profile; the libopus build of the same name is timed."),
+    repeats: int = typer.Option(3, "--repeats", help="Timed passes; the best is reported."),
+    inspect_runs: int = typer.Option(5, "--inspect-runs", help="Cold `inspect` runs on a 500-packet .bit file (0: none)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Our bitstream parser against libopus' opus_dred_parse (deferred) on the same packets, and cold inspect time."""
+    from .bench_bitstream import bench_bitstream, print_report
+
+    print_report(bench_bitstream(profile, packets, repeats, inspect_runs=inspect_runs), as_json=as_json)

@@ -26,11 +26,12 @@ setup: $(VENV)/.installed $(VENV)/.sysdeps
 upstream: setup
 	$(CLI) upstream build
 
+# The main job: check the canonical vector suite (integrity and byte-identical regeneration of the expected
+# values), then run it on the reference and on every libopus build; prints the pass table and the report's path.
 demo: upstream
 	$(CLI) upstream list
-	$(CLI) models list
-	$(CLI) profiles list
-	$(CLI) profiles diff libopus-1.5.2 libopus-1.6.1
+	$(CLI) vectors verify
+	$(CLI) conform --impl all --report reports/conform
 
 test: upstream
 	$(PY) -m pytest -q

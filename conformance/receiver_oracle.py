@@ -89,7 +89,7 @@ class LibopusExecutor:
             r = self._decode(packets[action.seq], action.samples, 1)
         elif isinstance(action, rx.Plc):
             r = self._decode(None, action.samples, 0)
-        elif isinstance(action, rx.Dred):
+        elif isinstance(action, (rx.Dred, rx.DredPlc)):
             d = self.dred(action.seq, packets[action.seq], action.max_dred_samples)
             r = self.dec.dred_decode_call(d, int(action.offset_samples), int(action.samples), pcm24=self.pcm24)
         elif isinstance(action, rx.Drop):

@@ -5,7 +5,7 @@ one-frame in-band FEC of SILK), DRED (Deep REDundancy, draft-ietf-mlcodec-opus-d
 packet-loss concealment (PLC). This module makes that choice and nothing else, in the spirit of
 python-hyper/h11: *events* go in (:class:`PacketArrived`, :class:`PacketLost`,
 :class:`EndOfStream`), *actions* come out (:class:`Normal`, :class:`Lbrr`, :class:`Dred`,
-:class:`Plc`), and no audio, codec or I/O is involved. The caller executes the actions with a
+:class:`DredPlc`, :class:`Plc`, :class:`Drop`), and no audio, codec or I/O is involved. The caller executes the actions with a
 decoder: ``opus_dred.conformance.receiver_oracle`` drives libopus' decoder, and our own decoder can
 do the same later.
 
@@ -24,13 +24,16 @@ Policies (see ``docs/receiver.md`` for the reasons):
   ``src/opus_demo.c`` of each release: lost frames wait for the next packet that arrives; its DRED
   is parsed with ``max_dred_samples = min(cap, lost * last_duration)`` (cap 48000 in 1.5.2 whatever
   the rate, the sampling rate in 1.6.1); the newest lost frame is decoded from that packet's LBRR if
-  it has some, the others from its DRED if the parse returned more than 0 samples (even where the
-  offset lies beyond that coverage: libopus then predicts the missing features), otherwise by PLC;
-  losses before the first packet are "concealed" with the decoder's last packet duration, which is
-  0; losses at the end of the stream are never concealed (:class:`Drop`).
+  it has some, the others through its DRED if the parse returned more than 0 samples, otherwise by
+  PLC; losses before the first packet are "concealed" with the decoder's last packet duration, which
+  is 0; losses at the end of the stream are never concealed (:class:`Drop`). A DRED call for a frame
+  the parsed DRED has no feature for is the action :class:`DredPlc` (libopus conceals it exactly as
+  PLC), so a :class:`Dred` action always takes features from its packet.
 * :data:`BEST` uses every packet in hand: LBRR from the packet right after the lost frame, else DRED
-  from the nearest arrived packet whose DRED window really covers the frame, else PLC; with a
-  jitter-buffer depth it waits for up to ``depth`` further packets before deciding; it conceals
+  from the arrived packet with the most feature vectors for the frame (libopus' own indexing,
+  :func:`dred_feature_frames`, which reaches up to 10 ms past the parse's coverage), parsed with the
+  smallest request that gives them, else :class:`DredPlc` through a packet with DRED, else PLC; with
+  a jitter-buffer depth it waits for up to ``depth`` further packets before deciding; it conceals
   losses at the start (with the first packet's duration) and at the end of the stream.
 """
 
@@ -51,6 +54,7 @@ __all__ = [
     "Normal",
     "Lbrr",
     "Dred",
+    "DredPlc",
     "Plc",
     "Drop",
     "Action",
@@ -64,6 +68,9 @@ __all__ = [
     "Receiver",
     "dred_parse_return",
     "dred_window",
+    "dred_feature_frames",
+    "dred_latents_read",
+    "request_for_latents",
     "run",
 ]
 
@@ -121,6 +128,60 @@ def dred_window(nb_latents: int, dred_offset: int, rate: int) -> tuple[int, int]
     if nb_latents <= 0:
         return (0, 0)
     return (max(0, -_cdiv(dred_offset * rate, 400)), dred_parse_return(nb_latents, dred_offset, rate))
+
+
+def dred_latents_read(nb_latents: int, rate: int, max_dred_samples: int | None) -> int:
+    """Latents a parse request of ``max_dred_samples`` (``None``: the largest) reads from a packet whose
+    full parse found ``nb_latents``."""
+    if nb_latents <= 0:
+        return 0
+    return nb_latents if max_dred_samples is None else min(nb_latents, _latents_for_request(max_dred_samples, rate))
+
+
+def request_for_latents(n: int, rate: int) -> int:
+    """The smallest ``max_dred_samples`` whose parse reads ``n`` latents (``n - 1`` latents of 40 ms;
+    0 reads one): the inverse of ``_latents_for_request`` for ``1 <= n <= 26``."""
+    return max(0, 4 * n - 4) * rate // 100
+
+
+def dred_feature_frames(offset_samples: int, samples: int, nb_latents: int, dred_offset: int, rate: int) -> tuple[int, int]:
+    """``(from_dred, total)``: of the 10 ms feature vectors with which libopus conceals a frame of
+    ``samples`` starting ``offset_samples`` before the packet's start, how many come from the packet's
+    DRED when its parse read ``nb_latents`` latents.
+
+    This is the indexing of ``src/opus_decoder.c:opus_decode_native`` (the block run when a DRED is
+    given, 1.5.2 and 1.6.1 alike): the frame needs ``max(1, samples / F10)`` feature vectors
+    (``F10 = rate / 100``); the ``i``-th has index ``floor((offset + dred_offset*F10/4) / F10) - 2 - i``
+    into ``fec_features`` (4 per latent; index 0 is the newest); an index in ``0 .. 4*nb_latents - 1``
+    queues DRED features, a larger one queues a "skip" (``dnn/lpcnet_plc.c:lpcnet_plc_fec_add(NULL)``:
+    the neural PLC predicts that vector), a negative one queues nothing (predicted as well). The two
+    extra vectors queued before a first loss (``init_frames`` when ``blend == 0``) describe audio the
+    decoder already has and are not counted. Because of the ``- 2`` (the causal PLC model lags two
+    vectors), a frame can draw DRED features up to 10 ms beyond the coverage that ``opus_dred_parse``
+    returns; the coverage is therefore not the right test for "this frame is recovered from DRED".
+    """
+    f10 = rate // 100
+    if samples <= 0:  # opus_decoder_dred_decode rejects frame_size <= 0 (OPUS_BAD_ARG): no feature
+        return (0, 0)
+    total = max(1, samples // f10)
+    if nb_latents <= 0:
+        return (0, total)
+    base = (offset_samples + _cdiv(dred_offset * f10, 4)) // f10  # floor, as (int)floor(float)
+    top = 4 * nb_latents - 1
+    used = sum(1 for i in range(total) if 0 <= base - 2 - i <= top)
+    return (used, total)
+
+
+def frame_request(offset_samples: int, samples: int, nb_latents: int, dred_offset: int, rate: int) -> int | None:
+    """The smallest parse request whose latents give the frame every DRED feature vector the packet
+    has for it (see :func:`dred_feature_frames`); ``None`` if the packet has none for it."""
+    best = dred_feature_frames(offset_samples, samples, nb_latents, dred_offset, rate)[0]
+    if best == 0:
+        return None
+    for n in range(1, nb_latents + 1):
+        if dred_feature_frames(offset_samples, samples, n, dred_offset, rate)[0] == best:
+            return request_for_latents(n, rate)
+    return None  # pragma: no cover - n = nb_latents reaches best
 
 
 # ------------------------------------------------------------------------------------------------
@@ -189,7 +250,38 @@ class Lbrr:
 class Dred:
     """Recover frame ``frame`` from the DRED of packet ``seq``: parse it with ``max_dred_samples``
     (``None``: the full request), then ``opus_decoder_dred_decode(dred, offset_samples, samples)``,
-    where ``offset_samples`` is the frame's start, counted back from the start of packet ``seq``."""
+    where ``offset_samples`` is the frame's start, counted back from the start of packet ``seq``.
+
+    Validity (every policy): at least one of the frame's feature vectors comes from the DRED that
+    this parse reads (``dred_feature_frames(...)[0] >= 1``): DRED only inside the window of the
+    packet it comes from."""
+
+    seq: int
+    offset_samples: int
+    frame: int
+    samples: int
+    max_dred_samples: int | None = None
+
+
+@dataclass(frozen=True)
+class DredPlc:
+    """Conceal frame ``frame`` through the DRED entry point although packet ``seq``'s DRED has no
+    feature for it: the same libopus calls as :class:`Dred` (parse with ``max_dred_samples``, then
+    ``opus_decoder_dred_decode(dred, offset_samples, samples)``).
+
+    What libopus does (``src/opus_decoder.c:opus_decode_native``, ``dnn/lpcnet_plc.c``): it clears
+    the DRED feature queue (``lpcnet_plc_fec_clear``) and queues only "skip" markers (index beyond
+    ``4*nb_latents - 1``) or nothing (negative index); ``get_fec_or_pred`` then finds no queued
+    feature and the neural PLC predicts every vector (``compute_plc_pred`` on zeros), exactly as
+    ``opus_decode(NULL)`` does. The only difference from :class:`Plc` is that clearing: a plain PLC
+    call would first consume features that an earlier DRED call left unread. On real streams
+    (1.5.2 and 1.6.1, 16 and 48 kHz) it gave PCM identical to :class:`Plc` sample for sample
+    (``docs/receiver.md``); it does *not* continue a prediction from the DRED features.
+    opus_demo makes this call for every lost frame older than the DRED window of the packet that
+    ends the gap.
+
+    Validity: the packet has DRED and the parse returns more than 0 samples, and none of the
+    frame's feature vectors comes from it (``dred_feature_frames(...)[0] == 0``)."""
 
     seq: int
     offset_samples: int
@@ -214,7 +306,7 @@ class Drop:
     samples: int = 0
 
 
-Action = Union[Normal, Lbrr, Dred, Plc, Drop]
+Action = Union[Normal, Lbrr, Dred, DredPlc, Plc, Drop]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -277,8 +369,10 @@ class Policy:
       ``"rate"`` (1.6.1), or ``None``: parse everything the packet has.
     - ``dred_from``: ``"next"`` (only the packet that ends the gap) or ``"any"`` (the nearest
       arrived packet whose DRED covers the frame).
-    - ``strict_coverage``: use DRED only for frames inside the packet's window (``dred_end`` ..
-      coverage); opus_demo uses it whenever the parse returned more than 0.
+    - ``frame_request``: parse the packet anew for each frame with the smallest request that gives the
+      frame every DRED feature the packet has for it (:func:`frame_request`), and pick, among the
+      arrived packets, the one giving the most such features (ties: the nearest); opus_demo parses
+      once per gap with ``min(cap, lost * duration)`` and uses the packet that ends the gap.
     - ``conceal_trailing``: conceal losses at the end of the stream (opus_demo drops them).
     - ``leading_from_packet``: losses before the first packet take that packet's duration
       (opus_demo uses the decoder's last packet duration, which is then 0).
@@ -288,7 +382,7 @@ class Policy:
     name: str
     dred_cap: str | None
     dred_from: str
-    strict_coverage: bool
+    frame_request: bool
     conceal_trailing: bool
     leading_from_packet: bool
     allow_depth: bool
@@ -296,19 +390,21 @@ class Policy:
 
 
 OPUS_DEMO_1_5_2 = Policy(
-    "opus_demo-1.5.2", dred_cap="48000", dred_from="next", strict_coverage=False, conceal_trailing=False,
+    "opus_demo-1.5.2", dred_cap="48000", dred_from="next", frame_request=False, conceal_trailing=False,
     leading_from_packet=False, allow_depth=False,
     description="src/opus_demo.c decode loop of libopus 1.5.2",
 )
 OPUS_DEMO_1_6_1 = Policy(
-    "opus_demo-1.6.1", dred_cap="rate", dred_from="next", strict_coverage=False, conceal_trailing=False,
+    "opus_demo-1.6.1", dred_cap="rate", dred_from="next", frame_request=False, conceal_trailing=False,
     leading_from_packet=False, allow_depth=False,
     description="src/opus_demo.c decode loop of libopus 1.6.1",
 )
 BEST = Policy(
-    "best", dred_cap=None, dred_from="any", strict_coverage=True, conceal_trailing=True,
+    "best", dred_cap=None, dred_from="any", frame_request=True, conceal_trailing=True,
     leading_from_packet=True, allow_depth=True,
-    description="LBRR, else DRED from the nearest packet in the jitter buffer that covers the frame, else PLC",
+    description="LBRR, else DRED from the packet in the jitter buffer with the most features for the frame "
+    "(parsed for that frame), else PLC through that packet's DRED entry point (DredPlc) or plain PLC; "
+    "leading and trailing losses concealed",
 )
 POLICIES: dict[str, Policy] = {p.name: p for p in (OPUS_DEMO_1_5_2, OPUS_DEMO_1_6_1, BEST)}
 
@@ -470,12 +566,15 @@ class Receiver:
         request = min(cap, max(0, lost * dur))
         ret = dred_parse_return(pkt.dred_latents, pkt.dred_offset, self.rate, request)
         out: list[Action] = []
+        n = dred_latents_read(pkt.dred_latents, self.rate, request)
         for fr in range(lost):
             g = f + fr
             if fr == lost - 1 and pkt.has_lbrr:
                 out.append(Lbrr(p, g, dur))
             elif ret > 0:
-                out.append(Dred(p, (lost - fr) * dur, g, dur, request))
+                off = (lost - fr) * dur
+                used, _ = dred_feature_frames(off, dur, n, pkt.dred_offset, self.rate)
+                out.append((Dred if used else DredPlc)(p, off, g, dur, request))
             else:
                 out.append(Plc(g, dur))
         self.next_frame = p
@@ -490,6 +589,8 @@ class Receiver:
         nxt = self._arrived.get(f + 1)
         if nxt is not None and nxt.has_lbrr:
             return Lbrr(f + 1, f, dur)
+        best: tuple[int, int, int] | None = None  # (features, packet, offset)
+        fallback: tuple[int, int] | None = None  # nearest packet with DRED: (packet, offset)
         for p in later:
             pkt = self._arrived[p]
             if pkt.dred_latents <= 0:
@@ -497,9 +598,19 @@ class Receiver:
             # offset of frame f's start before packet p: the frames f .. p-1, at their known duration
             # for arrived ones, the concealment duration for missing ones
             offset = sum(self._arrived[g].samples if g in self._arrived else dur for g in range(f, p))
-            end, coverage = pkt.dred_window(self.rate)
-            if offset <= coverage and offset - dur >= end:
-                return Dred(p, offset, f, dur, None)
+            used, _ = dred_feature_frames(offset, dur, pkt.dred_latents, pkt.dred_offset, self.rate)
+            if used and (best is None or used > best[0]):
+                best = (used, p, offset)
+            if fallback is None and dred_parse_return(pkt.dred_latents, pkt.dred_offset, self.rate, 0) > 0:
+                fallback = (p, offset)
+        if best is not None:
+            _, p, offset = best
+            pkt = self._arrived[p]
+            return Dred(p, offset, f, dur, frame_request(offset, dur, pkt.dred_latents, pkt.dred_offset, self.rate))
+        if fallback is not None:
+            # no feature for f anywhere: libopus' DRED entry point conceals it (and clears any
+            # DRED feature an earlier call left queued), parsed with the smallest request
+            return DredPlc(fallback[0], fallback[1], f, dur, 0)
         return Plc(f, dur)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -66,6 +68,21 @@ def streams(draw, reorder: bool = True):
     return events
 
 
+def libopus_features_used(offset: int, samples: int, nb_latents: int, dred_offset: int, rate: int = RATE) -> int:
+    """How many of the frame's 10 ms feature vectors libopus takes from the DRED, written directly
+    from src/opus_decoder.c:opus_decode_native (float floor, C int division, the -2 lag; the
+    init_frames vectors before a first loss are not the frame's)."""
+    f10 = rate // 100
+    if samples <= 0:  # opus_decoder_dred_decode returns OPUS_BAD_ARG before touching the queue
+        return 0
+    count = 0
+    for i in range(max(1, samples // f10)):
+        idx = -i - 2 + math.floor((float(offset) + int(dred_offset * f10 / 4)) / f10)
+        if 0 <= idx <= 4 * nb_latents - 1:
+            count += 1
+    return count
+
+
 # ------------------------------------------------------------------------------------------------
 # the checker
 
@@ -87,7 +104,7 @@ def check(events: list[rx.Event], policy: rx.Policy, depth: int = 0) -> list[rx.
         out = r.send(ev)
         for a in out:
             # no action uses a packet before it arrives
-            if isinstance(a, (rx.Normal, rx.Lbrr, rx.Dred)):
+            if isinstance(a, (rx.Normal, rx.Lbrr, rx.Dred, rx.DredPlc)):
                 assert a.seq in arrived, a
             decided.add(a.frame)
         actions += out
@@ -103,15 +120,29 @@ def check(events: list[rx.Event], policy: rx.Policy, depth: int = 0) -> list[rx.
             # LBRR only for the frame just before a packet that carries it
             assert a.frame == a.seq - 1 and arrived[a.seq].has_lbrr
             assert a.frame not in arrived or a.frame in decided_before_arrival
-        elif isinstance(a, rx.Dred):
+        elif isinstance(a, (rx.Dred, rx.DredPlc)):
             pkt = arrived[a.seq]
             assert a.seq > a.frame and pkt.dred_latents > 0
-            if policy.strict_coverage:
-                end, cov = pkt.dred_window(RATE)
-                assert a.offset_samples <= cov and a.offset_samples - a.samples >= end
-                assert a.max_dred_samples is None
-            else:
+            if not policy.frame_request or isinstance(a, rx.DredPlc):
+                # opus_demo makes the DRED call only when the parse returns > 0 samples; BEST makes
+                # a DredPlc call only through such a packet (a Dred of BEST may draw features from
+                # a packet whose parse returns 0: libopus' window reaches past the coverage)
                 assert rx.dred_parse_return(pkt.dred_latents, pkt.dred_offset, RATE, a.max_dred_samples) > 0
+            n = rx.dred_latents_read(pkt.dred_latents, RATE, a.max_dred_samples)
+            used = libopus_features_used(a.offset_samples, a.samples, n, pkt.dred_offset)
+            if isinstance(a, rx.Dred):
+                # DRED only inside the window of the packet it comes from
+                assert used >= 1, a
+            else:
+                # DredPlc only where that parse has no feature for the frame
+                assert used == 0, a
+            if policy.frame_request and isinstance(a, rx.Dred):
+                # BEST: every feature the packet has for the frame, with the smallest request
+                full = libopus_features_used(a.offset_samples, a.samples, pkt.dred_latents, pkt.dred_offset)
+                assert used == full
+                if a.max_dred_samples:
+                    fewer = rx.dred_latents_read(pkt.dred_latents, RATE, a.max_dred_samples) - 1
+                    assert libopus_features_used(a.offset_samples, a.samples, fewer, pkt.dred_offset) < full
         elif isinstance(a, rx.Drop):
             # only opus_demo drops; BEST drops only when no packet ever gave a duration
             assert not policy.conceal_trailing or not any(isinstance(b, rx.Normal) for b in actions)
@@ -127,6 +158,12 @@ def check(events: list[rx.Event], policy: rx.Policy, depth: int = 0) -> list[rx.
 
 # ------------------------------------------------------------------------------------------------
 # an independent model of opus_demo's decode loop (src/opus_demo.c), for in-order streams
+
+
+def latents_for_request(max_dred_samples: int) -> int:
+    """dnn/dred_decoder.c:dred_ec_decode's loop bound for opus_dred_parse's min_feature_frames."""
+    mff = min(2 + 100 * max_dred_samples // RATE, 4 * rx.DRED_MAX_LATENTS)
+    return len(range(0, min(2 * rx.DRED_MAX_LATENTS, (mff + 1) // 2), 2))
 
 
 def opus_demo_model(events: list[rx.Event], cap: int) -> list[rx.Action]:
@@ -147,7 +184,10 @@ def opus_demo_model(events: list[rx.Event], cap: int) -> list[rx.Action]:
             if fr == lost_count - 1 and ev.has_lbrr:
                 out.append(rx.Lbrr(ev.seq, frame, dur))
             elif ret > 0:
-                out.append(rx.Dred(ev.seq, (lost_count - fr) * dur, frame, dur, request))
+                off = (lost_count - fr) * dur
+                n = min(ev.dred_latents, latents_for_request(request))
+                kind = rx.Dred if libopus_features_used(off, dur, n, ev.dred_offset) else rx.DredPlc
+                out.append(kind(ev.seq, off, frame, dur, request))
             else:
                 out.append(rx.Plc(frame, dur))
         out.append(rx.Normal(ev.seq, ev.samples))
@@ -202,6 +242,18 @@ def test_best_uses_lbrr_dred_at_least_as_often(events):
         b = by_frame[a.frame]
         if isinstance(a, (rx.Normal, rx.Lbrr)):
             assert type(b) is type(a) and b.seq == a.seq
+        if isinstance(a, rx.Dred) and a.samples > 0:
+            # a frame opus_demo recovers from DRED, BEST recovers from the same packet, with at
+            # least as many of its feature vectors
+            assert isinstance(b, rx.Dred) and b.seq == a.seq and b.offset_samples == a.offset_samples
+            pkt = next(e for e in events if isinstance(e, rx.PacketArrived) and e.seq == a.seq)
+            na = rx.dred_latents_read(pkt.dred_latents, RATE, a.max_dred_samples)
+            nb = rx.dred_latents_read(pkt.dred_latents, RATE, b.max_dred_samples)
+            assert (libopus_features_used(b.offset_samples, b.samples, nb, pkt.dred_offset)
+                    >= libopus_features_used(a.offset_samples, a.samples, na, pkt.dred_offset))
+        if isinstance(a, (rx.DredPlc, rx.Plc)):
+            # where opus_demo conceals, BEST conceals too or finds features opus_demo did not parse
+            assert isinstance(b, (rx.Dred, rx.DredPlc, rx.Plc))
         if isinstance(a, rx.Drop):
             assert isinstance(b, (rx.Plc, rx.Drop))
 
@@ -215,7 +267,7 @@ def test_depth_never_worse(events, depth):
         rx.PacketArrived(e.seq, F20, e.has_lbrr, e.dred_latents, e.dred_offset) if isinstance(e, rx.PacketArrived) else e
         for e in events
     ]
-    rank = {rx.Normal: 3, rx.Lbrr: 2, rx.Dred: 1, rx.Plc: 0, rx.Drop: 0}
+    rank = {rx.Normal: 3, rx.Lbrr: 2, rx.Dred: 1, rx.DredPlc: 0, rx.Plc: 0, rx.Drop: 0}
     a0 = {a.frame: a for a in rx.run(events, rx.BEST, rate=RATE, depth=0)}
     a1 = {a.frame: a for a in rx.run(events, rx.BEST, rate=RATE, depth=depth)}
     assert a0.keys() == a1.keys()
@@ -244,16 +296,25 @@ def test_loss_runs_at_every_position(policy, run, where):
         gap = acts[5:p]
         if p % 2 == 0:
             assert isinstance(gap[-1], rx.Lbrr) and gap[-1].seq == p
-        assert all(isinstance(a, (rx.Lbrr, rx.Dred, rx.Plc)) for a in gap)
+        assert all(isinstance(a, (rx.Lbrr, rx.Dred, rx.DredPlc, rx.Plc)) for a in gap)
         assert isinstance(acts[p], rx.Normal)
-        if policy.strict_coverage:
-            _, cov = rx.dred_window(26, 4, RATE)
+        pkt = events[p]
+        for a in gap:
+            if isinstance(a, (rx.Dred, rx.DredPlc)):
+                # Dred exactly where libopus has features for the frame in the parsed latents
+                n = rx.dred_latents_read(26, RATE, a.max_dred_samples)
+                assert isinstance(a, rx.Dred) == bool(libopus_features_used(a.offset_samples, F20, n, 4))
+        if policy.frame_request:
+            # every frame the packet's DRED has features for is DRED; the older ones DredPlc
             for a in gap:
-                if isinstance(a, rx.Dred):
-                    assert a.offset_samples <= cov
-            assert any(isinstance(a, rx.Plc) for a in gap) == (run * F20 > cov)
+                if not isinstance(a, rx.Lbrr):
+                    has = libopus_features_used((p - a.frame) * F20, F20, pkt.dred_latents, pkt.dred_offset) > 0
+                    assert isinstance(a, rx.Dred if has else rx.DredPlc), a
+            _, cov = rx.dred_window(26, 4, RATE)
+            # libopus' window reaches one 10 ms vector past the parse's coverage
+            assert any(isinstance(a, rx.Dred) and a.offset_samples > cov for a in gap) == (run * F20 > cov)
         else:
-            assert all(isinstance(a, rx.Dred) for a in gap[: run - 1])
+            assert all(isinstance(a, (rx.Dred, rx.DredPlc)) for a in gap[: run - 1])
     if where == "all":
         assert all(isinstance(a, rx.Drop) for a in acts)
     if where == "end":

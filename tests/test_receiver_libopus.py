@@ -68,15 +68,18 @@ def test_bit_exact_with_opus_demo(build, rate):
     ours, actions = decode_like_opus_demo(o, packets, lost, rate)
     kinds = Counter(type(a).__name__ for a in actions)
     # the stream exercises every path
-    assert kinds["Lbrr"] >= 3 and kinds["Dred"] >= 30 and kinds["Plc"] >= 5 and kinds["Drop"] == 3
+    assert kinds["Lbrr"] >= 3 and kinds["Dred"] >= 10 and kinds["Plc"] >= 5 and kinds["Drop"] == 3
+    # the 30-frame run reaches past the 500 ms of DRED: opus_demo's calls there are DredPlc
+    assert kinds["DredPlc"] >= 5 and kinds["Dred"] + kinds["DredPlc"] >= 30
     assert kinds["Normal"] == int((lost == 0).sum())
     assert len(ours) == len(ref)
     assert np.array_equal(ours, ref)
 
 
 def test_policy_matters(build):
-    """The check above can fail: plain PLC everywhere, or the BEST policy (which conceals the end),
-    gives other PCM than opus_demo."""
+    """The check above can fail: plain PLC everywhere gives other PCM than opus_demo; the BEST
+    policy conceals the leading and trailing losses (and, on this in-order stream at depth 0, recovers
+    the same frames from the same features as opus_demo in between)."""
     rate = 16000
     o, packets, ranges = _stream(build, rate)
     lost = _lost(len(packets))
@@ -91,7 +94,8 @@ def test_policy_matters(build):
     assert len(plc_only) == len(ref) and not np.array_equal(plc_only, ref)
     best, _ = decode_like_opus_demo(o, packets, lost, rate, policy=rx.BEST)
     assert len(best) == len(ref) + 4 * (rate // 50)  # the leading and trailing losses are concealed
-    assert not np.array_equal(best[rate // 50 : len(ref) + rate // 50], ref)
+    # BEST conceals the three trailing losses that opus_demo drops: there is sound where it has none
+    assert np.abs(best[len(ref) + rate // 50 :].astype(np.int32)).max() > 100
 
 
 def test_no_loss_file_equals_plain_decoding(build):
@@ -162,3 +166,49 @@ def test_sim_loss_flags_equal_opus_demo(build, pct):
     assert not np.array_equal(other, flags)
     theirs, _ = decode_like_opus_demo(o, packets, other, rate)
     assert len(theirs) != len(ref) or not np.array_equal(theirs, ref)
+
+
+@pytest.mark.parametrize("rate", RATES)
+def test_dred_plc_is_plc_after_clearing_the_queue(build, rate):
+    """What libopus does for a DRED call beyond the packet's features (DredPlc): clear the DRED
+    feature queue, then conceal by prediction. With the neural PLC on (decoder complexity 5),
+    replacing every DredPlc of opus_demo's policy by a plain Plc gives the same PCM sample for sample
+    (it does not continue any prediction from DRED features); replacing the Dred actions as well does
+    not. At complexity 0 (opus_demo's default) the clearing shows: libopus never clears the queue
+    outside a DRED call, so a plain Plc after an earlier DRED run still finds
+    ``fec_fill_pos != 0`` and runs the neural PLC (silk/PLC.c ``run_deep_plc``), where DredPlc runs
+    the classic one."""
+    o, packets, _ = _stream(build, rate)
+    lost = _lost(len(packets))
+    for cx in (5, 0):
+        ref, actions = decode_like_opus_demo(o, packets, lost, rate, complexity=cx)
+        assert sum(isinstance(a, rx.DredPlc) for a in actions) >= 5
+
+        def run_with(swap):
+            with LibopusExecutor(o, rate, complexity=cx) as ex:
+                for a in actions:
+                    ex.execute(rx.Plc(a.frame, a.samples) if isinstance(a, swap) else a, packets)
+                return ex.pcm()
+
+        same = run_with(rx.DredPlc)
+        assert len(same) == len(ref)
+        if cx == 5:
+            assert np.array_equal(same, ref)
+            other = run_with((rx.DredPlc, rx.Dred))
+            assert len(other) == len(ref) and not np.array_equal(other, ref)
+        elif rate == 16000:  # SILK's deep-PLC switch is at 16 kHz (psDec->sPLC.fs_kHz == 16)
+            assert not np.array_equal(same, ref)
+
+
+def test_best_recovers_every_frame_opus_demo_recovers(build):
+    """On the real stream, BEST decodes from DRED every frame opus_demo decodes from DRED (libopus'
+    feature window, not the parse's coverage), and conceals the leading and trailing losses."""
+    rate = 16000
+    o, packets, _ = _stream(build, rate)
+    lost = _lost(len(packets))
+    _, demo = decode_like_opus_demo(o, packets, lost, rate)
+    _, best = decode_like_opus_demo(o, packets, lost, rate, policy=rx.BEST)
+    by = {a.frame: a for a in best}
+    dred_demo = {a.frame for a in demo if isinstance(a, rx.Dred) and a.samples > 0}
+    assert dred_demo and all(isinstance(by[f], rx.Dred) for f in dred_demo)
+    assert not any(isinstance(a, rx.Drop) for a in best)

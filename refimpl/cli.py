@@ -84,7 +84,7 @@ def decode(
                 feats = chronological(r.features)
             else:
                 r = decode_dred(item, profile, max_dred_samples=max_ms * sampling_rate // 1000,
-                                sampling_rate=sampling_rate, numerics=numerics)
+                                sampling_rate=sampling_rate, numerics=numerics, strict=True)
                 if not r.found:
                     continue
                 feats = r.features
@@ -94,7 +94,8 @@ def decode(
             if as_json:
                 typer.echo(json.dumps({**row, "features": feats.tolist()}))
     except BitstreamError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        where = f"packet {i}: " if "i" in locals() else ""
+        typer.echo(f"error: {where}{exc}", err=True)
         raise typer.Exit(2)
     allf = np.concatenate(chunks) if chunks else np.zeros((0, 20), np.float32)
     if out is not None:

@@ -167,6 +167,33 @@ def decode_payload(
     )
 
 
+def _raise_if_other_version(packet: bytes, prof: Profile) -> None:
+    """Raise ProfileMismatchError if the packet carries a DRED extension (id, 'D') of another version."""
+    from opus_dred.bitstream.errors import BitstreamError, ProfileMismatchError
+    from opus_dred.bitstream.extensions import parse_extensions
+    from opus_dred.bitstream.packet import parse_packet
+    from opus_dred.bitstream.profiles import profile_for_version
+
+    try:
+        pkt = parse_packet(packet)
+        exts = parse_extensions(pkt.padding, pkt.nb_frames, syntax=prof.extension_syntax)
+    except BitstreamError:
+        return  # malformed padding: the profile's own lookup already decided (None or an error)
+    marker = prof.experimental_prefix[:1]
+    for e in exts:
+        if e.id == prof.extension_id and len(e.data) >= 2 and e.data[:1] == marker:
+            version = e.data[1]
+            other = profile_for_version(version)
+            owner = f" (profile {other.name})" if other is not None else " (no known profile)"
+            offset = (pkt.padding_offset or 0) + (e.data_offset or 0) + 1
+            raise ProfileMismatchError(
+                f"DRED extension of experimental version {version}{owner}, not {prof.dred_version} ({prof.name})",
+                byte_offset=offset,
+                rule="dred: experimental version",
+                profile=prof.name,
+            )
+
+
 def decode_dred(
     packet: bytes,
     profile: str | Profile,
@@ -175,15 +202,22 @@ def decode_dred(
     sampling_rate: int = 48000,
     numerics: str = DEFAULT_NUMERICS,
     dtype=np.float32,
+    strict: bool = False,
 ) -> DredResult:
     """Decode the DRED carried by an Opus packet, as ``opus_dred_parse`` + ``opus_dred_process`` do.
 
     ``max_dred_samples`` (at ``sampling_rate``) bounds how much is decoded, as libopus' argument of the
     same name does; ``None`` asks for everything (the profile's maximum). Bitstream errors propagate as the
     typed errors of :mod:`opus_dred.bitstream.errors` (libopus returns an error code in those cases).
+
+    A DRED extension of another experimental version is, as for libopus, no DRED (``found`` is False); with
+    ``strict=True`` it raises :class:`~opus_dred.bitstream.errors.ProfileMismatchError` instead, naming the
+    version found, the profile it belongs to, and its byte offset in the packet.
     """
     prof = get_profile(profile) if isinstance(profile, str) else profile
     loc = find_dred_extension(bytes(packet), prof)
+    if loc is None and strict:
+        _raise_if_other_version(bytes(packet), prof)
     if loc is None:
         return DredResult(
             profile=prof.name,

@@ -77,3 +77,17 @@ def test_float64_and_float_paths_close(stream):
     assert np.abs(f64 - f32).max() < 1e-3
     avx = decode_payload(p, f"libopus-{ver}").features
     assert 0 < np.abs(avx - f32).max() < 0.5  # two different arithmetic paths, both close
+
+
+def test_wrong_profile_is_a_typed_error_when_strict(stream):
+    from opus_dred.bitstream.errors import ProfileMismatchError
+
+    ver, _, packets = stream
+    other = "libopus-1.6.1" if ver == "1.5.2" else "libopus-1.5.2"
+    e = next(e for e in packets if decode_dred(e.data, f"libopus-{ver}").found)
+    with pytest.raises(ProfileMismatchError) as ei:
+        decode_dred(e.data, other, strict=True)
+    err = ei.value
+    # the offset points at the version byte inside the packet
+    assert e.data[err.byte_offset] == (10 if ver == "1.5.2" else 12)
+    assert f"libopus-{ver}" in err.message and err.profile == other

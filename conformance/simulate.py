@@ -11,6 +11,11 @@ the clean input and against the same configuration decoded without loss (:func:`
 Everything here returns data; the command (``simulate_cli``) prints, writes and plots it. The method
 and the reasons for each choice are in ``docs/simulate.md``.
 
+Network jitter (:class:`Jitter`, ``--jitter``): each packet that is not lost gets a seeded delay,
+a fixed base plus an exponential jitter; the receiver sees the packets in arrival order, so some come
+late or out of order. The receiver's own jitter buffer (``depth``) decides when a missing frame is
+concealed; a packet that comes after that is late, and is not decoded (``Receiver.late``).
+
 Alignment: the decoded signal lags the input by the encoder's lookahead, ``Fs/400 +
 delay_compensation`` with ``delay_compensation = Fs/250`` for the VoIP application
 (``src/opus_encoder.c:opus_encoder_ctl`` OPUS_GET_LOOKAHEAD, ``opus_encoder_init``); the decoded
@@ -44,6 +49,10 @@ __all__ = [
     "encode_matched",
     "lookahead",
     "n_packets",
+    "Jitter",
+    "jitter_events",
+    "reordered_packets",
+    "edge_losses",
     "Decoded",
     "decode_with_loss",
     "metrics",
@@ -311,11 +320,77 @@ def n_packets(n_samples: int, rate: int, frame_ms: float = 20.0) -> int:
     return -(-(n_samples + lookahead(rate)) // frame)
 
 
+@dataclass(frozen=True)
+class Jitter:
+    """The network delay model of ``--jitter MS``.
+
+    Packet ``k`` is sent at ``k * frame_ms`` and arrives at ``k * frame_ms + base_ms + X_k``, where the
+    ``X_k`` are independent exponential draws of mean ``mean_ms`` (the sojourn time of an M/M/1
+    queue: mostly small, with a tail). The receiver is given the packets in arrival order (ties in
+    sequence order). ``base_ms`` shifts every arrival alike, so it changes no order and no result; it
+    is kept to make the times readable. Two packets ``m`` frames apart swap with probability
+    ``0.5 * exp(-m * frame_ms / mean_ms)``: at ``mean_ms = frame_ms``, 18 % of neighbours swap.
+
+    The draws come from their own generator, seeded by ``seed`` alone (not by the loss pattern or the
+    configuration): every configuration and loss rate of a run sees the same delays. A lost packet
+    never arrives; its loss report (``PacketLost``, which decides nothing in the receiver) is placed
+    where it would have arrived.
+    """
+
+    mean_ms: float
+    base_ms: float = 50.0
+    frame_ms: float = 20.0
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.mean_ms) and self.mean_ms >= 0) or not math.isfinite(self.base_ms) \
+                or self.base_ms < 0 or not self.frame_ms > 0:
+            raise SimulateError(f"jitter {self.mean_ms} ms (base {self.base_ms} ms): must be finite and >= 0")
+
+    def arrival_ms(self, n: int, seed: int = 0) -> np.ndarray:
+        """Arrival times (ms) of packets ``0 .. n-1``."""
+        rng = np.random.default_rng([0x6A177E, int(seed)])
+        x = rng.exponential(self.mean_ms, n) if self.mean_ms > 0 else np.zeros(n)
+        return np.arange(n) * self.frame_ms + self.base_ms + x
+
+
+def jitter_events(events: Sequence[rx.Event], arrival_ms: np.ndarray) -> list[rx.Event]:
+    """``events`` (one ``PacketArrived``/``PacketLost`` per packet, then ``EndOfStream``) in arrival
+    order: sorted by ``arrival_ms[seq]``, ties by ``seq`` (a stable sort); ``EndOfStream`` last."""
+    body = [e for e in events if not isinstance(e, rx.EndOfStream)]
+    body.sort(key=lambda e: (float(arrival_ms[e.seq]), e.seq))
+    return body + [rx.EndOfStream()]
+
+
+def reordered_packets(events: Sequence[rx.Event]) -> int:
+    """Packets that arrive after a packet with a higher sequence number."""
+    n, top = 0, -1
+    for e in events:
+        if isinstance(e, rx.PacketArrived):
+            if e.seq < top:
+                n += 1
+            top = max(top, e.seq)
+    return n
+
+
+def edge_losses(flags: Sequence[int]) -> tuple[int, int]:
+    """``(leading, trailing)``: lost packets before the first and after the last packet that is not
+    lost (all of them count as leading when every packet is lost)."""
+    f = np.asarray(flags) != 0
+    if f.all():
+        return (len(f), 0)
+    kept = np.flatnonzero(~f)
+    return (int(kept[0]), int(len(f) - 1 - kept[-1]))
+
+
 @dataclass
 class Decoded:
     pcm: np.ndarray  # int16, aligned with the input, same length
     actions: list  # receiver actions
     counts: dict  # action kind -> frames
+    events: list = field(default_factory=list, repr=False)  # the events, in the order the receiver got them
+    after: list = field(default_factory=list, repr=False)  # for each action, the index of the event that released it
+    late: list = field(default_factory=list)  # packets that arrived after their frame was decided
+    reordered: int = 0  # packets that arrived after a packet with a higher sequence number
 
 
 def resolve_policy(oracle: Any, policy: str) -> rx.Policy:
@@ -329,22 +404,45 @@ def resolve_policy(oracle: Any, policy: str) -> rx.Policy:
     raise SimulateError(f"policy {policy!r}: one of opus_demo, {', '.join(sorted(rx.POLICIES))}")
 
 
+def _packet_used(a: Any) -> int | None:
+    """The packet an action reads (``None`` for PLC and drops)."""
+    return None if isinstance(a, (rx.Plc, rx.Drop)) else a.seq
+
+
 def decode_with_loss(oracle: Any, packets: Sequence[bytes], flags: Iterable[int], rate: int, n_out: int, *,
-                     policy: rx.Policy, complexity: int = 5, frame: int | None = None) -> Decoded:
-    """Events from ``packets`` and ``flags`` (``receiver_oracle.packet_events``), the receiver's
-    actions, executed on the build's decoder; the PCM on the frame grid, shifted by the lookahead,
-    ``n_out`` samples long."""
+                     policy: rx.Policy, complexity: int = 5, frame: int | None = None, depth: int = 0,
+                     jitter: Jitter | None = None, seed: int = 0) -> Decoded:
+    """Events from ``packets`` and ``flags`` (``receiver_oracle.packet_events``), put in arrival order
+    by ``jitter`` (seeded by ``seed``; ``None``: in order), the receiver's actions (jitter-buffer
+    ``depth``), executed on the build's decoder; the PCM on the frame grid, shifted by the
+    lookahead, ``n_out`` samples long.
+
+    Every action that reads a packet is checked to come after that packet's arrival (the receiver
+    guarantees it; a violation raises :class:`SimulateError`)."""
     from opus_dred.conformance.receiver_oracle import LibopusExecutor, packet_events
 
     frame = frame or rate // 50
     events = packet_events(oracle, packets, flags, rate)
-    r = rx.Receiver(policy, rate=rate)
+    if jitter is not None:
+        events = jitter_events(events, jitter.arrival_ms(len(packets), seed))
+    try:
+        r = rx.Receiver(policy, rate=rate, depth=depth)
+    except ValueError as e:
+        raise SimulateError(str(e)) from None
     actions: list = []
+    after: list[int] = []
+    arrived: set[int] = set()
     grid = np.zeros((len(packets) + 1) * frame + lookahead(rate) + n_out, np.int16)
     with LibopusExecutor(oracle, rate, complexity=complexity) as ex:
-        for e in events:
+        for i, e in enumerate(events):
+            if isinstance(e, rx.PacketArrived):
+                arrived.add(e.seq)
             for a in r.send(e):
+                p = _packet_used(a)
+                if p is not None and p not in arrived:  # pragma: no cover - a receiver bug
+                    raise SimulateError(f"{a} uses packet {p} before it arrived (event {i})")
                 actions.append(a)
+                after.append(i)
                 ex.execute(a, packets)
         chunks = iter(ex.chunks)
         for a, n in ex.returns:
@@ -358,7 +456,7 @@ def decode_with_loss(oracle: Any, packets: Sequence[bytes], flags: Iterable[int]
     for a in actions:
         k = type(a).__name__
         counts[k] = counts.get(k, 0) + 1
-    return Decoded(out, actions, counts)
+    return Decoded(out, actions, counts, events, after, list(r.late), reordered_packets(events))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -415,6 +513,10 @@ class Row:
     stoi_clean_noloss: float
     stoi_clean: float
     stoi_noloss: float
+    leading_lost: int = 0  # lost packets before the first one that arrives
+    trailing_lost: int = 0  # lost packets after the last one that arrives (opus_demo drops them)
+    late: int = 0  # packets that arrived after their frame was decided (jitter)
+    reordered: int = 0  # packets that arrived after a packet with a higher sequence number
 
     @property
     def pesq_drop(self) -> float:
@@ -450,12 +552,14 @@ class SimResult:
     conditions: list[Condition]
     clean: np.ndarray  # the last clip's input
     timings: dict = field(default_factory=dict)
+    depth: int = 0
+    jitter_ms: float | None = None  # mean exponential jitter; None: packets in order
 
     def to_json(self) -> dict:
         return {
             "rate": self.rate, "bitrate": self.bitrate, "match": self.match, "build": self.build,
             "version": self.version, "policy": self.policy, "dec_complexity": self.dec_complexity,
-            "seed": self.seed, "clips": self.clips, "rows": [r.to_json() for r in self.rows],
+            "depth": self.depth, "jitter_ms": self.jitter_ms, "seed": self.seed, "clips": self.clips, "rows": [r.to_json() for r in self.rows],
             "summary": summarize(self.rows), "claims": claims(summarize(self.rows)), "timings": self.timings,
         }
 
@@ -479,6 +583,8 @@ def summarize(rows: Sequence[Row]) -> list[dict]:
             for a, n in r.counts.items():
                 cnt[a] = cnt.get(a, 0) + n
         d["counts"] = cnt
+        for k in ("leading_lost", "trailing_lost", "late", "reordered"):  # totals over clips
+            d[k] = int(sum(getattr(r, k) for r in rs))
         out.append(d)
     return out
 
@@ -498,6 +604,8 @@ def simulate(
     policy: str = "opus_demo",
     dec_complexity: int = 5,
     seed: int = 0,
+    depth: int = 0,
+    jitter_ms: float | None = None,
     configs: Sequence[str] = tuple(CONFIGS),
     oracle: Any = None,
     progress: Progress | None = None,
@@ -508,7 +616,9 @@ def simulate(
     ``loss`` skipped). For each clip and condition, every configuration is encoded with
     OPUS_SET_PACKET_LOSS_PERC = the condition's nominal rate, at the matched total ``bitrate``;
     one loss pattern (``seed``) is drawn for the clip and condition and applied to every
-    configuration. ``progress`` is called once per step (encode+decode+score of one configuration).
+    configuration. ``jitter_ms`` (None: in order) reorders the arriving packets of the lossy decode
+    (:class:`Jitter`, seeded by ``seed``); ``depth`` is the receiver's jitter-buffer depth in frames
+    (policy ``best`` only). The no-loss decode is always in order at depth 0. ``progress`` is called once per step (encode+decode+score of one configuration).
     """
     import time
 
@@ -523,6 +633,9 @@ def simulate(
         raise SimulateError("no input")
     oracle = oracle or Oracle.for_build(build)
     pol = resolve_policy(oracle, policy)
+    if depth < 0 or (depth and not pol.allow_depth):
+        raise SimulateError(f"policy {pol.name} takes no jitter-buffer depth (--depth {depth}); use --policy best")
+    jit = Jitter(float(jitter_ms)) if jitter_ms is not None else None
     specs = [loss] + [s for s in (loss.at_rate(r) for r in rates) if s.label != loss.label]
     specs.sort(key=lambda s: s.percent)
     frame = rate // 50
@@ -538,6 +651,7 @@ def simulate(
             nfr = n_packets(len(pcm), rate)
             flags = spec.generate(nfr, seed, oracle).astype(np.uint8)
             measured = 100.0 * float(flags.mean())
+            lead, trail = edge_losses(flags)
             cond = conds[spec.label]
             cond.flags = flags
             for name in configs:
@@ -548,7 +662,7 @@ def simulate(
                 clean_dec = decode_with_loss(oracle, enc.packets, np.zeros(nfr, np.uint8), rate, len(pcm),
                                              policy=pol, complexity=dec_complexity)
                 lossy = decode_with_loss(oracle, enc.packets, flags, rate, len(pcm), policy=pol,
-                                         complexity=dec_complexity)
+                                         complexity=dec_complexity, depth=depth, jitter=jit, seed=seed)
                 t2 = time.perf_counter()
                 m_nl = metrics(pcm, clean_dec.pcm, rate)
                 m_c = metrics(pcm, lossy.pcm, rate)
@@ -566,12 +680,14 @@ def simulate(
                     lbrr_fraction=enc.lbrr_fraction, dred_fraction=enc.dred_fraction, dred_ms=enc.dred_ms,
                     counts=lossy.counts, pesq_clean_noloss=m_nl["pesq"], pesq_clean=m_c["pesq"],
                     pesq_noloss=m_n["pesq"], stoi_clean_noloss=m_nl["stoi"], stoi_clean=m_c["stoi"],
-                    stoi_noloss=m_n["stoi"]))
+                    stoi_noloss=m_n["stoi"], leading_lost=lead, trailing_lost=trail, late=len(lossy.late),
+                    reordered=lossy.reordered))
                 if progress:
                     progress(f"{clip_id} {spec.label} {cfg.label}")
     last = np.asarray(clips[-1][1], np.int16)
     return SimResult(rate, bitrate, match, oracle.build.name, oracle.info().version_string, pol.name,
-                     dec_complexity, seed, [c for c, _ in clips], rows, [conds[s.label] for s in specs], last, t)
+                     dec_complexity, seed, [c for c, _ in clips], rows, [conds[s.label] for s in specs], last, t,
+                     depth=depth, jitter_ms=jitter_ms)
 
 
 def steps(n_clips: int, loss: LossSpec, rates: Sequence[float], configs: Sequence[str] = tuple(CONFIGS)) -> int:

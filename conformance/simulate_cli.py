@@ -51,19 +51,27 @@ def _fmt(v: float, spec: str) -> str:
     return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
 
 
-_COLS = ["loss", "configuration", "kb/s (target)", "LBRR", "DRED ms", "frames N/L/D/P/drop",
-         "PESQ 0 %", "PESQ", "Δ PESQ", "PESQ vs 0 % dec", "STOI 0 %", "STOI"]
+#: The frames column: receiver actions in this order (N normal, L LBRR, D Dred, DP DredPlc, P Plc, drop).
+FRAME_KINDS = ("Normal", "Lbrr", "Dred", "DredPlc", "Plc", "Drop")
+
+_COLS = ["loss", "configuration", "kb/s (target)", "LBRR", "DRED ms", "frames N/L/D/DP/P/drop",
+         "lost lead/trail", "late (reord.)", "PESQ 0 %", "PESQ", "Δ PESQ", "PESQ vs 0 % dec", "STOI 0 %", "STOI"]
+
+
+def frames_cell(counts: dict) -> str:
+    """``N/L/D/DP/P/drop`` from an action-count dict."""
+    return "/".join(str(counts.get(k, 0)) for k in FRAME_KINDS)
 
 
 def _table_rows(summary: list[dict]) -> list[list[str]]:
     rows = []
     for d in summary:
-        c = d["counts"]
-        acts = "/".join(str(c.get(k, 0)) for k in ("Normal", "Lbrr", "Dred", "Plc", "Drop"))
+        acts = frames_cell(d["counts"])
         rows.append([
             f"{d['loss']} ({d['loss_percent']:.1f} %)", d["label"],
             f"{d['actual_kbps']:.1f} ({d['target_kbps']:.1f})", f"{100 * d['lbrr_fraction']:.0f} %",
-            f"{d['dred_ms']:.0f}", acts, _fmt(d["pesq_clean_noloss"], ".2f"), _fmt(d["pesq_clean"], ".2f"),
+            f"{d['dred_ms']:.0f}", acts, f"{d.get('leading_lost', 0)}/{d.get('trailing_lost', 0)}",
+            f"{d.get('late', 0)} ({d.get('reordered', 0)})", _fmt(d["pesq_clean_noloss"], ".2f"), _fmt(d["pesq_clean"], ".2f"),
             _fmt(d["pesq_drop"], ".2f"), _fmt(d["pesq_noloss"], ".2f"), _fmt(d["stoi_clean_noloss"], ".3f"),
             _fmt(d["stoi_clean"], ".3f"),
         ])
@@ -91,13 +99,19 @@ def markdown(result_json: dict, command: str) -> str:
         "# opus-dred simulate", "",
         f"`{command}`", "",
         f"Build {j['build']} ({j['version']}), receiver policy {j['policy']}, decoder complexity "
-        f"{j['dec_complexity']}, {j['rate']} Hz, 20 ms frames, total bitrate {j['bitrate'] / 1000:g} kb/s "
+        f"{j['dec_complexity']}, jitter-buffer depth {j.get('depth', 0)}, "
+        + (f"network jitter exponential, mean {j['jitter_ms']:g} ms" if j.get("jitter_ms") is not None
+           else "no network jitter (packets in order)")
+        + f", {j['rate']} Hz, 20 ms frames, total bitrate {j['bitrate'] / 1000:g} kb/s "
         f"matched by rule '{j['match']}', loss seed {j['seed']}; clips: {', '.join(j['clips'])}"
         + (" (means over clips)" if len(j["clips"]) > 1 else "") + ".", "",
         "| " + " | ".join(_COLS) + " |", "|" + "---|" * len(_COLS),
     ]
     lines += ["| " + " | ".join(r) + " |" for r in _table_rows(j["summary"])]
-    lines += ["", "Frames: N normal, L LBRR, D DRED, P PLC, drop (not decoded). PESQ: wideband (P.862.2) "
+    lines += ["", "Frames: N normal, L LBRR, D DRED, DP DRED call without a feature for the frame (libopus "
+              "predicts it, as PLC), P PLC, drop (not decoded). Lost lead/trail: lost packets before the first and "
+              "after the last packet that arrives. Late: packets that arrived after their frame was decided "
+              "(not decoded); reord.: packets that arrived after a later one. PESQ: wideband (P.862.2) "
               "MOS-LQO against the clean input; '0 %': the same configuration decoded without loss; Δ = PESQ 0 % − PESQ; "
               "'PESQ vs 0 % dec': with loss against the no-loss decode. STOI against the clean input.", ""]
     labels = {d["config"]: d["label"] for d in j["summary"]}
@@ -115,7 +129,9 @@ def simulate(
     policy: str = typer.Option("opus_demo", "--policy", help="Receiver policy: opus_demo (the build's) or best."),
     dec_complexity: int = typer.Option(5, "--dec-complexity", help="Decoder complexity; >= 5 enables the neural PLC (opus_demo's default 0 does not)."),
     rate: int = typer.Option(16000, "--rate", help="Sampling rate of encoding and decoding: 16000 or 48000."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the loss pattern."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the loss pattern (and of the jitter delays)."),
+    jitter: Optional[float] = typer.Option(None, "--jitter", help="Network jitter: each packet's delay is 50 ms + an exponential draw of this mean (ms); the receiver gets packets in arrival order. Default: in order."),
+    depth: int = typer.Option(0, "--depth", help="The receiver's jitter-buffer depth in frames (policy best only): a missing frame waits for this many more packets."),
     configs: str = typer.Option("plc,lbrr,dred,lbrr+dred", "--configs", help="Configurations to run."),
     out: Path = typer.Option(Path("reports/simulate"), "--out", help="Output folder."),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Write PNG plots."),
@@ -137,6 +153,10 @@ def simulate(
 
     if dec_complexity < 0 or dec_complexity > 10:
         raise typer.BadParameter("0..10", param_hint="--dec-complexity")
+    if depth < 0:
+        raise typer.BadParameter(">= 0", param_hint="--depth")
+    if jitter is not None and not (math.isfinite(jitter) and jitter >= 0):
+        raise typer.BadParameter("a mean delay in ms, >= 0", param_hint="--jitter")
     try:
         spec = S.parse_loss(loss)
         sweep = [float(r) for r in rates.split(",") if r.strip()] if rates else []
@@ -154,6 +174,7 @@ def simulate(
         try:
             res = S.simulate(clips, loss=spec, rates=sweep, rate=rate, bitrate=bitrate, match=match, build=build,
                              policy=policy, dec_complexity=dec_complexity, seed=seed, configs=cfgs,
+                             depth=depth, jitter_ms=jitter,
                              progress=lambda s: prog.update(task, advance=1, description=s))
         except OpusDredError as e:
             raise typer.BadParameter(str(e)) from None
@@ -187,11 +208,13 @@ def simulate(
         return
     from rich.table import Table
 
-    c = Console(width=max(Console().width, 150))
+    c = Console(width=max(Console().width, 200))
     t = Table(title=f"simulate: {', '.join(res.clips)} — {res.build}, {res.policy}, {bitrate / 1000:g} kb/s "
-                    f"({match}), dec complexity {dec_complexity}")
+                    f"({match}), dec complexity {dec_complexity}, depth {depth}, "
+                    + (f"jitter {jitter:g} ms" if jitter is not None else "no jitter"))
     for col in _COLS:
-        t.add_column(col, justify="left" if col in ("loss", "configuration") else "right")
+        left = col in ("loss", "configuration")
+        t.add_column(col, justify="left" if left else "right", no_wrap=not left)
     for r in _table_rows(j["summary"]):
         t.add_row(*r)
     c.print(t)

@@ -45,8 +45,10 @@ __all__ = ["EXACT_F32_LIMIT", "prepare", "decode_batch", "decode_batch_jit", "pa
 EXACT_F32_LIMIT = 1 << 24
 
 
-#: keep only an int8 layer's nonzero input rows when at most this fraction of them is left
-_ROW_DROP = 0.9
+#: keep only an int8 layer's nonzero input rows when at most this fraction of them is left. Off (0): the
+#: gather that picks the rows costs more than the multiply-adds it saves on XLA's CPU backend (round 3,
+#: docs/benchmarks.md: 1.6.1 AVX2 decoder 85 vs 118 us/packet at batch 1024, same run)
+_ROW_DROP = 0.0
 
 
 def _gemm_ok(wq: np.ndarray, num: Numerics) -> bool:

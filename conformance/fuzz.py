@@ -683,6 +683,8 @@ def run_campaign(
                 parts.append(part)
                 if progress:
                     progress(sum(p["n"] for p in parts))
+            pool.close()
+            pool.join()
     seconds = time.perf_counter() - t0
     by_kind: dict[str, int] = {}
     by_stage: dict[str, int] = {}

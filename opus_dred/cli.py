@@ -37,6 +37,7 @@ _COMMANDS = [
     "opus_dred.conformance.agreement_cli",
     "opus_dred.conformance.simulate_cli",
     "opus_dred.conformance.conform_cli",
+    "opus_dred.conformance.fuzz_cli",
 ]
 
 

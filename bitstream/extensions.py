@@ -283,15 +283,33 @@ def iter_extensions(padding: bytes, nb_frames: int = MAX_FRAMES, *, syntax: str 
     return iter(_RteIterator(padding, nb_frames))
 
 
-def parse_extensions(padding: bytes, nb_frames: int = MAX_FRAMES, *, syntax: str = "rte") -> list[Extension]:
+def parse_extensions(
+    padding: bytes, nb_frames: int = MAX_FRAMES, *, syntax: str = "rte", max_extensions: int | None = None
+) -> list[Extension]:
     """All extensions of ``padding`` in bitstream order (``opus_packet_extensions_parse``).
 
     Padding (id 0), separators (id 1) and RTE indicators (id 2 under ``"rte"``) are not returned;
     extensions repeated by RTE are (with ``repeated=True``). Raises :class:`ExtensionError` with the
     byte offset of the extension that does not fit, exactly where libopus returns
     ``OPUS_INVALID_PACKET``.
+
+    ``max_extensions`` is the capacity of the caller's list, as libopus' ``nb_extensions`` argument: one more
+    extension raises :class:`ExtensionError` (rule ``"ext: capacity"``; libopus returns
+    ``OPUS_BUFFER_TOO_SMALL``). RTE can code dozens of extensions per byte, so a caller that must bound its
+    memory for hostile input gives a capacity, or walks :func:`iter_extensions` instead.
     """
-    return list(iter_extensions(padding, nb_frames, syntax=syntax))
+    if max_extensions is None:
+        return list(iter_extensions(padding, nb_frames, syntax=syntax))
+    out: list[Extension] = []
+    for e in iter_extensions(padding, nb_frames, syntax=syntax):
+        if len(out) == max_extensions:
+            raise ExtensionError(
+                f"more than {max_extensions} extensions",
+                byte_offset=e.id_offset if e.id_offset is not None else e.data_offset,
+                rule="ext: capacity",
+            )
+        out.append(e)
+    return out
 
 
 # ------------------------------------------------------------------------------------------------------

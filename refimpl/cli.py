@@ -30,7 +30,7 @@ def _packets_of(path: str):
 
 def _guess_profile(packets) -> str:
     """The profile whose DRED version byte the first DRED extension carries."""
-    from opus_dred.bitstream.extensions import parse_extensions
+    from opus_dred.bitstream.extensions import iter_extensions
     from opus_dred.bitstream.errors import BitstreamError
     from opus_dred.bitstream.packet import parse_packet
     from opus_dred.bitstream.profiles import get_profile, list_profiles, profile_for_version
@@ -39,14 +39,13 @@ def _guess_profile(packets) -> str:
     for data in packets:
         try:
             pkt = parse_packet(data)
-            exts = parse_extensions(pkt.padding, pkt.nb_frames)
+            for e in iter_extensions(pkt.padding, pkt.nb_frames):
+                if e.id in ext_id and len(e.data) > 2 and e.data[:1] == b"D":
+                    prof = profile_for_version(e.data[1])
+                    if prof is not None:
+                        return prof.name
         except BitstreamError:
             continue
-        for e in exts:
-            if e.id in ext_id and len(e.data) > 2 and e.data[:1] == b"D":
-                prof = profile_for_version(e.data[1])
-                if prof is not None:
-                    return prof.name
     raise typer.BadParameter("no DRED extension of a known profile found; name one with --profile")
 
 

@@ -170,18 +170,18 @@ def decode_payload(
 def _raise_if_other_version(packet: bytes, prof: Profile) -> None:
     """Raise ProfileMismatchError if the packet carries a DRED extension (id, 'D') of another version."""
     from opus_dred.bitstream.errors import BitstreamError, ProfileMismatchError
-    from opus_dred.bitstream.extensions import parse_extensions
+    from opus_dred.bitstream.extensions import iter_extensions
     from opus_dred.bitstream.packet import parse_packet
     from opus_dred.bitstream.profiles import profile_for_version
 
+    marker = prof.experimental_prefix[:1]
     try:
         pkt = parse_packet(packet)
-        exts = parse_extensions(pkt.padding, pkt.nb_frames, syntax=prof.extension_syntax)
+        found = next((e for e in iter_extensions(pkt.padding, pkt.nb_frames, syntax=prof.extension_syntax)
+                      if e.id == prof.extension_id and len(e.data) >= 2 and e.data[:1] == marker), None)
     except BitstreamError:
         return  # malformed padding: the profile's own lookup already decided (None or an error)
-    marker = prof.experimental_prefix[:1]
-    for e in exts:
-        if e.id == prof.extension_id and len(e.data) >= 2 and e.data[:1] == marker:
+    for e in [found] if found is not None else []:
             version = e.data[1]
             other = profile_for_version(version)
             owner = f" (profile {other.name})" if other is not None else " (no known profile)"

@@ -248,3 +248,22 @@ def test_find_dred_matches_opus_dred_parse(profile, data):
     assert ref.dred_offset == p.dred_offset
     assert ref.nb_latents == p.nb_latents
     assert ref.ret == p.available_samples(48000)
+
+
+def test_capacity_like_libopus_nb_extensions():
+    """`max_extensions` bounds the list as libopus' caller-sized array does (OPUS_BUFFER_TOO_SMALL past it)."""
+    from opus_dred.bitstream.errors import ExtensionError
+    from opus_dred.bitstream.extensions import Extension, parse_extensions, write_extensions
+
+    exts = [Extension(5, 0, b"") for _ in range(10)]
+    padding = write_extensions(exts, 1, syntax="rte")
+    assert len(parse_extensions(padding, 1, max_extensions=10)) == 10
+    with pytest.raises(ExtensionError) as ei:
+        parse_extensions(padding, 1, max_extensions=9)
+    assert ei.value.rule == "ext: capacity" and ei.value.byte_offset == 9
+    from opus_dred.conformance.oracle import Oracle
+
+    for build in ("libopus-1.5.2", "libopus-1.6.1"):
+        oracle = Oracle.for_build(build)
+        assert oracle.ext_parse(padding, 1, capacity=9).ret == -2  # OPUS_BUFFER_TOO_SMALL
+        assert oracle.ext_parse(padding, 1, capacity=10).ret == 0

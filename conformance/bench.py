@@ -24,6 +24,7 @@ import ctypes
 import gc
 import hashlib
 import json
+import os
 import resource
 import struct
 import time
@@ -34,9 +35,10 @@ import numpy as np
 
 from .builds import cache_dir
 
-__all__ = ["StreamSpec", "build_stream", "DecodeBench", "bench_decode", "NUMERICS_CHOICES"]
+__all__ = ["StreamSpec", "build_stream", "DecodeBench", "bench_decode", "NUMERICS_CHOICES", "PIPELINE_CHOICES"]
 
 NUMERICS_CHOICES = ("avx2", "float")
+PIPELINE_CHOICES = ("jax", "numpy")
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,10 @@ class DecodeBench:
     bit_exact_packets: int = 0
     nb_latents_agree: bool = True
     device: str = ""
+    pipeline: str = "jax"
+    #: 1-minute load average before and after the run (``os.getloadavg``): the machine is shared, and
+    #: XLA's threads suffer from other work more than libopus' single thread does
+    load_avg: tuple = ()
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -185,6 +191,9 @@ def bench_decode(
 
     if numerics not in NUMERICS_CHOICES:
         raise ValueError(f"numerics must be one of {NUMERICS_CHOICES}")
+    if pipeline not in PIPELINE_CHOICES:
+        raise ValueError(f"pipeline must be one of {PIPELINE_CHOICES}")
+    load0 = os.getloadavg()[0]
     num = nnet.LIBOPUS_AVX2 if numerics == "avx2" else nnet.FLOAT
     oracle = oracle or Oracle.for_build(spec.profile)
     prof = get_profile(spec.profile)
@@ -269,5 +278,5 @@ def bench_decode(
         libopus_pps=n / t_lib, ours_pps=n / t_ours, ratio=(n / t_ours) / (n / t_lib),
         maxrss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
         tracemalloc_peak_mib=peak / 2**20, metric=metric, bit_exact_packets=exact, nb_latents_agree=nb_ok,
-        device=str(jax.devices()[0]),
+        device=str(jax.devices()[0]), pipeline=pipeline, load_avg=(load0, os.getloadavg()[0]),
     )

@@ -22,19 +22,22 @@ def decode(
     numerics: str = typer.Option("avx2", "--numerics", help="Reference arithmetic: avx2 (bit-exact with the default build) or float."),
     bitrate: int = typer.Option(32000, "--bitrate", help="Encoder bitrate (b/s), 16 kHz, 20 ms, loss 20 %, DRED 100."),
     repeats: int = typer.Option(3, "--repeats", help="Timed passes; the best is reported."),
+    pipeline: str = typer.Option("jax", "--pipeline", help="Entropy decoding: jax (one XLA computation) or numpy (bitstream.batch)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Decode a long DRED stream with libopus (opus_dred_parse with processing) and with the reference
     (batched entropy decoding + fast JAX decoder, warm); print packets/s, ratio, memory and the
     compliance metric of our features against libopus'."""
-    from .bench import NUMERICS_CHOICES, StreamSpec, bench_decode
+    from .bench import NUMERICS_CHOICES, PIPELINE_CHOICES, StreamSpec, bench_decode
 
     if numerics not in NUMERICS_CHOICES:
         raise typer.BadParameter(f"must be one of {', '.join(NUMERICS_CHOICES)}", param_hint="--numerics")
+    if pipeline not in PIPELINE_CHOICES:
+        raise typer.BadParameter(f"must be one of {', '.join(PIPELINE_CHOICES)}", param_hint="--pipeline")
     if packets < 1 or batch < 1 or repeats < 1:
         raise typer.BadParameter("--packets, --batch and --repeats must be positive")
     r = bench_decode(StreamSpec(profile=profile, packets=packets, bitrate=bitrate), batch=batch,
-                     numerics=numerics, repeats=repeats)
+                     numerics=numerics, repeats=repeats, pipeline=pipeline)
     if as_json:
         typer.echo(json.dumps(r.to_json(), indent=2))
         return
@@ -57,7 +60,7 @@ def decode(
     c.print(t)
     c.print(f"ratio (reference / libopus packets/s): [bold]{r.ratio:.2f}[/bold]   "
             f"peak RSS {r.maxrss_mib:.0f} MiB, tracemalloc peak {r.tracemalloc_peak_mib:.1f} MiB, "
-            f"compile+first pass {r.compile_s:.1f} s")
+            f"compile+first pass {r.compile_s:.1f} s, load average {r.load_avg[0]:.1f} -> {r.load_avg[1]:.1f}")
     m = r.metric
     if m:
         c.print(f"features vs libopus: total {m['total']:.4g}, max {m['max']:.4g}, pitch {m['pitch']:.4g} "

@@ -1,0 +1,25 @@
+"""Test-wide settings.
+
+Hypothesis: no per-example deadline and no "too slow" health check, since CI is a shared 2-core machine whose
+speed swings; under CI (``CI`` set) examples are also derandomized, so that a run is reproducible from the commit
+alone. Tests that need more or fewer examples set them with their own ``@settings``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "opus-dred",
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    print_blob=True,
+)
+settings.register_profile(
+    "opus-dred-ci",
+    parent=settings.get_profile("opus-dred"),
+    derandomize=True,
+)
+settings.load_profile("opus-dred-ci" if os.environ.get("CI") else "opus-dred")

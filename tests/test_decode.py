@@ -23,7 +23,7 @@ def stream(request):
 
 
 @pytest.mark.parametrize("max_ms", [1000, 120, 10])
-def test_matches_libopus_on_real_speech(stream, max_ms):
+def test_matches_libopus_on_real_speech(stream, max_ms, emulation_is_native):
     ver, oracle, packets = stream
     profile = f"libopus-{ver}"
     seen = 0
@@ -41,9 +41,10 @@ def test_matches_libopus_on_real_speech(stream, max_ms):
         worst = max(worst, float(np.abs(ours.features - ref.features).max(initial=0)))
         seen += 1
     assert seen >= 20
-    # inside libopus' own spread between its builds (max abs ≈ 0.13); bit-exact where the CPU's
-    # approximate reciprocal is the one the emulation models (see docs/numerics.md)
-    assert worst < 0.13
+    if emulation_is_native:
+        assert worst == 0.0  # bit for bit with libopus' default build
+    else:
+        assert worst < 0.3  # libopus' own default-vs-generic spread reaches 0.26 (docs/agreement.md)
 
 
 def test_packet_without_dred(stream):

@@ -78,17 +78,9 @@ def _err(ours, ref):
     return float(d.max()), float(np.percentile(d, 99)), float(np.mean(d == 0))
 
 
-def _is_amd() -> bool:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return "AuthenticAMD" in f.read(100000)
-    except OSError:
-        return False
-
-
 @pytest.mark.oracle
 @pytest.mark.parametrize("release", RELEASES)
-def test_emulation_matches_libopus_builds(release):
+def test_emulation_matches_libopus_builds(release, emulation_is_native):
     """The libopus-emulating arithmetic reproduces each build's features; bit-exactly on the CPU family
     whose RCPPS table is built in (AMD Zen), within libopus' own AVX2-vs-generic spread elsewhere."""
     states, latents, feats = reference(release)
@@ -98,7 +90,7 @@ def test_emulation_matches_libopus_builds(release):
         ours = decode_many(p, states, latents, num)
         mx, p99, exact = _err(ours, feats[build])
         assert mx <= max(0.15, 1.5 * spread_max) and p99 <= 2e-3, (build, mx, p99)
-        if _is_amd():
+        if emulation_is_native:
             assert exact == 1.0, (build, mx, p99, exact)
 
 

@@ -79,11 +79,15 @@ def generate(
 def verify(
     root: Optional[Path] = typer.Option(None, "--root", help="Suite root (default: the canonical suite)."),
     regenerate: bool = typer.Option(False, "--regenerate", help="Also re-run the encoder grid and compare inputs (reported, not failed)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Check every file against the manifest and that the reference recomputes the expected values byte for byte."""
     from .format import suite_root
 
-    r = verify_suite(root or suite_root(), regenerate=regenerate)
+    r = verify_suite(root or suite_root(), regenerate=regenerate, echo=(lambda *a, **k: None) if as_json else typer.echo)
+    if as_json:
+        typer.echo(json.dumps(r, indent=2))
+        raise typer.Exit(1 if r["manifest"] or r["expected"] else 0)
     typer.echo(f"{r['cases']} cases; manifest: {len(r['manifest'])} problem(s); expected values: "
                f"{len(r['expected'])} differ")
     for p in r["manifest"][:20] + r["expected"][:20]:

@@ -15,6 +15,15 @@ What changes (measured with ``opus-dred bench decode``, see ``docs/benchmarks.md
   summation order. :func:`prepare` checks the bound per layer from the weights and keeps the int32
   product for a layer that fails it (none of the shipped layers does: the largest bound is 6.5e6).
   The GEMM runs at ``Precision.HIGHEST`` so that accelerators do not drop to TF32/bf16.
+* **bfloat16 operands, float32 accumulation** (round 4). The quantised inputs (0..255 with the
+  ``su`` bias, -127..127 signed) and the int8 weights are integers of at most 8 significant bits, so
+  bfloat16 holds them exactly, and the product of two of them (at most 16 bits) is exact in float32:
+  ``jnp.dot(q_bf16, w_bf16, preferred_element_type=float32)`` therefore returns the same integers as
+  the float32 GEMM, under the same 2**24 bound, provided the backend really accumulates in float32.
+  :func:`bf16_dot_exact` checks that once per backend on worst-case data (the dot of the largest
+  operands, whose sums must round if the accumulator were narrower); where it fails (or ``_DOT`` is
+  ``"f32"``), the float32 GEMM stays. On XLA's CPU backend (a YNNPACK dot; AVX512-BF16 CPU) this
+  runs about 2x the float32 GEMM at the decoder's shapes (round 4 in ``docs/benchmarks.md``).
 * **Many packets at once**: :func:`decode_batch` takes ``[B, state_dim]`` states and ``[B, T,
   latent_dim]`` latents (``T`` = the longest packet of the batch, shorter ones zero-padded; the
   decoder is causal in latent order, so rows ``< 4 * nb`` do not depend on the padding) and runs one
@@ -38,8 +47,8 @@ import jax.numpy as jnp
 from . import nnet, rdovae
 from .nnet import FLOAT, Numerics
 
-__all__ = ["EXACT_F32_LIMIT", "prepare", "decode_batch", "decode_batch_jit", "pad_latents", "pack_payloads",
-           "read_dred_payloads_jax"]
+__all__ = ["EXACT_F32_LIMIT", "bf16_dot_exact", "prepare", "decode_batch", "decode_batch_jit", "pad_latents",
+           "pack_payloads", "read_dred_payloads_jax"]
 
 #: float32 represents every integer of magnitude up to 2**24 exactly.
 EXACT_F32_LIMIT = 1 << 24
@@ -49,6 +58,50 @@ EXACT_F32_LIMIT = 1 << 24
 #: gather that picks the rows costs more than the multiply-adds it saves on XLA's CPU backend (round 3,
 #: docs/benchmarks.md: 1.6.1 AVX2 decoder 85 vs 118 us/packet at batch 1024, same run)
 _ROW_DROP = 0.0
+
+#: operand type of the int8 layers' exact integer products: "bf16" (bfloat16 operands, float32
+#: accumulation; used where :func:`bf16_dot_exact` holds) or "f32" (float32 GEMM at HIGHEST precision)
+_DOT = "bf16"
+
+_BF16_OK: dict = {}
+
+
+def _dot_bf16(q, w):
+    return jnp.dot(q.astype(jnp.bfloat16), w, preferred_element_type=jnp.float32)
+
+
+def bf16_dot_exact(backend: str | None = None) -> bool:
+    """Whether ``jnp.dot`` of bfloat16 operands with ``preferred_element_type=float32`` returns exact
+    integer sums on ``backend`` (default: JAX's default backend), i.e. accumulates in float32.
+
+    Probed once per backend on integer data: the largest operands (255 * 127 summed over K, sums up
+    to 2**24 - 1, where any accumulator or output narrower than float32 rounds), alternating signs,
+    and random values, at a few shapes (small and GEMM-sized, so that the kernels the decoder's
+    layers get are the ones probed); compared with numpy's int64 product.
+    """
+    backend = backend or jax.default_backend()
+    ok = _BF16_OK.get(backend)
+    if ok is None:
+        rng = np.random.default_rng(0)
+        ok = True
+        dev = jax.devices(backend)[0]
+        f = jax.jit(_dot_bf16)
+        for b, k, n in ((8, 96, 32), (1024, 608, 192), (1024, 1408, 32)):
+            q = rng.integers(0, 256, (b, k))
+            q[0] = 255  # all-maximal row: sums 255 * 127 * k' for the column below
+            w = rng.integers(-128, 128, (k, n))
+            kmax = (EXACT_F32_LIMIT - 1) // (255 * 127)
+            w[:, 0] = 0
+            w[:kmax, 0] = 127  # column 0: row 0 sums to 255 * 127 * kmax, just under 2**24
+            w[:, 1] = np.where(np.arange(k) % 2 == 0, 127, -128)
+            want = q @ w
+            got = f(jax.device_put(jnp.asarray(q, jnp.bfloat16), dev),
+                    jax.device_put(jnp.asarray(w, jnp.bfloat16), dev))
+            if not np.array_equal(np.asarray(got).astype(np.int64), want):
+                ok = False
+                break
+        _BF16_OK[backend] = ok
+    return ok
 
 
 def _gemm_ok(wq: np.ndarray, num: Numerics) -> bool:
@@ -60,9 +113,9 @@ def _gemm_ok(wq: np.ndarray, num: Numerics) -> bool:
 def prepare(params: rdovae.Params, num: Numerics = FLOAT) -> dict:
     """Parameters rearranged for :func:`decode_batch` under ``num`` (done once, in numpy).
 
-    For the int8 emulation each quantised layer gets ``weight_f`` (its int8 weights as float32) when
-    the exactness bound holds, and keeps ``weight_q`` otherwise; when at most ``_ROW_DROP`` of its input
-    rows hold a nonzero weight, only those rows are kept (``rows``: their indices), since the others
+    For the int8 emulation each quantised layer gets ``weight_f`` (its int8 weights as bfloat16 where
+    :func:`bf16_dot_exact` holds and ``_DOT == "bf16"``, else float32) when the exactness bound
+    holds, and keeps ``weight_q`` otherwise; when at most ``_ROW_DROP`` of its input rows hold a nonzero weight, only those rows are kept (``rows``: their indices), since the others
     add exact zeros to every integer sum.
     """
     out: dict[str, dict[str, Any]] = {}
@@ -78,7 +131,8 @@ def prepare(params: rdovae.Params, num: Numerics = FLOAT) -> dict:
                     # inputs whose weights are all zero add exact zeros: leave them out
                     q["rows"] = jnp.asarray(rows.astype(np.int32))
                     wq = wq[rows]
-                q["weight_f"] = jnp.asarray(wq.astype(np.float32))
+                wdt = jnp.bfloat16 if _DOT == "bf16" and bf16_dot_exact() else jnp.float32
+                q["weight_f"] = jnp.asarray(wq.astype(np.float32), wdt)
                 del q["weight_q"]
             q.pop("weight", None)
         out[name] = q
@@ -90,7 +144,10 @@ def _linear(p: dict, x, num: Numerics):
         qi = nnet.quantize_input(x, num)
         if "rows" in p:
             qi = jnp.take(qi, p["rows"], axis=-1)
-        acc = jnp.matmul(qi.astype(jnp.float32), p["weight_f"], precision=jax.lax.Precision.HIGHEST)
+        if p["weight_f"].dtype == jnp.bfloat16:
+            acc = _dot_bf16(qi, p["weight_f"])
+        else:
+            acc = jnp.matmul(qi.astype(jnp.float32), p["weight_f"], precision=jax.lax.Precision.HIGHEST)
         bias = p["subias"] if num.bias == "su" else p["bias"]
         return nnet._unfused(acc.astype(x.dtype) * p["scale"].astype(x.dtype)) + bias.astype(x.dtype)
     return nnet.linear(p, x, num)

@@ -1,8 +1,9 @@
-"""refimpl.fast (batched decoder, int8 layers as float32 GEMMs) computes what refimpl.rdovae computes.
+"""refimpl.fast (batched decoder, int8 layers as bf16/float32 GEMMs with exact integer sums) computes what refimpl.rdovae computes.
 
 Real speech DRED payloads are entropy-decoded (opus_dred.bitstream.batch), decoded by the fast batched
 path, and every packet's features are compared with ``rdovae.decode_features`` on that packet alone:
-bit-exact for LIBOPUS_AVX2 (integer products exact in float32), and for FLOAT within float32 rounding
+bit-exact for LIBOPUS_AVX2 (integer products exact in float32 accumulation; the bf16 operand path is
+also checked per layer on worst-case inputs), and for FLOAT within float32 rounding
 (a batched GEMM sums in another order than a matrix-vector product). A sample is also checked against
 libopus' own features (opus_dred_parse of the default build).
 
@@ -142,3 +143,47 @@ def test_jax_entropy_decoder_equals_numpy_on_real_payloads(release, mff):
 @given(data=st.lists(st.binary(min_size=0, max_size=60), min_size=16, max_size=16))
 def test_jax_entropy_decoder_equals_numpy_on_any_bytes(release, data):
     _compare_entropy(data, f"libopus-{release}", 102, 0)
+
+
+@pytest.mark.parametrize("release", ["1.5.2", "1.6.1"])
+def test_bf16_dot_is_the_exact_integer_product_on_worst_case_inputs(release):
+    """Every int8 layer's prepared product equals numpy's int64 product on its extreme inputs.
+
+    For each output column, one input row is 255 wherever that column's weight is positive (its largest
+    sum) and one wherever it is negative (its most negative sum); then signed-bias extremes (+-127 by
+    weight sign) and random 0..255 rows, to the benchmark's batch of 1024 rows (the kernel XLA picks
+    depends on the shape).
+    """
+    params = _data(release)[3]
+    fp = fast.prepare(params, nnet.LIBOPUS_AVX2)
+    dot = jax.jit(fast._dot_bf16)
+    rng = np.random.default_rng(7)
+    n = 0
+    for name, p in fp.items():
+        if "weight_f" not in p:
+            continue
+        if fast.bf16_dot_exact():
+            assert p["weight_f"].dtype == jax.numpy.bfloat16, name
+        w = np.asarray(params[name]["weight_q"]).astype(np.int64)
+        k = w.shape[0]
+        q = np.concatenate([255 * (w > 0).T, 255 * (w < 0).T, 127 * np.sign(w).T, -127 * np.sign(w).T])
+        q = np.concatenate([q, rng.integers(0, 256, (max(0, 1024 - len(q)), k))])
+        got = np.asarray(dot(q, jax.numpy.asarray(w, jax.numpy.bfloat16)))
+        np.testing.assert_array_equal(got.astype(np.int64), q @ w, err_msg=name)
+        n += 1
+    assert n > 20
+
+
+def test_bf16_probe_rejects_a_narrow_accumulator(monkeypatch):
+    """A dot that rounded its sums through bfloat16 fails the probe, and prepare keeps float32 weights."""
+    wide = fast._dot_bf16
+    monkeypatch.setattr(fast, "_dot_bf16", lambda q, w: wide(q, w).astype(jax.numpy.bfloat16).astype(np.float32))
+    monkeypatch.setattr(fast, "_BF16_OK", {})
+    assert not fast.bf16_dot_exact()
+    p = {"weight_q": np.ones((16, 8), np.int8), "scale": np.ones(8, np.float32), "bias": np.zeros(8, np.float32),
+         "subias": np.zeros(8, np.float32)}
+    assert fast.prepare({"x": p}, nnet.LIBOPUS_AVX2)["x"]["weight_f"].dtype == np.float32
+    monkeypatch.setattr(fast, "_dot_bf16", wide)
+    monkeypatch.setattr(fast, "_BF16_OK", {})
+    assert fast.bf16_dot_exact()
+    assert fast.prepare({"x": p}, nnet.LIBOPUS_AVX2)["x"]["weight_f"].dtype == jax.numpy.bfloat16

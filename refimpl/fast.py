@@ -115,8 +115,9 @@ def prepare(params: rdovae.Params, num: Numerics = FLOAT) -> dict:
 
     For the int8 emulation each quantised layer gets ``weight_f`` (its int8 weights as bfloat16 where
     :func:`bf16_dot_exact` holds and ``_DOT == "bf16"``, else float32) when the exactness bound
-    holds, and keeps ``weight_q`` otherwise; when at most ``_ROW_DROP`` of its input rows hold a nonzero weight, only those rows are kept (``rows``: their indices), since the others
-    add exact zeros to every integer sum.
+    holds, and keeps ``weight_q`` otherwise; when at most ``_ROW_DROP`` of its input rows hold a
+    nonzero weight, only those rows are kept (``rows``: their indices), since the others add exact
+    zeros to every integer sum.
     """
     out: dict[str, dict[str, Any]] = {}
     for name, p in params.items():

@@ -40,6 +40,8 @@ __all__ = [
     "requested_chunks",
     "min_feature_frames_for",
     "dred_extension_data",
+    "CodingTables",
+    "coding_tables",
 ]
 
 
@@ -158,10 +160,10 @@ class DredPayload:
         }
 
 
-class _Tables:
+class CodingTables:
     """Per-profile coding parameters, precomputed once: per level, per dim, ``(p0 << 7, r << 7)`` or None."""
 
-    _cache: dict[str, _Tables] = {}
+    _cache: dict[str, "CodingTables"] = {}
 
     def __init__(self, prof) -> None:
         st = prof.stats
@@ -176,12 +178,17 @@ class _Tables:
                 for p, r in zip(p0_row, r_row)]
 
     @classmethod
-    def of(cls, prof) -> _Tables:
+    def of(cls, prof) -> "CodingTables":
         key = f"{prof.name}:{prof.model_pack}"
         t = cls._cache.get(key)
         if t is None:
             t = cls._cache[key] = cls(prof)
         return t
+
+
+def coding_tables(profile) -> CodingTables:
+    """The per-level Laplace parameters and dequantization divisors of a profile (built once, cached)."""
+    return CodingTables.of(_profile(profile))
 
 
 def _dequantize(q: np.ndarray, div: np.ndarray) -> np.ndarray:
@@ -210,7 +217,7 @@ def read_dred_payload(
     """
     prof = _profile(profile)
     data = bytes(data)
-    tables = _Tables.of(prof)
+    tables = CodingTables.of(prof)
     num_bytes = len(data)
     if min_feature_frames is None:
         if max_dred_samples is not None:
@@ -331,7 +338,7 @@ def write_dred_payload(payload: DredPayload, profile=None) -> bytes:
     (``r == 0`` or ``p0 == 255``) must be 0. Raises :class:`DredPayloadError` for what cannot be coded.
     """
     prof = _profile(profile if profile is not None else payload.profile)
-    tables = _Tables.of(prof)
+    tables = CodingTables.of(prof)
     p = payload
 
     def bad(msg: str) -> DredPayloadError:

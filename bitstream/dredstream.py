@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .dred import DredPayload, _dequantize, _profile, _Tables
+from .dred import DredPayload, _dequantize, _profile, coding_tables
 from .errors import DredPayloadError, FormatError
 from .formats import DRED_STREAM_MAX_CHUNKS, DredStreamRecord
 from .rangecoder import RangeDecoder, RangeEncoder, laplace_decode_p0, laplace_encode_p0
@@ -51,7 +51,7 @@ def read_stream_record(record: DredStreamRecord, profile) -> DredPayload:
     """Decode one record's stream into a :class:`DredPayload` (q0 everywhere, ``dq = 0``, no offset)."""
     prof = _profile(profile)
     _check(prof, record.q0, record.nb_chunks, record.offset)
-    tables = _Tables.of(prof)
+    tables = coding_tables(prof)
     q0 = record.q0
     n = record.nb_chunks // 2
     dec = RangeDecoder(record.data)
@@ -99,7 +99,7 @@ def write_stream_record(state_q, latents_q, q0: int, profile, *, size: int = 409
     state_q = np.asarray(state_q, np.int64)
     latents_q = np.asarray(latents_q, np.int64).reshape(-1, prof.latent_dim)
     _check(prof, q0, 2 * latents_q.shape[0], 0)
-    tables = _Tables.of(prof)
+    tables = coding_tables(prof)
     enc = RangeEncoder(size)
 
     def put(values, params) -> None:

@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from opus_dred.bitstream.dred import DredPayload, dred_extension_data, min_feature_frames_for, read_dred_payload, write_dred_payload
-from opus_dred.bitstream.dred import _Tables
+from opus_dred.bitstream.dred import coding_tables
 from opus_dred.bitstream.errors import BitstreamError
 from opus_dred.bitstream.extensions import Extension, find_dred_extension, parse_extensions, write_extensions
 from opus_dred.bitstream.packet import Toc, parse_packet, write_packet
@@ -155,7 +155,7 @@ class Fuzzer:
             raise ValueError(f"build {self.build} has DRED version {lay.dred_version}, profile {profile} "
                              f"{self.profile.dred_version}")
         self.syntax = self.profile.extension_syntax
-        self.tables = _Tables.of(self.profile)
+        self.tables = coding_tables(self.profile)
         self.corpus = corpus if corpus is not None else real_packets(self.oracle)
         self.payload_corpus = []
         for p in self.corpus:

@@ -191,9 +191,9 @@ def test_dred_only_stream(name):
         state = rng.integers(-2, 3, prof.state_dim)
         lat = rng.integers(-2, 3, (n, prof.latent_dim))
         # positions the statistics give zero probability must hold 0
-        from opus_dred.bitstream.dred import _Tables
+        from opus_dred.bitstream.dred import coding_tables
 
-        t = _Tables.of(prof)
+        t = coding_tables(prof)
         state = np.where([p is None for p in t.state[q0]], 0, state)
         lat = np.where([[p is None for p in t.latent[q0]]] * n, 0, lat)
         recs.append(write_stream_record(state, lat, q0, prof))

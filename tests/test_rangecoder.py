@@ -152,23 +152,7 @@ def _encode(ops, size):
     e = RangeEncoder(size)
     trace = []
     for op in ops:
-        k = op[0]
-        if k == "uint":
-            e.enc_uint(op[1], op[2])
-        elif k == "encode":
-            e.encode(op[1], op[2], op[3])
-        elif k == "encode_bin":
-            e.encode_bin(op[1], op[2], op[3])
-        elif k == "bits":
-            e.enc_bits(op[1], op[2])
-        elif k == "icdf":
-            e.enc_icdf(op[1], op[2], op[3])
-        elif k == "icdf16":
-            e.enc_icdf16(op[1], op[2], op[3])
-        elif k == "laplace_p0":
-            laplace_encode_p0(e, op[1], op[2], op[3])
-        elif k == "bit_logp":
-            e.enc_bit_logp(op[1], op[2])
+        _apply(e, op)
         trace.append((e.tell(), e.tell_frac(), e.rng))
     return e.done(), trace, e
 

@@ -259,9 +259,9 @@ def _base_payload(profile: str):
 
 def _codable(prof, state_q, latents_q, q0: int, dq: int, qmax: int) -> tuple[np.ndarray, np.ndarray]:
     """Zero the values the statistics of their quantizer level give zero probability."""
-    from opus_dred.bitstream.dred import _Tables, compute_quantizer
+    from opus_dred.bitstream.dred import coding_tables, compute_quantizer
 
-    t = _Tables.of(prof)
+    t = coding_tables(prof)
     s = np.array(state_q, np.int32)
     s[[i for i, par in enumerate(t.state[q0]) if par is None]] = 0
     lat = np.array(latents_q, np.int32)

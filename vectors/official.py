@@ -96,13 +96,13 @@ def read_official(directory: str | Path) -> list[OfficialVector]:
 
 
 def _records(profile: str, packets: list[bytes]):
-    from opus_dred.bitstream.dred import _Tables, read_dred_payload
+    from opus_dred.bitstream.dred import coding_tables, read_dred_payload
     from opus_dred.bitstream.dredstream import write_stream_record
     from opus_dred.bitstream.errors import FormatError
     from opus_dred.bitstream.extensions import find_dred_extension
 
     prof = get_profile(profile)
-    tables = _Tables.of(prof)
+    tables = coding_tables(prof)
     out = []
     dred_packets = [p for p in packets if find_dred_extension(p, prof) is not None]
     for p in dred_packets[RECORD_EVERY::RECORD_EVERY]:

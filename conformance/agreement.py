@@ -128,7 +128,8 @@ def measure(profiles=("libopus-1.5.2", "libopus-1.6.1"), settings=SETTINGS, *, s
                 if a.ret <= 0:
                     continue
                 b = generic.dred_parse(e.data, max_dred_samples=max_samples, sampling_rate=s.sample_rate)
-                r = decode_dred(e.data, profile, max_dred_samples=max_samples, sampling_rate=s.sample_rate)
+                r = decode_dred(e.data, profile, max_dred_samples=max_samples, sampling_rate=s.sample_rate,
+                                numerics="libopus-avx2-host")
                 f = decode_dred(e.data, profile, max_dred_samples=max_samples, sampling_rate=s.sample_rate,
                                 numerics="float")
                 ints = {(x.nb_latents, x.dred_offset, x.ret, x.dred_end) for x in (a, b, r)}

@@ -55,7 +55,7 @@ def decode(
     profile: Optional[str] = typer.Option(None, "--profile", "-p", help="Profile (default: from the DRED version byte)."),
     max_ms: int = typer.Option(1040, "--max-ms", help="DRED requested per packet, in ms (libopus' max_dred_samples)."),
     sampling_rate: int = typer.Option(48000, "--rate", help="Sampling rate that max_dred_samples, ret and dred_end count in."),
-    numerics: str = typer.Option("libopus-avx2", "--numerics", help="libopus-avx2 | libopus-sse2 | libopus-c | float."),
+    numerics: str = typer.Option("libopus-avx2", "--numerics", help="libopus-avx2 (AMD RCPPS, the same answer everywhere) | libopus-avx2-intel | libopus-avx2-host (this CPU's RCPPS) | libopus-sse2[-intel|-host] | libopus-c | float."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object per DRED packet/record on stdout."),
 ) -> None:
     """Decode every DRED payload of FILE into acoustic features (20 per 10 ms frame) with the reference decoder.

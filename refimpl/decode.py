@@ -27,8 +27,12 @@ __all__ = ["DredResult", "NUMERICS", "decode_dred", "decode_payload", "features_
 
 #: Names of the arithmetic paths (``docs/numerics.md``). ``libopus-avx2`` is the default: it reproduces
 #: libopus' x86 int8 path (8-bit inputs, exact integer dot products, libopus' activations), which is what
-#: the released decoder is; ``float`` is the plain float32 network with exact activations.
-NUMERICS = ("libopus-avx2", "libopus-sse2", "libopus-c", "float")
+#: the released decoder is, with the ``RCPPS`` of AMD cores, so that its answers are the same on every
+#: machine; ``-intel`` names use Intel's ``RCPPS``, and ``-host`` names the table of the CPU this runs on
+#: (what reproduces a libopus build running here); ``float`` is the plain float32 network with exact
+#: activations.
+NUMERICS = ("libopus-avx2", "libopus-avx2-intel", "libopus-avx2-host", "libopus-sse2", "libopus-sse2-intel",
+            "libopus-sse2-host", "libopus-c", "float")
 DEFAULT_NUMERICS = "libopus-avx2"
 
 
@@ -37,7 +41,11 @@ def _numerics(name: str):
 
     presets = {
         "libopus-avx2": nnet.LIBOPUS_AVX2,
+        "libopus-avx2-intel": nnet.LIBOPUS_AVX2_INTEL,
+        "libopus-avx2-host": nnet.for_host(nnet.LIBOPUS_AVX2),
         "libopus-sse2": nnet.LIBOPUS_SSE2,
+        "libopus-sse2-intel": nnet.LIBOPUS_SSE2_INTEL,
+        "libopus-sse2-host": nnet.for_host(nnet.LIBOPUS_SSE2),
         "libopus-c": nnet.LIBOPUS_C,
         "float": nnet.FLOAT,
     }

@@ -40,6 +40,13 @@ __all__ = [
     "LIBOPUS_SSE2",
     "LIBOPUS_C",
     "NUMERICS",
+    "LIBOPUS_AVX2_INTEL",
+    "LIBOPUS_SSE2_INTEL",
+    "RCPPS_TABLES",
+    "rcpps_table",
+    "cpu_vendor",
+    "host_reciprocal",
+    "for_host",
     "unpack_linear",
     "linear",
     "dense",
@@ -57,6 +64,10 @@ __all__ = [
 # ---------------------------------------------------------------------------------------------------
 # Arithmetic configuration
 # ---------------------------------------------------------------------------------------------------
+
+
+#: The emulated ``RCPPS`` variants (``Numerics.reciprocal``): AMD's (12-bit index) and Intel's (11-bit).
+RCPPS_TABLES = ("rcp12", "rcp11")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,8 +91,12 @@ class Numerics:
         plain-C variant, where the sigmoid is ``0.5 + 0.5 tanh_approx(x/2)``.
     reciprocal:
         approx activations only. ``"exact"``: true division (libopus builds with no SIMD at all).
-        ``"rcp12"``: the x86 ``RCPPS`` approximate reciprocal, emulated with a 4096-entry table measured
-        on an AMD Zen 4 core (12-bit result; Intel cores may differ, see docs/numerics.md).
+        ``"rcp12"``: the x86 ``RCPPS`` approximate reciprocal of AMD cores, emulated with a 4096-entry
+        table measured on an AMD Zen 4 core (result set by the top 12 mantissa bits). ``"rcp11"``: Intel's
+        ``RCPPS``, a 2048-entry table measured on an Intel Xeon (result set by the top 11 mantissa bits).
+        Both give 12 significant bits; they differ in about half of their entries, and which one the
+        CPU running libopus has decides whether the emulation is bit-exact there (:func:`for_host`,
+        docs/numerics.md).
     fma:
         emulation paths only: whether libopus' SIMD kernels (float matrix-vector products, the
         activation polynomials, the input quantisation) use fused multiply-adds, as the AVX2 build
@@ -102,7 +117,7 @@ class Numerics:
             "bias": ("su", "signed"),
             "rounding": ("even", "half_up"),
             "activation": ("exact", "approx", "approx_c"),
-            "reciprocal": ("exact", "rcp12"),
+            "reciprocal": ("exact",) + RCPPS_TABLES,
         }
         for field, allowed in checks.items():
             if getattr(self, field) not in allowed:
@@ -120,7 +135,39 @@ LIBOPUS_SSE2 = Numerics(matmul="int8", bias="su", rounding="half_up", activation
 #: rational tanh with exact division, and sigmoid(x) = 0.5 + 0.5 tanh(x/2).
 LIBOPUS_C = Numerics(matmul="int8", bias="signed", rounding="half_up", activation="approx_c", reciprocal="exact")
 
-NUMERICS = {"float": FLOAT, "avx2": LIBOPUS_AVX2, "sse2": LIBOPUS_SSE2, "c": LIBOPUS_C}
+#: The same two x86 paths on Intel cores, whose ``RCPPS`` differs from AMD's.
+LIBOPUS_AVX2_INTEL = dataclasses.replace(LIBOPUS_AVX2, reciprocal="rcp11")
+LIBOPUS_SSE2_INTEL = dataclasses.replace(LIBOPUS_SSE2, reciprocal="rcp11")
+
+NUMERICS = {"float": FLOAT, "avx2": LIBOPUS_AVX2, "sse2": LIBOPUS_SSE2, "c": LIBOPUS_C,
+            "avx2-intel": LIBOPUS_AVX2_INTEL, "sse2-intel": LIBOPUS_SSE2_INTEL}
+
+
+def cpu_vendor() -> str:
+    """The x86 vendor string of this machine's CPU (``/proc/cpuinfo``'s ``vendor_id``), or ``""``."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("vendor_id"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
+def host_reciprocal() -> str:
+    """The ``RCPPS`` table that matches this machine's CPU by vendor: ``"rcp11"`` on Intel, ``"rcp12"``
+    otherwise (AMD, where the default table was measured). ``opus_dred.conformance.cpu`` measures the
+    instruction itself to confirm it."""
+    return "rcp11" if cpu_vendor() == "GenuineIntel" else "rcp12"
+
+
+def for_host(num: Numerics) -> Numerics:
+    """``num`` with its ``RCPPS`` table swapped for this machine's (:func:`host_reciprocal`): the numerics
+    that reproduce a libopus build *running on this CPU*. Presets without ``RCPPS`` come back unchanged."""
+    if num.reciprocal in RCPPS_TABLES:
+        return dataclasses.replace(num, reciprocal=host_reciprocal())
+    return num
 
 # ---------------------------------------------------------------------------------------------------
 # Load time: libopus storage layouts -> dense matrices (numpy)
@@ -344,14 +391,83 @@ _RCP12_B64 = (
 )
 
 
-@functools.lru_cache(maxsize=1)
-def _rcp12_table() -> np.ndarray:
-    raw = np.frombuffer(base64.b64decode(_RCP12_B64), dtype="<u2").astype(np.uint32)
+# RCPPS as measured on an Intel Xeon core (family 6, model 167; AVX-512): the result depends only on the top 11
+# mantissa bits of the input, with 12 significant bits. Entry p holds, as above, mantissa bits 22..11 of
+# rcp(1 + p/2048) with the exponent field of [0.5, 1). Measured data (opus_dred.conformance.cpu), not code.
+_RCP11_B64 = (
+    "/g/6D/YP8g/uD+oP5g/iD94P2g/WD9IPzg/KD8YPwg+/D7sPtw+zD68Pqw+nD6MPnw+bD5cPkw+QD4wPiA+ED4APfA94D3QPcQ9t"
+    "D2kPZQ9hD10PWQ9WD1IPTg9KD0YPQg8/DzsPNw8zDy8PLA8oDyQPIA8cDxkPFQ8RDw0PCg8GDwIP/g77DvcO8w7vDuwO6A7kDuAO"
+    "3Q7ZDtUO0g7ODsoOxg7DDr8Ouw64DrQOsA6tDqkOpQ6iDp4Omg6XDpMOjw6MDogOhA6BDn0Oeg52DnIObw5rDmcOZA5gDl0OWQ5V"
+    "DlIOTg5LDkcORA5ADjwOOQ41DjIOLg4rDicOIw4gDhwOGQ4VDhIODg4LDgcOBA4ADv0N+Q32DfIN7w3rDegN5A3hDd0N2g3WDdMN"
+    "zw3MDcgNxQ3BDb4Nug23DbQNsA2tDakNpg2iDZ8Nmw2YDZUNkQ2ODYoNhw2EDYANfQ15DXYNcw1vDWwNaA1lDWINXg1bDVgNVA1R"
+    "DU4NSg1HDUQNQA09DTkNNg0zDS8NLA0pDSYNIg0fDRwNGA0VDRINDg0LDQgNBA0BDf4M+wz3DPQM8QzuDOoM5wzkDOAM3QzaDNcM"
+    "0wzQDM0MygzHDMMMwAy9DLoMtgyzDLAMrQyqDKYMowygDJ0MmQyWDJMMkAyNDIoMhgyDDIAMfQx6DHcMcwxwDG0MagxnDGQMYAxd"
+    "DFoMVwxUDFEMTgxKDEcMRAxBDD4MOww4DDUMMgwuDCsMKAwlDCIMHwwcDBkMFgwTDBAMDAwJDAYMAwwADP0L+gv3C/QL8QvuC+sL"
+    "6AvlC+IL3wvcC9kL1gvTC9ALzQvKC8YLwwvAC70Lugu3C7QLsQuuC6sLqAumC6MLoAudC5oLlwuUC5ELjguLC4gLhQuCC38LfAt5"
+    "C3YLcwtwC20LagtnC2QLYQtfC1wLWQtWC1MLUAtNC0oLRwtEC0ELPws8CzkLNgszCzALLQsqCycLJQsiCx8LHAsZCxYLEwsQCw4L"
+    "CwsICwULAgv/CvwK+gr3CvQK8QruCusK6QrmCuMK4ArdCtoK2ArVCtIKzwrMCsoKxwrECsEKvgq8CrkKtgqzCrEKrgqrCqgKpQqj"
+    "CqAKnQqaCpgKlQqSCo8KjQqKCocKhAqCCn8KfAp5CncKdApxCm4KbAppCmYKYwphCl4KWwpZClYKUwpQCk4KSwpICkYKQwpACj4K"
+    "Owo4CjYKMwowCi4KKwooCiUKIwogCh0KGwoYChUKEwoQCg4KCwoICgYKAwoACv4J+wn4CfYJ8wnwCe4J6wnpCeYJ4wnhCd4J3AnZ"
+    "CdYJ1AnRCc8JzAnJCccJxAnCCb8JvAm6CbcJtQmyCa8JrQmqCagJpQmjCaAJnQmbCZgJlgmTCZEJjgmMCYkJhgmECYEJfwl8CXoJ"
+    "dwl1CXIJcAltCWsJaAlmCWMJYQleCVsJWQlWCVQJUQlPCUwJSglHCUUJQglACT0JOwk5CTYJNAkxCS8JLAkqCScJJQkiCSAJHQkb"
+    "CRgJFgkTCREJDwkMCQoJBwkFCQIJAAn9CPsI+Qj2CPQI8QjvCOwI6gjoCOUI4wjgCN4I2wjZCNcI1AjSCM8IzQjLCMgIxgjDCMEI"
+    "vwi8CLoItwi1CLMIsAiuCKwIqQinCKQIogigCJ0ImwiZCJYIlAiRCI8IjQiKCIgIhgiDCIEIfwh8CHoIeAh1CHMIcQhuCGwIaghn"
+    "CGUIYwhgCF4IXAhZCFcIVQhSCFAITghMCEkIRwhFCEIIQAg+CDsIOQg3CDUIMggwCC4IKwgpCCcIJQgiCCAIHggbCBkIFwgVCBII"
+    "EAgOCAwICQgHCAUIAwgACP4H/Af6B/cH9QfzB/EH7gfsB+oH6AflB+MH4QffB90H2gfYB9YH1AfRB88HzQfLB8kHxgfEB8IHwAe+"
+    "B7sHuQe3B7UHswewB64HrAeqB6gHpQejB6EHnwedB5sHmAeWB5QHkgeQB44HiweJB4cHhQeDB4EHfgd8B3oHeAd2B3QHcgdvB20H"
+    "awdpB2cHZQdjB2AHXgdcB1oHWAdWB1QHUQdPB00HSwdJB0cHRQdDB0EHPgc8BzoHOAc2BzQHMgcwBy4HKwcpBycHJQcjByEHHwcd"
+    "BxsHGQcXBxUHEgcQBw4HDAcKBwgHBgcEBwIHAAf+BvwG+gb4BvUG8wbxBu8G7QbrBukG5wblBuMG4QbfBt0G2wbZBtcG1QbTBtEG"
+    "zwbNBssGyQbGBsQGwgbABr4GvAa6BrgGtga0BrIGsAauBqwGqgaoBqYGpAaiBqAGngacBpoGmAaWBpQGkgaQBo4GjAaKBogGhgaE"
+    "BoIGgAZ+BnwGegZ5BncGdQZzBnEGbwZtBmsGaQZnBmUGYwZhBl8GXQZbBlkGVwZVBlMGUQZPBk0GTAZKBkgGRgZEBkIGQAY+BjwG"
+    "OgY4BjYGNAYyBjAGLwYtBisGKQYnBiUGIwYhBh8GHQYbBhkGGAYWBhQGEgYQBg4GDAYKBggGBgYFBgMGAQb/Bf0F+wX5BfcF9QX0"
+    "BfIF8AXuBewF6gXoBeYF5QXjBeEF3wXdBdsF2QXXBdYF1AXSBdAFzgXMBcoFyQXHBcUFwwXBBb8FvgW8BboFuAW2BbQFsgWxBa8F"
+    "rQWrBakFpwWmBaQFogWgBZ4FnAWbBZkFlwWVBZMFkgWQBY4FjAWKBYgFhwWFBYMFgQV/BX4FfAV6BXgFdgV1BXMFcQVvBW0FbAVq"
+    "BWgFZgVkBWMFYQVfBV0FXAVaBVgFVgVUBVMFUQVPBU0FTAVKBUgFRgVEBUMFQQU/BT0FPAU6BTgFNgU1BTMFMQUvBS4FLAUqBSgF"
+    "JwUlBSMFIQUgBR4FHAUaBRkFFwUVBRMFEgUQBQ4FDQULBQkFBwUGBQQFAgUABf8E/QT7BPoE+AT2BPQE8wTxBO8E7gTsBOoE6ATn"
+    "BOUE4wTiBOAE3gTdBNsE2QTXBNYE1ATSBNEEzwTNBMwEygTIBMcExQTDBMEEwAS+BLwEuwS5BLcEtgS0BLIEsQSvBK0ErASqBKgE"
+    "pwSlBKMEogSgBJ4EnQSbBJkEmASWBJQEkwSRBI8EjgSMBIoEiQSHBIYEhASCBIEEfwR9BHwEegR4BHcEdQR0BHIEcARvBG0EawRq"
+    "BGgEZgRlBGMEYgRgBF4EXQRbBFoEWARWBFUEUwRRBFAETgRNBEsESQRIBEYERQRDBEEEQAQ+BD0EOwQ5BDgENgQ1BDMEMQQwBC4E"
+    "LQQrBCkEKAQmBCUEIwQhBCAEHgQdBBsEGgQYBBYEFQQTBBIEEAQPBA0ECwQKBAgEBwQFBAQEAgQABP8D/QP8A/oD+QP3A/YD9APy"
+    "A/ED7wPuA+wD6wPpA+gD5gPkA+MD4QPgA94D3QPbA9oD2APXA9UD1APSA9ADzwPNA8wDygPJA8cDxgPEA8MDwQPAA74DvQO7A7oD"
+    "uAO3A7UDtAOyA7ADrwOtA6wDqgOpA6cDpgOkA6MDoQOgA54DnQObA5oDmAOXA5UDlAOSA5EDjwOOA4wDiwOJA4gDhgOFA4MDggOA"
+    "A38DfgN8A3sDeQN4A3YDdQNzA3IDcANvA20DbANqA2kDZwNmA2QDYwNhA2ADXwNdA1wDWgNZA1cDVgNUA1MDUQNQA04DTQNMA0oD"
+    "SQNHA0YDRANDA0EDQAM/Az0DPAM6AzkDNwM2AzQDMwMyAzADLwMtAywDKgMpAycDJgMlAyMDIgMgAx8DHQMcAxsDGQMYAxYDFQMT"
+    "AxIDEQMPAw4DDAMLAwoDCAMHAwUDBAMCAwEDAAP+Av0C+wL6AvkC9wL2AvQC8wLyAvAC7wLtAuwC6wLpAugC5gLlAuQC4gLhAt8C"
+    "3gLdAtsC2gLZAtcC1gLUAtMC0gLQAs8CzQLMAssCyQLIAscCxQLEAsICwQLAAr4CvQK8AroCuQK3ArYCtQKzArICsQKvAq4CrQKr"
+    "AqoCqAKnAqYCpAKjAqICoAKfAp4CnAKbApoCmAKXApUClAKTApECkAKPAo0CjAKLAokCiAKHAoUChAKDAoECgAJ/An0CfAJ7AnkC"
+    "eAJ3AnUCdAJzAnECcAJvAm0CbAJrAmkCaAJnAmUCZAJjAmECYAJfAl0CXAJbAloCWAJXAlYCVAJTAlICUAJPAk4CTAJLAkoCSAJH"
+    "AkYCRQJDAkICQQI/Aj4CPQI7AjoCOQI4AjYCNQI0AjICMQIwAi8CLQIsAisCKQIoAicCJQIkAiMCIgIgAh8CHgIdAhsCGgIZAhcC"
+    "FgIVAhQCEgIRAhACDgINAgwCCwIJAggCBwIGAgQCAwICAgAC/wH+Af0B+wH6AfkB+AH2AfUB9AHzAfEB8AHvAe4B7AHrAeoB6QHn"
+    "AeYB5QHkAeIB4QHgAd8B3QHcAdsB2gHYAdcB1gHVAdMB0gHRAdABzgHNAcwBywHJAcgBxwHGAcUBwwHCAcEBwAG+Ab0BvAG7AbkB"
+    "uAG3AbYBtQGzAbIBsQGwAa4BrQGsAasBqgGoAacBpgGlAaMBogGhAaABnwGdAZwBmwGaAZkBlwGWAZUBlAGTAZEBkAGPAY4BjAGL"
+    "AYoBiQGIAYYBhQGEAYMBggGAAX8BfgF9AXwBewF5AXgBdwF2AXUBcwFyAXEBcAFvAW0BbAFrAWoBaQFoAWYBZQFkAWMBYgFgAV8B"
+    "XgFdAVwBWwFZAVgBVwFWAVUBUwFSAVEBUAFPAU4BTAFLAUoBSQFIAUcBRQFEAUMBQgFBAUABPgE9ATwBOwE6ATkBOAE2ATUBNAEz"
+    "ATIBMQEvAS4BLQEsASsBKgEpAScBJgElASQBIwEiASABHwEeAR0BHAEbARoBGAEXARYBFQEUARMBEgEQAQ8BDgENAQwBCwEKAQkB"
+    "BwEGAQUBBAEDAQIBAQEAAf4A/QD8APsA+gD5APgA9gD1APQA8wDyAPEA8ADvAO4A7ADrAOoA6QDoAOcA5gDlAOMA4gDhAOAA3wDe"
+    "AN0A3ADbANkA2ADXANYA1QDUANMA0gDRANAAzgDNAMwAywDKAMkAyADHAMYAxADDAMIAwQDAAL8AvgC9ALwAuwC6ALgAtwC2ALUA"
+    "tACzALIAsQCwAK8ArgCsAKsAqgCpAKgApwCmAKUApACjAKIAoQCfAJ4AnQCcAJsAmgCZAJgAlwCWAJUAlACTAJEAkACPAI4AjQCM"
+    "AIsAigCJAIgAhwCGAIUAhACDAIEAgAB/AH4AfQB8AHsAegB5AHgAdwB2AHUAdABzAHIAcQBvAG4AbQBsAGsAagBpAGgAZwBmAGUA"
+    "ZABjAGIAYQBgAF8AXgBdAFsAWgBZAFgAVwBWAFUAVABTAFIAUQBQAE8ATgBNAEwASwBKAEkASABHAEYARQBEAEMAQgBAAD8APgA9"
+    "ADwAOwA6ADkAOAA3ADYANQA0ADMAMgAxADAALwAuAC0ALAArACoAKQAoACcAJgAlACQAIwAiACEAIAAfAB4AHQAcABsAGgAZABgA"
+    "FwAWABUAFAATABIAEQAQAA8ADgANAAwACwAKAAkACAAHAAYABQAEAAMAAgABAA=="
+)
+
+
+@functools.lru_cache(maxsize=None)
+def rcpps_table(mode: str = "rcp12") -> np.ndarray:
+    """The emulated ``RCPPS`` of ``mode`` as 4096 float32 bit patterns: entry ``m`` is ``RCPPS(1 + m/4096)``
+    scaled into [0.5, 1) (an 11-bit table is repeated per entry, so both index by 12 mantissa bits)."""
+    if mode not in RCPPS_TABLES:
+        raise ValueError(f"no RCPPS table {mode!r}; choose one of {RCPPS_TABLES}")
+    raw = np.frombuffer(base64.b64decode(_RCP12_B64 if mode == "rcp12" else _RCP11_B64), dtype="<u2")
+    raw = raw.astype(np.uint32)
+    if mode == "rcp11":
+        raw = np.repeat(raw, 2)
     return (np.uint32(0x3F000000) | (raw << np.uint32(11))).astype(np.uint32)
 
 
 def recip(x, mode: str = "exact"):
-    """1/x, or the emulated x86 ``RCPPS`` approximation (``mode="rcp12"``).
+    """1/x, or the emulated x86 ``RCPPS`` approximation (``mode`` one of :data:`RCPPS_TABLES`).
 
     The emulation covers positive normal float32 inputs with a normal reciprocal, which is all the
     activations need (their denominators are at least 952.7).
@@ -365,7 +481,7 @@ def recip(x, mode: str = "exact"):
     bits = jax.lax.bitcast_convert_type(x32, jnp.uint32)
     m = (bits >> 11) & 0xFFF
     e = (bits >> 23).astype(jnp.int32) - 127
-    table = jnp.asarray(_rcp12_table())
+    table = jnp.asarray(rcpps_table(mode))
     r = table[m].astype(jnp.int32) - (e << 23)
     res = jax.lax.bitcast_convert_type(r.astype(jnp.uint32), jnp.float32)
     return res.astype(x.dtype)
@@ -397,8 +513,8 @@ def _rational(x, n, d, reciprocal, fused):
 def tanh_approx(x, reciprocal: str = "exact", fused: bool = False):
     """libopus' rational tanh (dnn/vec_avx.h:tanh8_approx), clamped to [-1, 1].
 
-    ``reciprocal="exact"`` divides (dnn/vec.h:tanh_approx, no-SIMD builds); ``"rcp12"`` multiplies by
-    the emulated ``RCPPS`` as the x86 kernels do.
+    ``reciprocal="exact"`` divides (dnn/vec.h:tanh_approx, no-SIMD builds); ``"rcp12"``/``"rcp11"``
+    multiply by the emulated ``RCPPS`` (AMD/Intel) as the x86 kernels do.
     """
     num, rden = _rational(x, _TANH_N, _TANH_D, reciprocal, fused)
     return jnp.clip(num * rden, -1.0, 1.0)

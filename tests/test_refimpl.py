@@ -195,6 +195,19 @@ def test_rcpps_tables_are_12_bit_reciprocals(mode, bits):
         np.testing.assert_array_equal(r2, r * 2.0 ** -e)
 
 
+def test_intel_rcpps_formula_is_the_measured_table():
+    """``recip(., "rcp11")`` computes Intel's RCPPS by formula; it must give every measured entry."""
+    m = np.arange(4096, dtype=np.uint32)
+    x = (np.uint32(0x3F800000) | (m << np.uint32(11))).view(np.float32)
+    got = np.asarray(jax.jit(lambda v: nnet.recip(v, "rcp11"))(jnp.asarray(x))).view(np.uint32)
+    np.testing.assert_array_equal(got, nnet.rcpps_table("rcp11"))
+    # inputs with low mantissa bits set, and at the exponents the activations meet
+    x2 = (np.uint32(0x3F800000) | (m << np.uint32(11)) | np.uint32(0x7FF)).view(np.float32)
+    for e in (0, 9, 10, 20):
+        got = np.asarray(nnet.recip(jnp.asarray(x2 * np.float32(2.0 ** e)), "rcp11")).view(np.uint32)
+        np.testing.assert_array_equal(got, nnet.rcpps_table("rcp11") - np.uint32(e << 23))
+
+
 def test_host_rcpps_is_the_table_chosen_for_it():
     """The CPU's own RCPPS, measured by running the instruction, is the built-in table that ``for_host``
     picks by vendor (a CPU with a table of its own fails here: measure it and add it)."""

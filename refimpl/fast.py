@@ -36,8 +36,13 @@ is :mod:`.nnet`'s own code, called unchanged.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-from typing import Any
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -48,7 +53,7 @@ from . import nnet, rdovae
 from .nnet import FLOAT, Numerics
 
 __all__ = ["EXACT_F32_LIMIT", "bf16_dot_exact", "prepare", "decode_batch", "decode_batch_jit", "pad_latents",
-           "pack_payloads", "read_dred_payloads_jax"]
+           "pack_payloads", "read_dred_payloads_jax", "StreamDecode", "decode_packets", "default_workers"]
 
 #: float32 represents every integer of magnitude up to 2**24 exactly.
 EXACT_F32_LIMIT = 1 << 24
@@ -64,6 +69,9 @@ _ROW_DROP = 0.0
 _DOT = "bf16"
 
 _BF16_OK: dict = {}
+
+#: the int8 path on a quantised buffer (:func:`_step_q`); False: the plain step (round 4)
+_QBUF = False
 
 
 def _dot_bf16(q, w):
@@ -154,8 +162,8 @@ def _linear(p: dict, x, num: Numerics):
     return nnet.linear(p, x, num)
 
 
-def _dense(p, x, num, activation="tanh"):
-    y = _linear(p, x, num)
+def _dense(p, x, num, activation="tanh", q=None):
+    y = _linear(p, x, num) if q is None else _finish(p, _dot_q(p, q), num)
     if activation == "tanh":
         return nnet.tanh(y, num)
     if activation == "linear":
@@ -175,6 +183,88 @@ def _gru(p_in, p_rec, state, x, num):
         return nnet._unfused(z * state) + nnet._unfused((1.0 - z) * h)
     h = nnet.tanh(zrh[..., 2 * n:] + rec[..., 2 * n:] * r, num)
     return z * state + (1.0 - z) * h
+
+
+def _q(p: dict, x, num: Numerics):
+    """An int8 layer's quantised input (:func:`.nnet.quantize_input`) in the dtype of its weights."""
+    return nnet.quantize_input(x, num).astype(p["weight_f"].dtype)
+
+
+def _dot_q(p: dict, q, rows: slice | None = None):
+    """The exact integer sums ``q @ weight_f[rows]`` as float32 (bf16 operands or a float32 GEMM)."""
+    w = p["weight_f"] if rows is None else p["weight_f"][rows]
+    if w.dtype == jnp.bfloat16:
+        return jnp.dot(q, w, preferred_element_type=jnp.float32)
+    return jnp.matmul(q, w, precision=jax.lax.Precision.HIGHEST)
+
+
+def _finish(p: dict, acc, num: Numerics):
+    """``float(acc) * scale`` rounded, then ``+ bias`` (``subias`` for the su inputs): as :func:`_linear`."""
+    bias = p["subias"] if num.bias == "su" else p["bias"]
+    return nnet._unfused(acc * p["scale"]) + bias
+
+
+def _gru_q(p_in, p_rec, state, q_buf, num):
+    """:func:`_gru` from an already quantised input."""
+    n = state.shape[-1]
+    zrh = _finish(p_in, _dot_q(p_in, q_buf), num)
+    rec = _linear(p_rec, state, num)
+    zr = nnet.sigmoid(zrh[..., :2 * n] + rec[..., :2 * n], num)
+    z, r = zr[..., :n], zr[..., n:]
+    h = nnet.tanh(nnet._unfused(rec[..., 2 * n:] * r) + zrh[..., 2 * n:], num)
+    return nnet._unfused(z * state) + nnet._unfused((1.0 - z) * h)
+
+
+def _quantised_path(fp: dict, num: Numerics) -> bool:
+    """Whether every int8 layer runs as an exact float GEMM (``weight_f``), so :func:`_step_q` applies."""
+    return num.matmul == "int8" and all("weight_q" not in p for p in fp.values())
+
+
+def _step_q(fp: dict, num: Numerics, grus_n, convs_n, has_conv_dense: bool):
+    """One latent of the int8 path on a quantised buffer (round 5, docs/benchmarks.md).
+
+    The same numbers as the plain step, organised so that every value is quantised once: the decoder's
+    growing buffer ``[dense1 | glu1 | conv1 | glu2 | ...]`` is only ever read by int8 layers, which
+    quantise it (``nnet.quantize_input``, element by element), so it is kept quantised, as one
+    ``[B, width]`` array carried from step to step and written piece by piece in place; each layer reads
+    its prefix. The convolutions' ``[memory, current]`` inputs are two products (the memory rows and the
+    current rows of the weights) summed: both are exact integer sums under the layer's 2**24 bound, so
+    their float32 sum is the integer sum too. No concatenation is left in the step.
+    """
+    pieces = [int(np.shape(fp["dec_dense1"]["bias"])[0])]
+    for b in range(rdovae.NB_BLOCKS):
+        pieces += [grus_n[b], int(np.shape(fp[f"dec_conv{b + 1}"]["bias"])[0])]
+    offs = np.concatenate([[0], np.cumsum(pieces)]).tolist()
+
+    def put(qbuf, q, k):
+        return q if qbuf is None else jnp.concatenate([qbuf, q], axis=-1)
+
+    def step(carry, z):
+        grus, mems = carry
+        out_p = fp["dec_output"]
+        qbuf = put(None, _q(out_p, _dense(fp["dec_dense1"], z, num), num), 0)
+        new_g, new_m = [], []
+        for b in range(rdovae.NB_BLOCKS):
+            k = 2 * b + 1  # pieces before GLU b: dense1 and two per earlier block
+            s = _gru_q(fp[f"dec_gru{b + 1}_input"], fp[f"dec_gru{b + 1}_recurrent"], grus[b],
+                       qbuf, num)
+            new_g.append(s)
+            glu = s * nnet.sigmoid(_linear(fp[f"dec_glu{b + 1}"], s, num), num)
+            qbuf = put(qbuf, _q(out_p, glu, num), k)
+            conv_p = fp[f"dec_conv{b + 1}"]
+            m = convs_n[b]
+            if has_conv_dense:
+                cur = _q(conv_p, _dense(fp[f"dec_conv_dense{b + 1}"], None, num, q=qbuf), num)
+            else:
+                cur = qbuf
+            acc = _dot_q(conv_p, mems[b], slice(0, m)) + _dot_q(conv_p, cur, slice(m, 2 * m))
+            y = nnet.tanh(_finish(conv_p, acc, num), num)
+            new_m.append(cur)
+            qbuf = put(qbuf, _q(out_p, y, num), k + 1)
+        out = _finish(out_p, _dot_q(out_p, qbuf), num)
+        return (tuple(new_g), tuple(new_m)), out
+
+    return step, offs[-1]
 
 
 def _sizes(fp: dict) -> tuple[list[int], list[int]]:
@@ -204,6 +294,13 @@ def decode_batch(fp: dict, states, latents, num: Numerics = FLOAT):
         off += n
     convs = [jnp.zeros((states.shape[0], m), jnp.float32) for m in convs_n]
     has_conv_dense = "dec_conv_dense1" in fp
+    if _QBUF and _quantised_path(fp, num):
+        step_q, width = _step_q(fp, num, grus_n, convs_n, has_conv_dense)
+        # conv memories start at zero, quantised: 127 with the su bias, 0 signed
+        mems = tuple(_q(fp[f"dec_conv{b + 1}"], c, num) for b, c in enumerate(convs))
+        _, outs = jax.lax.scan(step_q, (tuple(grus), mems), jnp.swapaxes(latents, 0, 1))
+        outs = jnp.swapaxes(outs, 0, 1)
+        return outs.reshape(outs.shape[0], -1, rdovae.NUM_FEATURES)
 
     def step(carry, z):
         grus, convs = carry
@@ -330,7 +427,7 @@ def _rd_values(buf, st, sign, mag, skip, active):
         st, out = c
         m = active & ~skip[:, i]
         st, v = _rd_laplace(buf, st, sign[:, i], mag[:, i], m)
-        return st, out.at[:, i].set(v)
+        return st, jax.lax.dynamic_update_slice_in_dim(out, v[:, None], i, axis=1)
 
     return jax.lax.fori_loop(0, dim, body, (st, jnp.zeros((buf.shape[0], dim), jnp.int32)))
 
@@ -383,7 +480,9 @@ def _read_jax(buf, storage, frame_off, tabs, dq_table, *, n_chunks: int, has_q: 
         active = more(st, active)
         ql = jnp.where(active, jnp.minimum(qmax, q0 + (step * k + 8) // 16), 0)
         st, v = _rd_values(buf, st, tabs["latent_sign"][ql], tabs["latent_mag"][ql], tabs["latent_skip"][ql], active)
-        return k + 1, st, active, lq.at[:, k].set(v), ql_all.at[:, k].set(ql), nb + active.astype(jnp.int32)
+        lq = jax.lax.dynamic_update_slice(lq, v[:, None, :], (0, k, 0))
+        ql_all = jax.lax.dynamic_update_slice_in_dim(ql_all, ql[:, None], k, axis=1)
+        return k + 1, st, active, lq, ql_all, nb + active.astype(jnp.int32)
 
     init = (jnp.int32(0), st, all_, jnp.zeros((n, max_lat, dim), jnp.int32), jnp.zeros((n, max_lat), jnp.int32),
             jnp.zeros(n, jnp.int32))
@@ -451,3 +550,126 @@ def read_dred_payloads_jax(payloads, profile, *, min_feature_frames: int = 104, 
     n_chunks = max(1, (lim + 1) // 2)
     fo = np.broadcast_to(np.asarray(dred_frame_offset, np.int32), lens.shape)
     return _read_jax(buf, lens, fo, tabs, dq_table, n_chunks=n_chunks, has_q=bool(prof.has_q_feature))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Whole packets to features: batches on every core
+# ---------------------------------------------------------------------------------------------------
+
+
+def default_workers() -> int:
+    """The cores this process may run on (its CPU affinity), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclasses.dataclass
+class StreamDecode:
+    """What :func:`decode_packets` gives, one entry per packet: ``features[i]`` ``[4 * nb, 20]`` in
+    ``fec_features`` order (empty without DRED), ``nb_latents``, ``dred_offset`` (2.5 ms units) and
+    ``present``; ``stage_s``: seconds spent in each stage (``locate``, ``entropy``, ``decoder``) summed
+    over the workers (they overlap when ``workers > 1``); ``wall_s``: the whole call."""
+
+    features: list
+    nb_latents: np.ndarray
+    dred_offset: np.ndarray
+    present: np.ndarray
+    stage_s: dict
+    wall_s: float
+    batch: int
+    workers: int
+
+
+_PREPARED: dict = {}
+_PREPARED_LOCK = threading.Lock()
+
+
+def _prepared(profile, num: Numerics) -> dict:
+    from opus_dred.models.pack import load_pack
+
+    key = (profile.name, profile.model_pack, num)
+    with _PREPARED_LOCK:
+        fp = _PREPARED.get(key)
+        if fp is None:
+            fp = _PREPARED[key] = prepare(rdovae.params_from_pack(load_pack(profile.model_pack)), num)
+    return fp
+
+
+def decode_packets(packets: Sequence[bytes], profile, num: Numerics = nnet.LIBOPUS_AVX2, *, batch: int = 1024,
+                   workers: int | None = None, min_feature_frames: int = 104,
+                   width: int | None = None) -> StreamDecode:
+    """Features of every DRED payload in ``packets`` (Opus packets), as ``opus_dred_parse`` with processing
+    leaves them, computed in batches of at most ``batch`` packets by ``workers`` threads at once (default:
+    one per core; the batches are evened out to a multiple of ``workers``).
+
+    Each batch goes through the three stages on one thread: :func:`opus_dred.bitstream.batch.
+    locate_dred_payloads`, :func:`read_dred_payloads_jax` and :func:`decode_batch_jit` (over the batch's
+    longest packet). Batches are independent, and XLA releases the interpreter while it computes, so with
+    two or more workers one batch's Python lookup runs while another's XLA computations do, and each XLA
+    computation runs on a core of its own: on the 2-core machines measured here that is 1.45x the
+    decoder's throughput and 2.7x the entropy decoder's of one computation at a time using both cores
+    (docs/benchmarks.md, round 5). Every batch has ``batch`` rows (the last padded with empty payloads)
+    and every payload buffer ``width`` bytes (default: the longest packet's, rounded up to 64), so the
+    compiled shapes repeat. ``min_feature_frames`` bounds the latents read, as ``max_dred_samples`` does
+    in libopus (``2 + 100 * max_dred_samples // sampling_rate``, at most ``4 * max_latents``). A packet
+    that cannot be parsed raises the typed error of ``find_dred_extension``.
+    """
+    from opus_dred.bitstream.batch import locate_dred_payloads
+    from opus_dred.bitstream.profiles import get_profile
+
+    prof = get_profile(profile) if isinstance(profile, str) else profile
+    fp = _prepared(prof, num)
+    n = len(packets)
+    workers = default_workers() if workers is None else max(1, int(workers))
+    # as many batches as it takes at most ``batch`` packets each, rounded up to a multiple of the workers and
+    # evened out, so that no worker idles while another finishes a last batch
+    count = workers * -(-n // (workers * max(1, int(batch)))) if n else 1
+    batch = max(1, -(-n // count))
+    if width is None:
+        w = max((len(p) for p in packets), default=0) + 1
+        width = 64 * -(-w // 64)
+    starts = list(range(0, n, batch))
+    stage = {"locate": 0.0, "entropy": 0.0, "decoder": 0.0}
+    lock = threading.Lock()
+
+    def run(s: int):
+        chunk = packets[s:s + batch]
+        pad = batch - len(chunk)
+        t0 = time.perf_counter()
+        loc = locate_dred_payloads(chunk, prof)
+        pays = loc.payloads + [b""] * pad
+        offs = np.concatenate([np.asarray(loc.dred_frame_offset, np.int32), np.zeros(pad, np.int32)])
+        packed = pack_payloads(pays, width=width)
+        t1 = time.perf_counter()
+        jd = read_dred_payloads_jax(None, prof, min_feature_frames=min_feature_frames, dred_frame_offset=offs,
+                                    packed=packed)
+        nb = np.asarray(jd["nb_latents"])[: len(chunk)]
+        dred_off = np.asarray(jd["dred_offset"])[: len(chunk)]
+        t2 = time.perf_counter()
+        t = max(1, int(nb.max(initial=0)))
+        out = np.asarray(decode_batch_jit(fp, jd["state"], jd["latents"][:, :t], num=num))
+        t3 = time.perf_counter()
+        with lock:
+            stage["locate"] += t1 - t0
+            stage["entropy"] += t2 - t1
+            stage["decoder"] += t3 - t2
+        feats = [out[i, : 4 * int(nb[i])] if loc.present[i] else out[i, :0] for i in range(len(chunk))]
+        nb = np.where(loc.present, nb, 0)
+        return feats, nb, np.where(loc.present, dred_off, 0), np.asarray(loc.present)
+
+    tw = time.perf_counter()
+    if workers == 1 or len(starts) <= 1:
+        parts = [run(s) for s in starts]
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as ex:
+            parts = list(ex.map(run, starts))
+    wall = time.perf_counter() - tw
+    feats = [f for p in parts for f in p[0]]
+
+    def cat(k, dt):
+        return np.concatenate([p[k] for p in parts]).astype(dt) if parts else np.zeros(0, dt)
+
+    return StreamDecode(features=feats, nb_latents=cat(1, np.int32), dred_offset=cat(2, np.int32),
+                        present=cat(3, bool), stage_s=stage, wall_s=wall, batch=batch, workers=workers)

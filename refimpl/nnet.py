@@ -479,30 +479,32 @@ def recip(x, mode: str = "exact"):
     else:
         x32 = x
     bits = jax.lax.bitcast_convert_type(x32, jnp.uint32)
-    e = (bits >> 23).astype(jnp.int32) - 127
     if mode == "rcp11":
-        r = _rcp11_bits(bits) - (e << 23)
-    else:
-        m = (bits >> 11) & 0xFFF
-        table = jnp.asarray(rcpps_table(mode))
-        r = table[m].astype(jnp.int32) - (e << 23)
+        return _rcp11(x32, bits).astype(x.dtype)
+    e = (bits >> 23).astype(jnp.int32) - 127
+    m = (bits >> 11) & 0xFFF
+    table = jnp.asarray(rcpps_table(mode))
+    r = table[m].astype(jnp.int32) - (e << 23)
     res = jax.lax.bitcast_convert_type(r.astype(jnp.uint32), jnp.float32)
     return res.astype(x.dtype)
 
 
-def _rcp11_bits(bits):
-    """Intel's ``RCPPS`` of ``1 + p/2048`` (``p``: the top 11 mantissa bits of ``bits``), as float32 bits in
-    [0.5, 1), computed instead of looked up: the measured table (:func:`rcpps_table`) is exactly the
-    reciprocal of the midpoint of the input's 11-bit interval rounded to the nearest multiple of 2^-13,
-    ``V = rint(2^25 / D)`` with ``D = 4097 + 2p`` odd (no ties), ``RCPPS = V / 2^13`` (checked against all
-    2^23 mantissas measured on the CPU). A float32 division gets ``V`` to within one; one exact int32
-    remainder step (``|2^25 - V D| < D / 2``) settles it. Element-wise only: XLA vectorises it, where a
-    table lookup is a gather that keeps the whole activation fusion scalar (docs/benchmarks.md)."""
-    d = (((bits >> 12) & 0x7FF).astype(jnp.int32) << 1) + 4097
-    v = jnp.round(jnp.float32(1 << 25) / d.astype(jnp.float32)).astype(jnp.int32)
-    rem = (1 << 25) - v * d  # exact: v * d < 2^27
-    v = v + (2 * rem > d).astype(jnp.int32) - (2 * rem < -d).astype(jnp.int32)
-    return (v << 11) + (125 << 23)
+def _rcp11(x, bits):
+    """Intel's ``RCPPS``, computed instead of looked up. The measured table (:func:`rcpps_table`) is exactly
+    the reciprocal of the midpoint of the input's 11-bit mantissa interval, rounded to 13 significant bits
+    (to nearest; ``rint(2^25 / (4097 + 2p))`` in units of 2^-13 for ``x = 1 + p/2048``), checked against all
+    2^23 mantissas measured on the CPU. Here: the float32 reciprocal of that midpoint, rounded to 13
+    significant bits by adding and subtracting ``2^11`` times its power of two (round to nearest even); the
+    float32 division lands exactly on a rounding midpoint for one input, ``p = 2047``, whose true value lies
+    just above it, so that one is rounded up by hand. Element-wise only: XLA vectorises it, where a table
+    lookup is a gather that keeps the whole activation fusion scalar (docs/benchmarks.md)."""
+    mid = jax.lax.bitcast_convert_type((bits & jnp.uint32(0xFFFFF000)) | jnp.uint32(0x800), jnp.float32)
+    y = 1.0 / mid
+    c = jax.lax.bitcast_convert_type(jax.lax.bitcast_convert_type(y, jnp.uint32) & jnp.uint32(0xFF800000),
+                                     jnp.float32) * 2048.0
+    r = (y + c) - c
+    top = (bits & jnp.uint32(0x7FF000)) == jnp.uint32(0x7FF000)
+    return jnp.where(top, r * np.float32(1.0 + 2.0 ** -12), r)
 
 
 def _unfused(p):

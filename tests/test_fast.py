@@ -189,3 +189,42 @@ def test_bf16_probe_rejects_a_narrow_accumulator(monkeypatch):
     monkeypatch.setattr(fast, "_BF16_OK", {})
     assert fast.bf16_dot_exact()
     assert fast.prepare({"x": p}, nnet.LIBOPUS_AVX2)["x"]["weight_f"].dtype == jax.numpy.bfloat16
+
+
+def test_decode_packets_equals_libopus_whatever_the_workers(emulation_is_native):
+    """Whole packets (with and without DRED, several padded batches) through ``decode_packets``: nb_latents,
+    dred_offset and presence as libopus' ``opus_dred_parse`` gives them, features bit for bit where the
+    emulation is native (else within libopus' own build spread), the same answer for 1 and 3 workers."""
+    from opus_dred.conformance.speech import load_clip
+
+    o, pkts, _, _ = _data("1.6.1")
+    plain = [e.data for e in o.encode(load_clip(None, rate=FS)[: FS // 5], fs=FS, bitrate=32000, frame_ms=20)]
+    stream = list(pkts[:7]) + plain[:3] + list(pkts[7:])
+    num = nnet.for_host(nnet.LIBOPUS_AVX2)
+    one = fast.decode_packets(stream, "libopus-1.6.1", num, batch=4, workers=1, min_feature_frames=102)
+    three = fast.decode_packets(stream, "libopus-1.6.1", num, batch=4, workers=3, min_feature_frames=102)
+    assert one.workers == 1 and three.workers == 3 and len(one.features) == len(stream)
+    worst = 0.0
+    for i, p in enumerate(stream):
+        d = o.dred_parse(p, max_dred_samples=FS, sampling_rate=FS)
+        assert bool(one.present[i]) == (d.nb_latents > 0)
+        assert (one.nb_latents[i], one.dred_offset[i]) == ((d.nb_latents, d.dred_offset) if d.nb_latents else (0, 0))
+        np.testing.assert_array_equal(one.features[i], three.features[i])
+        assert one.features[i].shape == (4 * d.nb_latents, 20)
+        if d.nb_latents:
+            worst = max(worst, float(np.abs(one.features[i] - d.features).max()))
+    np.testing.assert_array_equal(one.nb_latents, three.nb_latents)
+    assert worst == 0.0 if emulation_is_native else worst < 0.3
+
+
+def test_decode_packets_raises_the_typed_error_of_a_bad_packet():
+    from opus_dred.bitstream.errors import BitstreamError
+    from opus_dred.bitstream.extensions import find_dred_extension
+
+    o, pkts, _, _ = _data("1.6.1")
+    bad = bytes([pkts[0][0] | 3, 0xFF])  # code 3, VBR with padding flag, count 63: truncated
+    with pytest.raises(BitstreamError) as want:
+        find_dred_extension(bad, "libopus-1.6.1")
+    with pytest.raises(type(want.value)) as got:
+        fast.decode_packets([pkts[0], bad], "libopus-1.6.1", nnet.for_host(nnet.LIBOPUS_AVX2), batch=2, workers=2)
+    assert got.value.byte_offset == want.value.byte_offset

@@ -215,7 +215,7 @@ def bench_decode(
     """Run the benchmark (see the module docstring). ``repeats``: best of that many timed passes.
     ``pipeline``: ``"jax"`` (:func:`opus_dred.refimpl.fast.decode_packets`: entropy decoding by
     :func:`~opus_dred.refimpl.fast.read_dred_payloads_jax`, batches spread over ``workers`` threads, default
-    one per core) or ``"numpy"`` (:func:`opus_dred.bitstream.batch.read_dred_payloads`, the first round's,
+    two per core) or ``"numpy"`` (:func:`opus_dred.bitstream.batch.read_dred_payloads`, the first round's,
     one batch at a time)."""
     import tracemalloc
 
@@ -305,7 +305,7 @@ def bench_decode(
     tracemalloc.stop()
     t_parse, t_ent, t_net = best[:3]
     t_ours = best[5]  # wall time; with several workers the stages overlap and their sums exceed it
-    used_workers = 1 if pipeline == "numpy" else (workers or fast.default_workers())
+    used_workers = 1 if pipeline == "numpy" else (workers or 2 * fast.default_workers())
 
     ref_all = np.concatenate(ref_feats) if ref_feats else np.zeros((0, 20), np.float32)
     ours_all = np.concatenate(feats) if feats else np.zeros((0, 20), np.float32)

@@ -23,7 +23,7 @@ def decode(
     bitrate: int = typer.Option(32000, "--bitrate", help="Encoder bitrate (b/s), 16 kHz, 20 ms, loss 20 %, DRED 100."),
     repeats: int = typer.Option(3, "--repeats", help="Timed passes; the best is reported."),
     pipeline: str = typer.Option("jax", "--pipeline", help="Entropy decoding: jax (one XLA computation) or numpy (bitstream.batch)."),
-    workers: int = typer.Option(0, "--workers", help="Threads decoding batches at once (jax pipeline); 0: one per core."),
+    workers: int = typer.Option(0, "--workers", help="Threads decoding batches at once (jax pipeline); 0: two per core."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Decode a long DRED stream with libopus (opus_dred_parse with processing) and with the reference

@@ -70,9 +70,6 @@ _DOT = "bf16"
 
 _BF16_OK: dict = {}
 
-#: the int8 path on a quantised buffer (:func:`_step_q`); False: the plain step (round 4)
-_QBUF = False
-
 
 def _dot_bf16(q, w):
     return jnp.dot(q.astype(jnp.bfloat16), w, preferred_element_type=jnp.float32)
@@ -162,8 +159,8 @@ def _linear(p: dict, x, num: Numerics):
     return nnet.linear(p, x, num)
 
 
-def _dense(p, x, num, activation="tanh", q=None):
-    y = _linear(p, x, num) if q is None else _finish(p, _dot_q(p, q), num)
+def _dense(p, x, num, activation="tanh"):
+    y = _linear(p, x, num)
     if activation == "tanh":
         return nnet.tanh(y, num)
     if activation == "linear":
@@ -183,88 +180,6 @@ def _gru(p_in, p_rec, state, x, num):
         return nnet._unfused(z * state) + nnet._unfused((1.0 - z) * h)
     h = nnet.tanh(zrh[..., 2 * n:] + rec[..., 2 * n:] * r, num)
     return z * state + (1.0 - z) * h
-
-
-def _q(p: dict, x, num: Numerics):
-    """An int8 layer's quantised input (:func:`.nnet.quantize_input`) in the dtype of its weights."""
-    return nnet.quantize_input(x, num).astype(p["weight_f"].dtype)
-
-
-def _dot_q(p: dict, q, rows: slice | None = None):
-    """The exact integer sums ``q @ weight_f[rows]`` as float32 (bf16 operands or a float32 GEMM)."""
-    w = p["weight_f"] if rows is None else p["weight_f"][rows]
-    if w.dtype == jnp.bfloat16:
-        return jnp.dot(q, w, preferred_element_type=jnp.float32)
-    return jnp.matmul(q, w, precision=jax.lax.Precision.HIGHEST)
-
-
-def _finish(p: dict, acc, num: Numerics):
-    """``float(acc) * scale`` rounded, then ``+ bias`` (``subias`` for the su inputs): as :func:`_linear`."""
-    bias = p["subias"] if num.bias == "su" else p["bias"]
-    return nnet._unfused(acc * p["scale"]) + bias
-
-
-def _gru_q(p_in, p_rec, state, q_buf, num):
-    """:func:`_gru` from an already quantised input."""
-    n = state.shape[-1]
-    zrh = _finish(p_in, _dot_q(p_in, q_buf), num)
-    rec = _linear(p_rec, state, num)
-    zr = nnet.sigmoid(zrh[..., :2 * n] + rec[..., :2 * n], num)
-    z, r = zr[..., :n], zr[..., n:]
-    h = nnet.tanh(nnet._unfused(rec[..., 2 * n:] * r) + zrh[..., 2 * n:], num)
-    return nnet._unfused(z * state) + nnet._unfused((1.0 - z) * h)
-
-
-def _quantised_path(fp: dict, num: Numerics) -> bool:
-    """Whether every int8 layer runs as an exact float GEMM (``weight_f``), so :func:`_step_q` applies."""
-    return num.matmul == "int8" and all("weight_q" not in p for p in fp.values())
-
-
-def _step_q(fp: dict, num: Numerics, grus_n, convs_n, has_conv_dense: bool):
-    """One latent of the int8 path on a quantised buffer (round 5, docs/benchmarks.md).
-
-    The same numbers as the plain step, organised so that every value is quantised once: the decoder's
-    growing buffer ``[dense1 | glu1 | conv1 | glu2 | ...]`` is only ever read by int8 layers, which
-    quantise it (``nnet.quantize_input``, element by element), so it is kept quantised, as one
-    ``[B, width]`` array carried from step to step and written piece by piece in place; each layer reads
-    its prefix. The convolutions' ``[memory, current]`` inputs are two products (the memory rows and the
-    current rows of the weights) summed: both are exact integer sums under the layer's 2**24 bound, so
-    their float32 sum is the integer sum too. No concatenation is left in the step.
-    """
-    pieces = [int(np.shape(fp["dec_dense1"]["bias"])[0])]
-    for b in range(rdovae.NB_BLOCKS):
-        pieces += [grus_n[b], int(np.shape(fp[f"dec_conv{b + 1}"]["bias"])[0])]
-    offs = np.concatenate([[0], np.cumsum(pieces)]).tolist()
-
-    def put(qbuf, q, k):
-        return q if qbuf is None else jnp.concatenate([qbuf, q], axis=-1)
-
-    def step(carry, z):
-        grus, mems = carry
-        out_p = fp["dec_output"]
-        qbuf = put(None, _q(out_p, _dense(fp["dec_dense1"], z, num), num), 0)
-        new_g, new_m = [], []
-        for b in range(rdovae.NB_BLOCKS):
-            k = 2 * b + 1  # pieces before GLU b: dense1 and two per earlier block
-            s = _gru_q(fp[f"dec_gru{b + 1}_input"], fp[f"dec_gru{b + 1}_recurrent"], grus[b],
-                       qbuf, num)
-            new_g.append(s)
-            glu = s * nnet.sigmoid(_linear(fp[f"dec_glu{b + 1}"], s, num), num)
-            qbuf = put(qbuf, _q(out_p, glu, num), k)
-            conv_p = fp[f"dec_conv{b + 1}"]
-            m = convs_n[b]
-            if has_conv_dense:
-                cur = _q(conv_p, _dense(fp[f"dec_conv_dense{b + 1}"], None, num, q=qbuf), num)
-            else:
-                cur = qbuf
-            acc = _dot_q(conv_p, mems[b], slice(0, m)) + _dot_q(conv_p, cur, slice(m, 2 * m))
-            y = nnet.tanh(_finish(conv_p, acc, num), num)
-            new_m.append(cur)
-            qbuf = put(qbuf, _q(out_p, y, num), k + 1)
-        out = _finish(out_p, _dot_q(out_p, qbuf), num)
-        return (tuple(new_g), tuple(new_m)), out
-
-    return step, offs[-1]
 
 
 def _sizes(fp: dict) -> tuple[list[int], list[int]]:
@@ -294,14 +209,6 @@ def decode_batch(fp: dict, states, latents, num: Numerics = FLOAT):
         off += n
     convs = [jnp.zeros((states.shape[0], m), jnp.float32) for m in convs_n]
     has_conv_dense = "dec_conv_dense1" in fp
-    if _QBUF and _quantised_path(fp, num):
-        step_q, width = _step_q(fp, num, grus_n, convs_n, has_conv_dense)
-        # conv memories start at zero, quantised: 127 with the su bias, 0 signed
-        mems = tuple(_q(fp[f"dec_conv{b + 1}"], c, num) for b, c in enumerate(convs))
-        _, outs = jax.lax.scan(step_q, (tuple(grus), mems), jnp.swapaxes(latents, 0, 1))
-        outs = jnp.swapaxes(outs, 0, 1)
-        return outs.reshape(outs.shape[0], -1, rdovae.NUM_FEATURES)
-
     def step(carry, z):
         grus, convs = carry
         buf = _dense(fp["dec_dense1"], z, num)
@@ -602,15 +509,15 @@ def decode_packets(packets: Sequence[bytes], profile, num: Numerics = nnet.LIBOP
                    width: int | None = None) -> StreamDecode:
     """Features of every DRED payload in ``packets`` (Opus packets), as ``opus_dred_parse`` with processing
     leaves them, computed in batches of at most ``batch`` packets by ``workers`` threads at once (default:
-    one per core; the batches are evened out to a multiple of ``workers``).
+    two per core; the batches are evened out to a multiple of ``workers``).
 
     Each batch goes through the three stages on one thread: :func:`opus_dred.bitstream.batch.
     locate_dred_payloads`, :func:`read_dred_payloads_jax` and :func:`decode_batch_jit` (over the batch's
     longest packet). Batches are independent, and XLA releases the interpreter while it computes, so with
     two or more workers one batch's Python lookup runs while another's XLA computations do, and each XLA
-    computation runs on a core of its own: on the 2-core machines measured here that is 1.45x the
-    decoder's throughput and 2.7x the entropy decoder's of one computation at a time using both cores
-    (docs/benchmarks.md, round 5). Every batch has ``batch`` rows (the last padded with empty payloads)
+    computation keeps a core busy: on the 2-core machine measured here two at once give 1.45x the
+    decoder's throughput and 2.7x the entropy decoder's of one computation at a time using both cores,
+    and two workers per core beat one per core (docs/benchmarks.md, round 5). Every batch has ``batch`` rows (the last padded with empty payloads)
     and every payload buffer ``width`` bytes (default: the longest packet's, rounded up to 64), so the
     compiled shapes repeat. ``min_feature_frames`` bounds the latents read, as ``max_dred_samples`` does
     in libopus (``2 + 100 * max_dred_samples // sampling_rate``, at most ``4 * max_latents``). A packet
@@ -622,7 +529,7 @@ def decode_packets(packets: Sequence[bytes], profile, num: Numerics = nnet.LIBOP
     prof = get_profile(profile) if isinstance(profile, str) else profile
     fp = _prepared(prof, num)
     n = len(packets)
-    workers = default_workers() if workers is None else max(1, int(workers))
+    workers = 2 * default_workers() if workers is None else max(1, int(workers))
     # as many batches as it takes at most ``batch`` packets each, rounded up to a multiple of the workers and
     # evened out, so that no worker idles while another finishes a last batch
     count = workers * -(-n // (workers * max(1, int(batch)))) if n else 1

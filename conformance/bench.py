@@ -5,12 +5,15 @@ One run measures, on the same stream of DRED-carrying packets:
 * **libopus**: ``opus_dred_parse(..., defer_processing=0)`` of the oracle build in a tight loop (one
   ``OpusDRED`` reused, the shim's ctypes entry point called directly; the per-call ctypes overhead,
   about 1 µs, is included and small next to the 50-80 µs a packet costs).
-* **ours**: locating the DRED payloads (:func:`opus_dred.bitstream.batch.locate_dred_payloads`),
-  batched entropy decoding (:func:`opus_dred.refimpl.fast.read_dred_payloads_jax`, one XLA
-  computation; or numpy's :func:`opus_dred.bitstream.batch.read_dred_payloads`) and the batched
-  decoder (:func:`opus_dred.refimpl.fast.decode_batch`, scanning the longest packet's latents), warm:
-  compiled on a first pass, then timed. Every batch has the same size (the last one padded with
-  empty payloads) so that shapes repeat.
+* **ours**: :func:`opus_dred.refimpl.fast.decode_packets`: per batch, locating the DRED payloads
+  (:func:`opus_dred.bitstream.batch.locate_dred_payloads`), batched entropy decoding
+  (:func:`opus_dred.refimpl.fast.read_dred_payloads_jax`, one XLA computation) and the batched decoder
+  (:func:`opus_dred.refimpl.fast.decode_batch`, scanning the longest packet's latents), with batches
+  spread over worker threads (default two per core; libopus runs on one core), warm: compiled on a first
+  pass, then timed (wall time of the whole stream). Every batch has the same size (the last one padded
+  with empty payloads) so that shapes repeat. ``pipeline="numpy"`` keeps round 1's serial loop with
+  numpy's :func:`opus_dred.bitstream.batch.read_dred_payloads`. The command (``opus-dred bench decode``)
+  also has XLA compile small ``while`` loops natively in its own process (:func:`hoist_small_loops`).
 
 It reports packets/s of each, their ratio, peak memory, and the DRED compliance metric
 (:func:`opus_dred.conformance.metric.compare_features`) of our features against libopus' on every

@@ -15,6 +15,7 @@ with ``bitstream.batch.read_dred_payloads`` (itself checked against the scalar d
 from __future__ import annotations
 
 import functools
+import os
 
 import jax
 import numpy as np
@@ -228,3 +229,34 @@ def test_decode_packets_raises_the_typed_error_of_a_bad_packet():
     with pytest.raises(type(want.value)) as got:
         fast.decode_packets([pkts[0], bad], "libopus-1.6.1", nnet.for_host(nnet.LIBOPUS_AVX2), batch=2, workers=2)
     assert got.value.byte_offset == want.value.byte_offset
+
+
+@pytest.mark.oracle
+def test_bench_decode_command_checks_every_packet(emulation_is_native):
+    """``opus-dred bench decode`` in its own process (small XLA loops hoisted there): every packet's
+    nb_latents as libopus', features bit for bit where the emulation is native, the batches evened out over
+    the workers, and the figures it prints consistent with each other."""
+    import json
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "opus_dred.cli", "bench", "decode", "--packets", "60", "--batch", "16",
+           "--workers", "4", "--repeats", "1", "--json"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    d = json.loads(r.stdout)
+    assert d["hoisted_loops"] and d["workers"] == 4 and d["batch"] == 15  # 60 packets: 4 batches of 15
+    assert d["nb_latents_agree"] and d["metric"]["passed"]
+    assert d["bit_exact_packets"] == 60 if emulation_is_native else d["metric"]["max"] < 0.15
+    assert d["ratio"] == pytest.approx(d["ours_pps"] / d["libopus_pps"])
+
+
+def test_hoisting_is_left_alone_once_jax_runs(monkeypatch):
+    """``hoist_small_loops`` never changes XLA_FLAGS in a process where JAX is already imported."""
+    from opus_dred.conformance.bench import HOIST_LOOPS_FLAG, hoist_small_loops
+
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_enable_fast_math=false")
+    assert hoist_small_loops() is False
+    assert os.environ["XLA_FLAGS"] == "--xla_cpu_enable_fast_math=false"
+    monkeypatch.setenv("XLA_FLAGS", HOIST_LOOPS_FLAG)
+    assert hoist_small_loops() is True

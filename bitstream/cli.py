@@ -18,8 +18,10 @@ _FORMATS = ("bit", "ogg", "dred", "hex")
 
 
 def _load(file: str, fmt: Optional[str]) -> tuple[bytes, str, Optional[str]]:
-    p = Path(file)
-    if p.is_file():
+    from .formats import existing_file
+
+    p = existing_file(file)
+    if p is not None:
         return p.read_bytes(), str(p), fmt
     text = file.replace(" ", "").replace(":", "")
     if text.lower().startswith("0x"):

@@ -36,6 +36,7 @@ __all__ = [
     "OggOpus",
     "OpusHead",
     "detect_format",
+    "existing_file",
     "read_opus_demo_bit",
     "write_opus_demo_bit",
     "read_dred_stream",
@@ -43,6 +44,17 @@ __all__ = [
     "read_ogg_opus",
     "write_ogg_opus",
 ]
+
+def existing_file(arg: str) -> Path | None:
+    """``arg`` as a path when it names an existing regular file, else None: a command-line argument that may
+    be a file or a packet in hex. A hex packet of more than ~127 bytes is longer than a file name may be, and
+    the operating system's "name too long" (or any other error reaching the path) means it is no file."""
+    try:
+        p = Path(arg)
+        return p if p.is_file() else None
+    except (OSError, ValueError):
+        return None
+
 
 #: Longest packet opus_demo will read back (its MAX_PACKET is 1500); larger values are rejected by libopus.
 OPUS_DEMO_MAX_PACKET = 1500

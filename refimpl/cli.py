@@ -11,10 +11,11 @@ import typer
 
 def _packets_of(path: str):
     """(kind, items): ``("packets", [bytes...])`` for .bit/.opus/hex, ``("dred", [records])`` for DRED-only."""
-    from opus_dred.bitstream.formats import detect_format, read_dred_stream, read_ogg_opus, read_opus_demo_bit
+    from opus_dred.bitstream.formats import (detect_format, existing_file, read_dred_stream, read_ogg_opus,
+                                             read_opus_demo_bit)
 
-    p = Path(path)
-    if not p.exists():
+    p = existing_file(path)
+    if p is None:
         try:
             return "packets", [bytes.fromhex(path.replace(" ", ""))]
         except ValueError:
@@ -68,8 +69,12 @@ def decode(
 
     from opus_dred.bitstream.dredstream import chronological, read_stream_record
     from opus_dred.bitstream.errors import BitstreamError
-    from opus_dred.refimpl.decode import decode_dred, decode_payload
+    from opus_dred.refimpl.decode import NUMERICS, decode_dred, decode_payload
 
+    if numerics not in NUMERICS:
+        raise typer.BadParameter(f"must be one of {', '.join(NUMERICS)}", param_hint="--numerics")
+    if out is not None and out.suffix.lower() not in (".f32", ".npy", ".json"):
+        raise typer.BadParameter("must end in .f32, .npy or .json", param_hint="--out")
     try:
         kind, items = _packets_of(file)
         if profile is None:
@@ -103,10 +108,8 @@ def decode(
             allf.astype("<f4").tofile(out)
         elif suffix == ".npy":
             np.save(out, allf.astype(np.float32))
-        elif suffix == ".json":
-            out.write_text(json.dumps([{**row, "features": c.tolist()} for row, c in zip(rows, chunks)]) + "\n")
         else:
-            raise typer.BadParameter("--out must end in .f32, .npy or .json")
+            out.write_text(json.dumps([{**row, "features": c.tolist()} for row, c in zip(rows, chunks)]) + "\n")
     if not as_json:
         typer.echo(
             f"{file}: profile {profile}, {len(rows)} DRED {'records' if kind == 'dred' else 'packets'} of "

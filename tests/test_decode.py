@@ -93,3 +93,39 @@ def test_wrong_profile_is_a_typed_error_when_strict(stream):
     # the offset points at the version byte inside the packet
     assert e.data[err.byte_offset] == (10 if ver == "1.5.2" else 12)
     assert f"libopus-{ver}" in err.message and err.profile == other
+
+
+def test_decode_command_on_a_hex_packet(tmp_path, emulation_is_native):
+    """``opus-dred decode HEX``: a real packet of the canonical suite (longer than a file name may be), features
+    as libopus gives them (bit for bit with the host's RCPPS where that is native), written as dred_compare's
+    .f32; bad arguments are usage errors, not tracebacks."""
+    import json
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    import opus_dred.vectors
+    from opus_dred.cli import app
+    from opus_dred.conformance.oracle import Oracle
+
+    suite = Path(opus_dred.vectors.__file__).parent / "suite" / "libopus-1.6.1" / "dred_features"
+    pkt = max((p.read_bytes() for p in suite.rglob("packet.bin")), key=len)
+    assert len(pkt.hex()) > 255
+    ref = Oracle.for_build("libopus-1.6.1").dred_parse(pkt, max_dred_samples=48000, sampling_rate=48000)
+    assert ref.nb_latents > 0
+    runner = CliRunner()
+    out = tmp_path / "f.f32"
+    r = runner.invoke(app, ["decode", pkt.hex(), "--max-ms", "1000", "--numerics", "libopus-avx2-host", "--json",
+                            "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    row = json.loads(r.output.splitlines()[0])
+    assert (row["profile"], row["nb_latents"], row["dred_offset"]) == ("libopus-1.6.1", ref.nb_latents,
+                                                                      ref.dred_offset)
+    feats = np.fromfile(out, "<f4").reshape(-1, 20)
+    np.testing.assert_array_equal(feats, np.asarray(row["features"], np.float32))
+    err = float(np.abs(feats - ref.features).max())
+    assert err == 0.0 if emulation_is_native else err < 0.3
+    for bad in (["decode", pkt.hex(), "--numerics", "bogus"], ["decode", "zz" * 200],
+                ["decode", pkt.hex(), "-o", str(tmp_path / "f.wav")]):
+        r = runner.invoke(app, bad)
+        assert r.exit_code == 2 and isinstance(r.exception, SystemExit), (bad, r.output)

@@ -244,6 +244,13 @@ def test_cli_hex_json_and_table():
     assert "00000 0 11" in r.output  # the TOC bits
     r = runner.invoke(_app(), ["inspect", "zz-not-hex"])
     assert r.exit_code != 0 and "Traceback" not in r.output
+    # a packet longer than a file name may be (the OS says "name too long" when asked for it as a path)
+    long = write_packet(Toc(9, False, 0), [bytes(range(200))])
+    r = runner.invoke(_app(), ["inspect", long.hex(), "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["items"][0]["frames"]["sizes"] == [200]
+    r = runner.invoke(_app(), ["inspect", "zz" * 300])
+    assert r.exit_code == 2 and "neither a file" in r.output and isinstance(r.exception, SystemExit)
 
 
 def test_inspect_does_not_import_jax(tmp_path):

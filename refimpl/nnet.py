@@ -94,7 +94,7 @@ class Numerics:
         ``"rcp12"``: the x86 ``RCPPS`` approximate reciprocal of AMD cores, emulated with a 4096-entry
         table measured on an AMD Zen 4 core (result set by the top 12 mantissa bits). ``"rcp11"``: Intel's
         ``RCPPS``, a 2048-entry table measured on an Intel Xeon (result set by the top 11 mantissa bits).
-        Both give 12 significant bits; they differ in about half of their entries, and which one the
+        Both keep 12 mantissa bits (bits 22..11); they differ in about half of their entries, and which one the
         CPU running libopus has decides whether the emulation is bit-exact there (:func:`for_host`,
         docs/numerics.md).
     fma:
@@ -392,7 +392,7 @@ _RCP12_B64 = (
 
 
 # RCPPS as measured on an Intel Xeon core (family 6, model 167; AVX-512): the result depends only on the top 11
-# mantissa bits of the input, with 12 significant bits. Entry p holds, as above, mantissa bits 22..11 of
+# mantissa bits of the input, and keeps 12 mantissa bits. Entry p holds, as above, mantissa bits 22..11 of
 # rcp(1 + p/2048) with the exponent field of [0.5, 1). Measured data (opus_dred.conformance.cpu), not code.
 _RCP11_B64 = (
     "/g/6D/YP8g/uD+oP5g/iD94P2g/WD9IPzg/KD8YPwg+/D7sPtw+zD68Pqw+nD6MPnw+bD5cPkw+QD4wPiA+ED4APfA94D3QPcQ9t"

@@ -260,14 +260,14 @@ def bench_decode(
     n = len(packets)
     batch = max(1, min(batch, n))
 
-    used_batch = [batch]  # decode_packets evens the batches out over its workers
+    used = {"batch": batch, "workers": 1}  # what decode_packets chose (it evens the batches out over its workers)
 
     def run_ours(collect: bool):
         if pipeline == "jax":
             r = fast.decode_packets(packets, prof, num, batch=batch, workers=workers, min_feature_frames=mff,
                                     width=width)
             st = r.stage_s
-            used_batch[0] = r.batch
+            used.update(batch=r.batch, workers=r.workers)
             return st["locate"], st["entropy"], st["decoder"], r.features if collect else None, \
                 r.nb_latents.tolist(), r.wall_s
         t_parse = t_ent = t_net = 0.0
@@ -314,7 +314,6 @@ def bench_decode(
     tracemalloc.stop()
     t_parse, t_ent, t_net = best[:3]
     t_ours = best[5]  # wall time; with several workers the stages overlap and their sums exceed it
-    used_workers = 1 if pipeline == "numpy" else (workers or 2 * fast.default_workers())
 
     ref_all = np.concatenate(ref_feats) if ref_feats else np.zeros((0, 20), np.float32)
     ours_all = np.concatenate(feats) if feats else np.zeros((0, 20), np.float32)
@@ -325,12 +324,12 @@ def bench_decode(
                                      "passed": bool(cmp.passed), "frames": cmp.frames}
     return DecodeBench(
         profile=prof.name, build=oracle.build.name, numerics=numerics, packets=n, latents=int(sum(ref_nb)),
-        batch=used_batch[0], repeats=repeats, libopus_s=t_lib, ours_s=t_ours, ours_parse_s=t_parse,
+        batch=used["batch"], repeats=repeats, libopus_s=t_lib, ours_s=t_ours, ours_parse_s=t_parse,
         ours_entropy_s=t_ent, ours_network_s=t_net, compile_s=compile_s,
         libopus_pps=n / t_lib, ours_pps=n / t_ours, ratio=(n / t_ours) / (n / t_lib),
         maxrss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
         tracemalloc_peak_mib=peak / 2**20, metric=metric, bit_exact_packets=exact, nb_latents_agree=nb_ok,
-        device=str(jax.devices()[0]), pipeline=pipeline, workers=used_workers, cores=fast.default_workers(),
+        device=str(jax.devices()[0]), pipeline=pipeline, workers=used["workers"], cores=fast.default_workers(),
         hoisted_loops=HOIST_LOOPS_FLAG in os.environ.get("XLA_FLAGS", "").split(),
         load_avg=(load0, os.getloadavg()[0]),
     )

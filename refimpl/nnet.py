@@ -143,8 +143,9 @@ NUMERICS = {"float": FLOAT, "avx2": LIBOPUS_AVX2, "sse2": LIBOPUS_SSE2, "c": LIB
             "avx2-intel": LIBOPUS_AVX2_INTEL, "sse2-intel": LIBOPUS_SSE2_INTEL}
 
 
+@functools.lru_cache(maxsize=1)
 def cpu_vendor() -> str:
-    """The x86 vendor string of this machine's CPU (``/proc/cpuinfo``'s ``vendor_id``), or ``""``."""
+    """The x86 vendor string of this machine's CPU (``/proc/cpuinfo``'s ``vendor_id``), or ``""``; read once."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:

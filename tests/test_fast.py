@@ -235,7 +235,7 @@ def test_decode_packets_raises_the_typed_error_of_a_bad_packet():
 def test_bench_decode_command_checks_every_packet(emulation_is_native):
     """``opus-dred bench decode`` in its own process (small XLA loops hoisted there): every packet's
     nb_latents as libopus', features bit for bit where the emulation is native, the batches evened out over
-    the workers, and the figures it prints consistent with each other."""
+    the workers."""
     import json
     import subprocess
     import sys
@@ -248,7 +248,6 @@ def test_bench_decode_command_checks_every_packet(emulation_is_native):
     assert d["hoisted_loops"] and d["workers"] == 4 and d["batch"] == 15  # 60 packets: 4 batches of 15
     assert d["nb_latents_agree"] and d["metric"]["passed"]
     assert d["bit_exact_packets"] == 60 if emulation_is_native else d["metric"]["max"] < 0.15
-    assert d["ratio"] == pytest.approx(d["ours_pps"] / d["libopus_pps"])
 
 
 def test_hoisting_is_left_alone_once_jax_runs(monkeypatch):

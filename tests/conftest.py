@@ -31,10 +31,10 @@ import pytest
 @pytest.fixture(scope="session")
 def emulation_is_native() -> bool:
     """Whether the ``RCPPS`` table that ``nnet.for_host`` picks for this CPU is the CPU's own, as measured by
-    running the instruction (``opus_dred.conformance.cpu``; docs/numerics.md). There the reference with
+    running the instruction (``opus_dred.libopus._cpu``; docs/numerics.md). There the reference with
     ``for_host`` numerics must equal libopus' default build bit for bit; elsewhere it can only be held to the
     compliance thresholds and libopus' own build-to-build spread."""
-    from opus_dred.conformance.cpu import matching_rcpps_table
-    from opus_dred.refimpl import nnet
+    from opus_dred.libopus._cpu import matching_rcpps_table
+    from opus_dred.refimpl import _nnet as nnet
 
     return matching_rcpps_table() == nnet.host_reciprocal()

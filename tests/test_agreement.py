@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from opus_dred.conformance.agreement import SETTINGS, measure, to_markdown
+from opus_dred.conformance._agreement import SETTINGS, measure, to_markdown
 
 pytestmark = pytest.mark.oracle
 

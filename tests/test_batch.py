@@ -1,4 +1,4 @@
-"""The batched range decoder (opus_dred.bitstream.batch) against the scalar decoder and libopus.
+"""The batched range decoder (opus_dred.accel._bitstream) against the scalar decoder and libopus.
 
 * symbol for symbol against :class:`RangeDecoder` on random streams written by :class:`RangeEncoder`
   (hypothesis), every lane running its own operation list, lanes masked at random;
@@ -17,8 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from opus_dred.bitstream.batch import BatchRangeDecoder, locate_dred_payloads, read_dred_payloads
-from opus_dred.bitstream.rangecoder import (
+from opus_dred.accel._bitstream import BatchRangeDecoder, locate_dred_payloads, read_dred_payloads
+from opus_dred.bitstream._rangecoder import (
     RangeDecoder,
     RangeEncoder,
     laplace_decode_p0,
@@ -174,9 +174,9 @@ FS = 16000
 
 @functools.cache
 def _payloads(release: str):
-    from opus_dred.bitstream.extensions import find_dred_extension
-    from opus_dred.conformance.oracle import Oracle
-    from opus_dred.conformance.speech import load_clip
+    from opus_dred.bitstream._extensions import find_dred_extension
+    from opus_dred.libopus._oracle import Oracle
+    from opus_dred.speech._corpus import load_clip
 
     o = Oracle.for_build(f"libopus-{release}")
     pcm = load_clip(None, rate=FS)[: 4 * FS]
@@ -214,7 +214,7 @@ def test_dred_payloads_match_libopus(release, mff):
 
 @pytest.mark.parametrize("release", ["1.5.2", "1.6.1"])
 def test_dred_payloads_match_scalar_reader(release):
-    dred = pytest.importorskip("opus_dred.bitstream.dred")
+    dred = pytest.importorskip("opus_dred.bitstream._dred")
     if not hasattr(dred, "read_dred_payload"):
         pytest.skip("scalar reader not written yet")
     _, pays = _payloads(release)
@@ -233,8 +233,8 @@ PROFILES = ["libopus-1.5.2", "libopus-1.6.1"]
 
 
 def _reference(pkt: bytes, profile: str):
-    from opus_dred.bitstream.errors import OpusDredError
-    from opus_dred.bitstream.extensions import find_dred_extension
+    from opus_dred.errors import OpusDredError
+    from opus_dred.bitstream._extensions import find_dred_extension
 
     try:
         loc = find_dred_extension(pkt, profile)
@@ -244,7 +244,7 @@ def _reference(pkt: bytes, profile: str):
 
 
 def _bulk(pkt: bytes, profile: str):
-    from opus_dred.bitstream.errors import OpusDredError
+    from opus_dred.errors import OpusDredError
 
     try:
         r = locate_dred_payloads([pkt], profile)
@@ -257,9 +257,9 @@ def _bulk(pkt: bytes, profile: str):
 @st.composite
 def _packets(draw):
     """Code 0-3 packets whose padding carries DRED-like and other extensions, then mutated."""
-    from opus_dred.bitstream.extensions import Extension, write_extensions
-    from opus_dred.bitstream.packet import Toc, encode_padding_length, write_packet
-    from opus_dred.bitstream.profiles import get_profile
+    from opus_dred.bitstream._extensions import Extension, write_extensions
+    from opus_dred.bitstream._packet import Toc, encode_padding_length, write_packet
+    from opus_dred.bitstream._profiles import get_profile
 
     profile = draw(st.sampled_from(PROFILES))
     prof = get_profile(profile)
@@ -337,8 +337,8 @@ def test_locator_on_any_bytes(profile, pkt):
 def test_locator_on_real_packets_takes_the_lean_path(profile):
     """libopus' encoder output: every packet with DRED answered by the lean path, equal to the reference;
     packets cut, extended and with their padding head changed agree too."""
-    from opus_dred.conformance.oracle import Oracle
-    from opus_dred.conformance.speech import load_clip
+    from opus_dred.libopus._oracle import Oracle
+    from opus_dred.speech._corpus import load_clip
 
     o = Oracle.for_build(profile)
     pcm = load_clip(None, rate=FS)[: 2 * FS]

@@ -13,22 +13,22 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from opus_dred.bitstream import rangecoder
-from opus_dred.bitstream.batch import locate_dred_payloads
-from opus_dred.bitstream.dred import read_dred_payload
-from opus_dred.bitstream.dredstream import read_stream_record
-from opus_dred.bitstream.errors import BitstreamError
-from opus_dred.bitstream.extensions import find_dred_extension, iter_extensions, parse_extensions
-from opus_dred.bitstream.formats import (
+from opus_dred.bitstream import _rangecoder as rangecoder
+from opus_dred.accel._bitstream import locate_dred_payloads
+from opus_dred.bitstream._dred import read_dred_payload
+from opus_dred.bitstream._dredstream import read_stream_record
+from opus_dred.bitstream._errors import BitstreamError
+from opus_dred.bitstream._extensions import find_dred_extension, iter_extensions, parse_extensions
+from opus_dred.bitstream._formats import (
     DredStreamRecord,
     detect_format,
     read_dred_stream,
     read_ogg_opus,
     read_opus_demo_bit,
 )
-from opus_dred.bitstream.inspect import inspect_bytes, inspect_packet
-from opus_dred.bitstream.packet import Toc, parse_packet, write_packet
-from opus_dred.bitstream.profiles import get_profile
+from opus_dred.bitstream._inspect import inspect_bytes, inspect_packet
+from opus_dred.bitstream._packet import Toc, parse_packet, write_packet
+from opus_dred.bitstream._profiles import get_profile
 
 PROFILES = ["libopus-1.5.2", "libopus-1.6.1"]
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -174,7 +174,7 @@ def _files(draw):
             out += (draw(st.integers(0, 17)).to_bytes(4, "big") + draw(st.integers(0, 52)).to_bytes(4, "big")
                     + len(pk).to_bytes(4, "big") + pk)
     else:
-        from opus_dred.bitstream.formats import write_ogg_opus
+        from opus_dred.bitstream._formats import write_ogg_opus
 
         pk = [write_packet(Toc(9, False, 0), [draw(st.binary(max_size=30))]) for _ in range(draw(st.integers(0, 3)))]
         out = write_ogg_opus(None, pk, [960] * len(pk))
@@ -247,7 +247,7 @@ def test_memory_64k_inputs():
 
 def test_inspect_lists_bounded_extensions():
     """RTE can code ~47 extensions per byte; inspect counts them all but keeps a bounded list."""
-    from opus_dred.bitstream.inspect import MAX_LISTED_EXTENSIONS
+    from opus_dred.bitstream._inspect import MAX_LISTED_EXTENSIONS
 
     pad = bytes([0x06] * 200 + [0x04])  # 200 empty short extensions, repeated for 47 more frames
     pkt = write_packet(Toc(16, False, 0), [b"x"] * 48, padding=pad, code=3)

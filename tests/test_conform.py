@@ -1,7 +1,7 @@
 """The conformance runner, its adapters and the conform command.
 
 A small suite is written in a temporary directory with the vector format's own writer and the reference's
-expected values (``opus_dred.vectors.expected``), from packets of the libopus encoder (oracle). Then: the
+expected values (``opus_dred.vectors._expected``), from packets of the libopus encoder (oracle). Then: the
 reference passes it; each libopus default build passes its own profile's cases and skips the others (partial
 where libopus cannot report a field); a corrupted expected value fails with the right field and offset; the
 external JSON-lines adapter (docs/examples/external_adapter.py) agrees with the reference and survives a crash,
@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from opus_dred.conformance.runner import (
+from opus_dred.conformance._runner import (
     ErrorInfo, Result, compare_case, compare_values, run_suite,
 )
-from opus_dred.vectors.expected import expected_for
-from opus_dred.vectors.format import Part, iter_cases, load_case, write_case
+from opus_dred.vectors._expected import expected_for
+from opus_dred.vectors._format import Part, iter_cases, load_case, write_case
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "docs" / "examples" / "external_adapter.py"
@@ -29,7 +29,7 @@ PROFILES = {"libopus-1.5.2": "libopus-1.5.2", "libopus-1.6.1": "libopus-1.6.1"}
 
 
 def _oracle(build):
-    from opus_dred.conformance.oracle import Oracle
+    from opus_dred.libopus._oracle import Oracle
 
     try:
         return Oracle.for_build(build)
@@ -145,7 +145,7 @@ def _by_case(run):
 
 
 def test_reference_passes_its_own_suite(suite):
-    from opus_dred.conformance.adapters import ReferenceAdapter
+    from opus_dred.conformance._adapters import ReferenceAdapter
 
     rep = run_suite([ReferenceAdapter()], iter_cases(suite))
     r = rep.impls[0]
@@ -156,7 +156,7 @@ def test_reference_passes_its_own_suite(suite):
 
 @pytest.mark.parametrize("build", ["libopus-1.5.2", "libopus-1.6.1"])
 def test_libopus_build_passes_its_own_profile_and_skips_the_other(suite, build):
-    from opus_dred.conformance.adapters import LibopusAdapter
+    from opus_dred.conformance._adapters import LibopusAdapter
 
     _oracle(build)
     rep = run_suite([LibopusAdapter(build)], iter_cases(suite))
@@ -184,7 +184,7 @@ def _corrupt(src: Path, dst_root: Path, edit) -> Path:
 
 
 def test_corrupted_expected_values_fail_at_the_right_place(suite, tmp_path):
-    from opus_dred.conformance.adapters import ReferenceAdapter
+    from opus_dred.conformance._adapters import ReferenceAdapter
 
     prof = "libopus-1.6.1"
 
@@ -214,7 +214,7 @@ def test_corrupted_expected_values_fail_at_the_right_place(suite, tmp_path):
 
 
 def _external(*args, timeout=20.0):
-    from opus_dred.conformance.adapters import ExternalAdapter
+    from opus_dred.conformance._adapters import ExternalAdapter
 
     return ExternalAdapter([sys.executable, str(EXAMPLE), *args], timeout=timeout)
 
@@ -244,7 +244,7 @@ def test_external_crash_hang_and_garbage_are_errors_and_the_next_case_runs(suite
 
 
 def test_external_that_cannot_start_is_an_error_per_case(suite):
-    from opus_dred.conformance.adapters import ExternalAdapter
+    from opus_dred.conformance._adapters import ExternalAdapter
 
     ext = ExternalAdapter([str(ROOT / "no-such-program")], timeout=2.0)
     rep = run_suite([ext], [c for c in iter_cases(suite, handler="packet")])
@@ -252,7 +252,7 @@ def test_external_that_cannot_start_is_an_error_per_case(suite):
 
 
 def test_protocol_value_round_trip():
-    from opus_dred.conformance.adapters import decode_value, encode_value
+    from opus_dred.conformance._adapters import decode_value, encode_value
 
     v = {"b": b"\x00\xff", "f": np.arange(40, dtype=np.float32).reshape(2, 20), "i": np.array([1, -2], np.int16),
          "n": [1, {"x": 2.5}]}
@@ -270,7 +270,7 @@ def test_protocol_value_round_trip():
 def _app():
     import typer
 
-    from opus_dred.conformance.conform_cli import register
+    from opus_dred.cli._conform import register
 
     app = typer.Typer()
     register(app)
@@ -310,18 +310,18 @@ def test_conform_command_json_report_and_exit_status(suite, tmp_path):
 def test_official_layout_suite(tmp_path):
     """A directory in libopus' layout: vectorN_dred.bit against vectorN_dred_dec.f32 (features in time order),
     run by libopus 1.6.1's own fargan_demo; a wrong frame fails at that frame."""
-    from opus_dred.bitstream.dredstream import chronological, read_stream_record, write_stream_record
-    from opus_dred.bitstream.formats import write_dred_stream
-    from opus_dred.bitstream.profiles import get_profile
-    from opus_dred.conformance.adapters import LibopusAdapter
-    from opus_dred.conformance.conform_cli import is_official_dir, load_suite
+    from opus_dred.bitstream._dredstream import chronological, read_stream_record, write_stream_record
+    from opus_dred.bitstream._formats import write_dred_stream
+    from opus_dred.bitstream._profiles import get_profile
+    from opus_dred.conformance._adapters import LibopusAdapter
+    from opus_dred.cli._conform import is_official_dir, load_suite
 
     o = _oracle("libopus-1.6.1")
     prof = get_profile("libopus-1.6.1")
     pkts = [p.data for p in o.encode(_speechlike(seed=1), fs=16000, bitrate=24000, frame_ms=20, loss_perc=20,
                                      dred_duration=100)]
-    from opus_dred.bitstream.dred import read_dred_payload
-    from opus_dred.bitstream.extensions import find_dred_extension
+    from opus_dred.bitstream._dred import read_dred_payload
+    from opus_dred.bitstream._extensions import find_dred_extension
 
     recs, feats = [], []
     for p in pkts:
@@ -361,8 +361,8 @@ def test_official_layout_suite(tmp_path):
 def test_each_libopus_build_passes_its_own_profile_of_the_canonical_suite(build):
     """Issue item 6: every case of the build's own profile that libopus can run passes (features within
     dred_compare's thresholds, everything else exact or partial); the rest is skipped, never failed."""
-    from opus_dred.conformance.adapters import LibopusAdapter
-    from opus_dred.vectors.format import suite_root
+    from opus_dred.conformance._adapters import LibopusAdapter
+    from opus_dred.vectors._format import suite_root
 
     if not (suite_root() / "manifest.json").is_file():
         pytest.skip("the canonical suite is not in this checkout")

@@ -5,15 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from opus_dred.refimpl.decode import decode_dred, decode_payload
+from opus_dred.refimpl._decode import decode_dred, decode_payload
 
 pytestmark = pytest.mark.oracle
 
 
 @pytest.fixture(scope="module", params=["1.5.2", "1.6.1"])
 def stream(request):
-    from opus_dred.conformance.oracle import Oracle
-    from opus_dred.conformance.speech import load_clip
+    from opus_dred.libopus._oracle import Oracle
+    from opus_dred.speech._corpus import load_clip
 
     ver = request.param
     oracle = Oracle.for_build(f"libopus-{ver}")
@@ -50,7 +50,7 @@ def test_matches_libopus_on_real_speech(stream, max_ms, emulation_is_native):
 
 def test_packet_without_dred(stream):
     ver, oracle, _ = stream
-    from opus_dred.conformance.speech import load_clip
+    from opus_dred.speech._corpus import load_clip
 
     pcm = load_clip(None, rate=16000)[:16000]
     plain = oracle.encode(pcm, fs=16000, bitrate=24000, frame_ms=20)  # no DRED asked for
@@ -68,8 +68,8 @@ def test_other_profile_finds_no_dred(stream):
 
 def test_float64_and_float_paths_close(stream):
     ver, _, packets = stream
-    from opus_dred.bitstream.extensions import find_dred_extension
-    from opus_dred.bitstream.dred import read_dred_payload
+    from opus_dred.bitstream._extensions import find_dred_extension
+    from opus_dred.bitstream._dred import read_dred_payload
 
     e = next(e for e in packets if find_dred_extension(e.data, f"libopus-{ver}"))
     p = read_dred_payload(find_dred_extension(e.data, f"libopus-{ver}").payload, f"libopus-{ver}")
@@ -82,7 +82,7 @@ def test_float64_and_float_paths_close(stream):
 
 
 def test_wrong_profile_is_a_typed_error_when_strict(stream):
-    from opus_dred.bitstream.errors import ProfileMismatchError
+    from opus_dred.bitstream._errors import ProfileMismatchError
 
     ver, _, packets = stream
     other = "libopus-1.6.1" if ver == "1.5.2" else "libopus-1.5.2"
@@ -106,7 +106,7 @@ def test_decode_command_on_a_hex_packet(tmp_path, emulation_is_native):
 
     import opus_dred.vectors
     from opus_dred.cli import app
-    from opus_dred.conformance.oracle import Oracle
+    from opus_dred.libopus._oracle import Oracle
 
     suite = Path(opus_dred.vectors.__file__).parent / "suite" / "libopus-1.6.1" / "dred_features"
     pkt = max((p.read_bytes() for p in suite.rglob("packet.bin")), key=len)

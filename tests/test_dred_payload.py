@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from opus_dred.bitstream.dred import (
+from opus_dred.bitstream._dred import (
     DredPayload,
     compute_quantizer,
     min_feature_frames_for,
@@ -18,8 +18,8 @@ from opus_dred.bitstream.dred import (
     requested_chunks,
     write_dred_payload,
 )
-from opus_dred.bitstream.errors import DredPayloadError
-from opus_dred.bitstream.profiles import get_profile
+from opus_dred.bitstream._errors import DredPayloadError
+from opus_dred.bitstream._profiles import get_profile
 
 PROFILES = ["libopus-1.5.2", "libopus-1.6.1"]
 
@@ -125,7 +125,7 @@ def test_field_positions_cover_the_header():
 
 @functools.cache
 def _oracle(name):
-    from opus_dred.conformance.oracle import Oracle
+    from opus_dred.libopus._oracle import Oracle
 
     return Oracle.for_build(name)
 
@@ -150,8 +150,8 @@ def test_reader_matches_dred_ec_decode(name, payload, mff, frame_offset):
 @pytest.mark.oracle
 @pytest.mark.parametrize("name", PROFILES)
 def test_rewrites_libopus_encoder_output_byte_for_byte(name):
-    from opus_dred.bitstream.extensions import find_dred_extension
-    from opus_dred.conformance.speech import load_clip
+    from opus_dred.bitstream._extensions import find_dred_extension
+    from opus_dred.speech._corpus import load_clip
 
     pcm = load_clip(None, rate=16000)[:16000]
     packets = _oracle(name).encode(pcm, fs=16000, bitrate=24000, frame_ms=20, complexity=10, loss_perc=20,

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from opus_dred.bitstream.dredstream import chronological, read_stream_record, write_stream_record
-from opus_dred.bitstream.errors import FormatError
-from opus_dred.bitstream.formats import DredStreamRecord, read_dred_stream, write_dred_stream
-from opus_dred.bitstream.profiles import get_profile
+from opus_dred.bitstream._dredstream import chronological, read_stream_record, write_stream_record
+from opus_dred.bitstream._errors import FormatError
+from opus_dred.bitstream._formats import DredStreamRecord, read_dred_stream, write_dred_stream
+from opus_dred.bitstream._profiles import get_profile
 
 PROFILE = "libopus-1.6.1"  # fargan_demo -dred-decoding exists from 1.6 on
 
@@ -53,13 +53,13 @@ def test_odd_chunk_count_is_refused():
 @pytest.mark.oracle
 def test_features_match_fargan_demo(tmp_path):
     """Records made from real DRED packets, decoded by libopus' fargan_demo and by the reference."""
-    from opus_dred.conformance.metric import compare_features
-    from opus_dred.conformance.oracle import Oracle
-    from opus_dred.conformance.speech import load_clip
-    from opus_dred.conformance.upstream import get_build
-    from opus_dred.bitstream.dred import read_dred_payload
-    from opus_dred.bitstream.extensions import find_dred_extension
-    from opus_dred.refimpl.decode import features_of
+    from opus_dred.conformance._metric import compare_features
+    from opus_dred.libopus._oracle import Oracle
+    from opus_dred.speech._corpus import load_clip
+    from opus_dred.libopus._upstream import get_build
+    from opus_dred.bitstream._dred import read_dred_payload
+    from opus_dred.bitstream._extensions import find_dred_extension
+    from opus_dred.refimpl._decode import features_of
 
     prof = get_profile(PROFILE)
     oracle = Oracle.for_build(PROFILE)

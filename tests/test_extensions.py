@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from opus_dred.bitstream.errors import ExtensionError, PacketError
-from opus_dred.bitstream.extensions import (
+from opus_dred.bitstream._errors import ExtensionError, PacketError
+from opus_dred.bitstream._extensions import (
     Extension,
     find_dred_extension,
     id_byte,
@@ -18,7 +18,7 @@ from opus_dred.bitstream.extensions import (
     parse_id_byte,
     write_extensions,
 )
-from opus_dred.bitstream.packet import Toc, write_packet
+from opus_dred.bitstream._packet import Toc, write_packet
 
 E = Extension
 SYNTAX_BUILD = {"v1": "libopus-1.5.2", "rte": "libopus-1.6.1"}
@@ -125,7 +125,7 @@ def test_write_then_parse(syntax, data):
 
 @functools.cache
 def _oracle(name):
-    from opus_dred.conformance.oracle import Oracle
+    from opus_dred.libopus._oracle import Oracle
 
     return Oracle.for_build(name)
 
@@ -190,7 +190,7 @@ def _packet(padding: bytes, nb_frames: int = 1, config: int = 9) -> bytes:
 
 @pytest.mark.parametrize("profile", ["libopus-1.5.2", "libopus-1.6.1"])
 def test_find_dred_picks_first_matching(profile):
-    from opus_dred.bitstream.profiles import get_profile
+    from opus_dred.bitstream._profiles import get_profile
 
     prof = get_profile(profile)
     prefix = prof.experimental_prefix
@@ -220,8 +220,8 @@ def test_find_dred_malformed_padding_per_version():
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_find_dred_matches_opus_dred_parse(profile, data):
-    from opus_dred.bitstream.dred import read_dred_payload
-    from opus_dred.bitstream.profiles import get_profile
+    from opus_dred.bitstream._dred import read_dred_payload
+    from opus_dred.bitstream._profiles import get_profile
 
     prof = get_profile(profile)
     syntax = prof.extension_syntax
@@ -252,8 +252,8 @@ def test_find_dred_matches_opus_dred_parse(profile, data):
 
 def test_capacity_like_libopus_nb_extensions():
     """`max_extensions` bounds the list as libopus' caller-sized array does (OPUS_BUFFER_TOO_SMALL past it)."""
-    from opus_dred.bitstream.errors import ExtensionError
-    from opus_dred.bitstream.extensions import Extension, parse_extensions, write_extensions
+    from opus_dred.bitstream._errors import ExtensionError
+    from opus_dred.bitstream._extensions import Extension, parse_extensions, write_extensions
 
     exts = [Extension(5, 0, b"") for _ in range(10)]
     padding = write_extensions(exts, 1, syntax="rte")
@@ -261,7 +261,7 @@ def test_capacity_like_libopus_nb_extensions():
     with pytest.raises(ExtensionError) as ei:
         parse_extensions(padding, 1, max_extensions=9)
     assert ei.value.rule == "ext: capacity" and ei.value.byte_offset == 9
-    from opus_dred.conformance.oracle import Oracle
+    from opus_dred.libopus._oracle import Oracle
 
     for build in ("libopus-1.5.2", "libopus-1.6.1"):
         oracle = Oracle.for_build(build)

@@ -1,6 +1,6 @@
 """refimpl.fast (batched decoder, int8 layers as bf16/float32 GEMMs with exact integer sums) computes what refimpl.rdovae computes.
 
-Real speech DRED payloads are entropy-decoded (opus_dred.bitstream.batch), decoded by the fast batched
+Real speech DRED payloads are entropy-decoded (opus_dred.accel._bitstream), decoded by the fast batched
 path, and every packet's features are compared with ``rdovae.decode_features`` on that packet alone:
 bit-exact for LIBOPUS_AVX2 (integer products exact in float32 accumulation; the bf16 operand path is
 also checked per layer on worst-case inputs), and for FLOAT within float32 rounding
@@ -24,9 +24,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from opus_dred.bitstream.batch import read_dred_payloads
-from opus_dred.models.pack import load_pack
-from opus_dred.refimpl import fast, nnet, rdovae
+from opus_dred.accel._bitstream import read_dred_payloads
+from opus_dred.models._pack import load_pack
+from opus_dred.accel import _decode as fast
+from opus_dred.refimpl import _nnet as nnet
+from opus_dred.refimpl import _rdovae as rdovae
 
 FS = 16000
 N = 16  # packets compared one by one against the unbatched reference
@@ -34,9 +36,9 @@ N = 16  # packets compared one by one against the unbatched reference
 
 @functools.cache
 def _data(release: str):
-    from opus_dred.bitstream.extensions import find_dred_extension
-    from opus_dred.conformance.oracle import Oracle
-    from opus_dred.conformance.speech import load_clip
+    from opus_dred.bitstream._extensions import find_dred_extension
+    from opus_dred.libopus._oracle import Oracle
+    from opus_dred.speech._corpus import load_clip
 
     o = Oracle.for_build(f"libopus-{release}")
     pcm = load_clip(None, rate=FS)[: 2 * FS]
@@ -133,7 +135,7 @@ def _compare_entropy(pays, profile, mff, fo):
 @pytest.mark.parametrize("mff", [102, 9])
 def test_jax_entropy_decoder_equals_numpy_on_real_payloads(release, mff):
     _, pkts, b, _ = _data(release)
-    from opus_dred.bitstream.batch import locate_dred_payloads
+    from opus_dred.accel._bitstream import locate_dred_payloads
 
     pays = locate_dred_payloads(pkts, f"libopus-{release}").payloads
     pays = pays + [p[: len(p) // 2] for p in pays[::3]] + [p[:1] for p in pays[:3]] + [b""]
@@ -196,7 +198,7 @@ def test_decode_packets_equals_libopus_whatever_the_workers(emulation_is_native)
     """Whole packets (with and without DRED, several padded batches) through ``decode_packets``: nb_latents,
     dred_offset and presence as libopus' ``opus_dred_parse`` gives them, features bit for bit where the
     emulation is native (else within libopus' own build spread), the same answer for 1 and 3 workers."""
-    from opus_dred.conformance.speech import load_clip
+    from opus_dred.speech._corpus import load_clip
 
     o, pkts, _, _ = _data("1.6.1")
     plain = [e.data for e in o.encode(load_clip(None, rate=FS)[: FS // 5], fs=FS, bitrate=32000, frame_ms=20)]
@@ -219,8 +221,8 @@ def test_decode_packets_equals_libopus_whatever_the_workers(emulation_is_native)
 
 
 def test_decode_packets_raises_the_typed_error_of_a_bad_packet():
-    from opus_dred.bitstream.errors import BitstreamError
-    from opus_dred.bitstream.extensions import find_dred_extension
+    from opus_dred.bitstream._errors import BitstreamError
+    from opus_dred.bitstream._extensions import find_dred_extension
 
     o, pkts, _, _ = _data("1.6.1")
     bad = bytes([pkts[0][0] | 3, 0xFF])  # code 3, VBR with padding flag, count 63: truncated
@@ -252,7 +254,7 @@ def test_bench_decode_command_checks_every_packet(emulation_is_native):
 
 def test_hoisting_is_left_alone_once_jax_runs(monkeypatch):
     """``hoist_small_loops`` never changes XLA_FLAGS in a process where JAX is already imported."""
-    from opus_dred.conformance.bench import HOIST_LOOPS_FLAG, hoist_small_loops
+    from opus_dred.bench._decode import HOIST_LOOPS_FLAG, hoist_small_loops
 
     monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_enable_fast_math=false")
     assert hoist_small_loops() is False

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from opus_dred.bitstream.errors import BitstreamError, FormatError, TruncatedError
-from opus_dred.bitstream.formats import (
+from opus_dred.bitstream._errors import BitstreamError, FormatError, TruncatedError
+from opus_dred.bitstream._formats import (
     BitRecord,
     DredStreamRecord,
     OpusHead,

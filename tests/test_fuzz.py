@@ -19,7 +19,7 @@ pytestmark = pytest.mark.oracle
 
 @functools.cache
 def _fuzzer(name):
-    from opus_dred.conformance.fuzz import Fuzzer
+    from opus_dred.conformance._fuzz import Fuzzer
 
     return Fuzzer(name)
 
@@ -51,8 +51,8 @@ def test_cases_are_deterministic():
 
 def test_harness_reports_a_wrong_reader(monkeypatch):
     """A packet reader that drops the padding must show up as disagreements, with the input in hex."""
-    import opus_dred.conformance.fuzz as fz
-    from opus_dred.bitstream.packet import parse_packet as real
+    import opus_dred.conformance._fuzz as fz
+    from opus_dred.bitstream._packet import parse_packet as real
 
     def wrong(data, **kw):
         p = real(data, **kw)
@@ -72,7 +72,7 @@ def test_harness_reports_a_wrong_reader(monkeypatch):
 
 
 def test_harness_reports_a_foreign_exception(monkeypatch):
-    import opus_dred.conformance.fuzz as fz
+    import opus_dred.conformance._fuzz as fz
 
     def broken(*a, **kw):
         raise IndexError("boom")
@@ -89,8 +89,8 @@ def test_campaign_and_cli_replay():
     import typer
     from typer.testing import CliRunner
 
-    from opus_dred.conformance.fuzz import run_campaign
-    from opus_dred.conformance.fuzz_cli import register
+    from opus_dred.conformance._fuzz import run_campaign
+    from opus_dred.cli._fuzz import register
 
     r = run_campaign("libopus-1.6.1", 300, seed=2, jobs=1, chunk=100)
     assert r.cases == 300 and sum(r.by_kind.values()) == 300

@@ -17,23 +17,23 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from opus_dred.bitstream.formats import write_dred_stream, write_ogg_opus, write_opus_demo_bit
-from opus_dred.bitstream.inspect import PacketInspection, inspect_bytes, inspect_packet
-from opus_dred.bitstream.packet import Toc, parse_packet, write_packet
+from opus_dred.bitstream._formats import write_dred_stream, write_ogg_opus, write_opus_demo_bit
+from opus_dred.bitstream._inspect import PacketInspection, inspect_bytes, inspect_packet
+from opus_dred.bitstream._packet import Toc, parse_packet, write_packet
 
 PROFILES = ["libopus-1.5.2", "libopus-1.6.1"]
 
 
 @functools.cache
 def _oracle(name):
-    from opus_dred.conformance.oracle import Oracle
+    from opus_dred.libopus._oracle import Oracle
 
     return Oracle.for_build(name)
 
 
 @functools.cache
 def _speech16(seconds: float = 3.0) -> np.ndarray:
-    from opus_dred.conformance.speech import load_clip
+    from opus_dred.speech._corpus import load_clip
 
     return load_clip(None, rate=16000)[: int(16000 * seconds)]
 
@@ -41,7 +41,7 @@ def _speech16(seconds: float = 3.0) -> np.ndarray:
 def _app():
     import typer
 
-    from opus_dred.bitstream.cli import register
+    from opus_dred.cli._inspect import register
 
     app = typer.Typer()
     register(app)
@@ -85,7 +85,7 @@ def _check_against_libopus(res, packets: list[bytes], name: str) -> None:
 @pytest.mark.parametrize("name", PROFILES)
 def test_opus_demo_bit_file(tmp_path, name):
     """A .bit file written by the build's own opus_demo, with DRED."""
-    from opus_dred.conformance.upstream import get_build
+    from opus_dred.libopus._upstream import get_build
 
     demo = get_build(name).build_dir / "opus_demo"
     pcm = tmp_path / "in.pcm"
@@ -93,7 +93,7 @@ def test_opus_demo_bit_file(tmp_path, name):
     bit = tmp_path / "out.bit"
     subprocess.run([str(demo), "-e", "voip", "16000", "1", "24000", "-loss", "20", "-dred", "100", str(pcm), str(bit)],
                    check=True, capture_output=True)
-    from opus_dred.bitstream.formats import read_opus_demo_bit
+    from opus_dred.bitstream._formats import read_opus_demo_bit
 
     data = bit.read_bytes()
     res = inspect_bytes(data, name=str(bit))
@@ -149,7 +149,7 @@ def test_opusenc_ogg_file(tmp_path):
         w.writeframes(_speech16(2.0).astype("<i2").tobytes())
     out = tmp_path / "out.opus"
     subprocess.run([opusenc, "--quiet", "--bitrate", "24", str(wav), str(out)], check=True, capture_output=True)
-    from opus_dred.bitstream.formats import read_ogg_opus
+    from opus_dred.bitstream._formats import read_ogg_opus
 
     data = out.read_bytes()
     res = inspect_bytes(data, name=str(out))
@@ -181,8 +181,8 @@ def test_ogg_we_mux_with_dred(name):
 
 @pytest.mark.parametrize("name", ["libopus-1.6.1"])
 def test_dred_only_stream(name):
-    from opus_dred.bitstream.dredstream import read_stream_record, write_stream_record
-    from opus_dred.bitstream.profiles import get_profile
+    from opus_dred.bitstream._dredstream import read_stream_record, write_stream_record
+    from opus_dred.bitstream._profiles import get_profile
 
     prof = get_profile(name)
     rng = np.random.default_rng(3)
@@ -191,7 +191,7 @@ def test_dred_only_stream(name):
         state = rng.integers(-2, 3, prof.state_dim)
         lat = rng.integers(-2, 3, (n, prof.latent_dim))
         # positions the statistics give zero probability must hold 0
-        from opus_dred.bitstream.dred import coding_tables
+        from opus_dred.bitstream._dred import coding_tables
 
         t = coding_tables(prof)
         state = np.where([p is None for p in t.state[q0]], 0, state)
@@ -260,7 +260,7 @@ def test_inspect_does_not_import_jax(tmp_path):
     f.write_bytes(write_opus_demo_bit([(p, 0) for p in pk]))
     code = ("import sys, runpy; sys.argv = ['opus-dred', 'inspect', sys.argv[1], '--json'];\n"
             "try:\n    runpy.run_module('opus_dred.cli', run_name='__main__')\nexcept SystemExit:\n    pass\n"
-            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('jax', 'jaxlib', 'scipy') or m.startswith('opus_dred.refimpl.decode'))\n"
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('jax', 'jaxlib', 'scipy') or m.startswith('opus_dred.refimpl._decode'))\n"
             "print('IMPORTED', bad, file=sys.stderr)")
     r = subprocess.run([sys.executable, "-c", code, str(f)], capture_output=True, text=True, check=True)
     assert json.loads(r.stdout)["summary"]["packets"] == 10

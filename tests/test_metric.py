@@ -1,4 +1,4 @@
-"""The DRED compliance metric (opus_dred.conformance.metric) against libopus 1.6.1's compiled
+"""The DRED compliance metric (opus_dred.conformance._metric) against libopus 1.6.1's compiled
 ``dred_compare`` on the same files: features decoded from real DRED packets by the default and the
 generic build, the vocoder's output (``fargan_demo -fargan-synthesis``) and decoded Opus, plus copies
 perturbed across the thresholds. Our printed figures must equal the tool's, and so must the verdict
@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from opus_dred.conformance import metric as m
-from opus_dred.conformance import upstream
-from opus_dred.conformance.oracle import Oracle
-from opus_dred.conformance.speech import load_clip
+from opus_dred.conformance import _metric as m
+from opus_dred.libopus import _upstream as upstream
+from opus_dred.libopus._oracle import Oracle
+from opus_dred.speech._corpus import load_clip
 
 pytestmark = pytest.mark.oracle
 
@@ -263,7 +263,7 @@ def test_identical_audio_is_zero(data):
 def test_cli_prints_the_tools_figures_and_exit_status(data, tool):
     import json
 
-    from opus_dred.conformance.metric_cli import app
+    from opus_dred.cli._metric import app
 
     d, _, _ = data
     runner = CliRunner()

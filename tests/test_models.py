@@ -12,15 +12,15 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from opus_dred.bitstream.errors import OpusDredError
-from opus_dred.models import extract as ex
-from opus_dred.models.pack import (
+from opus_dred.errors import OpusDredError
+from opus_dred.libopus._upstream import source_for_pack
+from opus_dred.models import _extract as ex
+from opus_dred.models._pack import (
     PackError,
     PackIntegrityError,
     UnknownPackError,
     array_sha256,
     compare_with_extracted,
-    default_source_for,
     list_packs,
     load_pack,
 )
@@ -30,14 +30,14 @@ PACKS = ["libopus-1.5.2", "libopus-1.6.1"]
 
 def _upstream():
     try:
-        from opus_dred.conformance import upstream
+        from opus_dred.libopus import _upstream as upstream
     except ImportError:
         return None
     return upstream
 
 
 def _source_or_skip(pack):
-    src = default_source_for(pack)
+    src = source_for_pack(pack)
     if src is None:
         pytest.skip(f"no libopus {pack.source['release']} source (run `opus-dred upstream fetch`)")
     return src
@@ -362,7 +362,7 @@ def test_pack_bytes_equal_what_the_c_compiler_emitted(pid):
 
 
 def test_cli_list_show_verify(tmp_path):
-    from opus_dred.models.cli import app
+    from opus_dred.cli._models import app
 
     r = CliRunner().invoke(app, ["list", "--json"])
     assert r.exit_code == 0, r.output
@@ -377,7 +377,7 @@ def test_cli_list_show_verify(tmp_path):
 
 
 def test_cli_extract_writes_a_loadable_pack(tmp_path):
-    from opus_dred.models.cli import app
+    from opus_dred.cli._models import app
 
     p = load_pack("libopus-1.6.1")
     src = _source_or_skip(p)

@@ -1,4 +1,4 @@
-"""The libopus oracle (opus_dred.conformance.oracle) against libopus 1.5.2 and 1.6.1, default and
+"""The libopus oracle (opus_dred.libopus._oracle) against libopus 1.5.2 and 1.6.1, default and
 generic builds, on real speech.
 
 The builds come from the upstream manager; a missing one is built (nothing is skipped).
@@ -11,7 +11,7 @@ import functools
 import numpy as np
 import pytest
 
-from opus_dred.conformance.oracle import (
+from opus_dred.libopus._oracle import (
     MAX_DECODE_SAMPLES,
     Extension,
     Oracle,
@@ -20,7 +20,7 @@ from opus_dred.conformance.oracle import (
     build_shim,
     pcm24_to_16,
 )
-from opus_dred.conformance.speech import load_clip
+from opus_dred.speech._corpus import load_clip
 
 pytestmark = pytest.mark.oracle
 
@@ -337,7 +337,7 @@ def test_lossgen_model(release):
     release's warm-up; other seeds or the other warm-up give other flags."""
     import ctypes
 
-    from opus_dred.refimpl import loss
+    from opus_dred.experiments import _loss as loss
 
     o = oracle(f"libopus-{release}")
     m = o.lossgen()

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from opus_dred.bitstream.errors import PacketError
-from opus_dred.bitstream.packet import Toc, encode_frame_length, encode_padding_length, parse_packet, write_packet
+from opus_dred.bitstream._errors import PacketError
+from opus_dred.bitstream._packet import Toc, encode_frame_length, encode_padding_length, parse_packet, write_packet
 
 # -- RFC 6716 facts --------------------------------------------------------------------------------
 
@@ -118,7 +118,7 @@ def test_non_minimal_padding_chain():
 
 @functools.cache
 def _oracle(name):
-    from opus_dred.conformance.oracle import Oracle
+    from opus_dred.libopus._oracle import Oracle
 
     return Oracle.for_build(name)
 

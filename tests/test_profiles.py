@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from opus_dred.bitstream.errors import OpusDredError
-from opus_dred.bitstream.profiles import (
+from opus_dred.errors import OpusDredError
+from opus_dred.bitstream._profiles import (
     Profile,
     ProfileError,
     UnknownProfileError,
@@ -20,7 +20,8 @@ from opus_dred.bitstream.profiles import (
     list_profiles,
     profile_for_version,
 )
-from opus_dred.models.pack import default_source_for, load_pack
+from opus_dred.libopus._upstream import source_for_pack
+from opus_dred.models._pack import load_pack
 
 NAMES = ["libopus-1.5.2", "libopus-1.6.1"]
 
@@ -80,7 +81,7 @@ def test_stats_are_the_pack_tables(name):
 def test_constants_against_the_libopus_sources(name):
     """dq_table (dnn/dred_coding.c), the q feature (dnn/dred_decoder.c) and RTE (src/extensions.c)."""
     p = get_profile(name)
-    src = default_source_for(load_pack(p.model_pack))
+    src = source_for_pack(load_pack(p.model_pack))
     if src is None:
         pytest.skip("no libopus source (run `opus-dred upstream fetch`)")
     coding = (src / "dnn" / "dred_coding.c").read_text()
@@ -192,7 +193,7 @@ def test_diff_reports_the_known_differences():
 
 
 def test_cli_list_show_diff():
-    from opus_dred.bitstream.profiles_cli import app
+    from opus_dred.cli._profiles import app
 
     r = CliRunner().invoke(app, ["list", "--json"])
     assert r.exit_code == 0 and {x["name"] for x in json.loads(r.output)} >= set(NAMES)

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from opus_dred.bitstream.errors import RangeCoderError
-from opus_dred.bitstream.rangecoder import (
+from opus_dred.bitstream._errors import RangeCoderError
+from opus_dred.bitstream._rangecoder import (
     RangeDecoder,
     RangeEncoder,
     laplace_decode_p0,
@@ -248,7 +248,7 @@ def _apply(e, op):
 
 @functools.cache
 def _oracle(name):
-    from opus_dred.conformance.oracle import Oracle
+    from opus_dred.libopus._oracle import Oracle
 
     return Oracle.for_build(name)
 

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from opus_dred.bitstream.errors import FormatError
-from opus_dred.refimpl import loss
-from opus_dred.refimpl import receiver as rx
+from opus_dred.bitstream._errors import FormatError
+from opus_dred.experiments import _loss as loss
+from opus_dred.refimpl import _receiver as rx
 
 RATE = 16000
 F20 = RATE // 50

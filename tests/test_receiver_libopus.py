@@ -14,15 +14,16 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from opus_dred.conformance import speech, upstream
-from opus_dred.conformance.oracle import Oracle
-from opus_dred.conformance.receiver_oracle import (
+from opus_dred.speech import _corpus as speech
+from opus_dred.libopus import _upstream as upstream
+from opus_dred.libopus._oracle import Oracle
+from opus_dred.libopus._receiver import (
     LibopusExecutor,
     decode_like_opus_demo,
     packet_events,
     run_opus_demo,
 )
-from opus_dred.refimpl import receiver as rx
+from opus_dred.refimpl import _receiver as rx
 
 BUILDS = ["libopus-1.5.2", "libopus-1.6.1"]
 RATES = [16000, 48000]
@@ -130,7 +131,7 @@ def test_dred_parse_return_matches_libopus(build):
 def test_libopus_lossgen(build):
     """libopus' generative loss model (opus_demo -sim_loss) through the oracle: rate near the target,
     burstier than Bernoulli, deterministic by seed."""
-    from opus_dred.refimpl import loss
+    from opus_dred.experiments import _loss as loss
 
     o = Oracle.for_build(build)
     gen = loss.LibopusLossGen(o)
@@ -149,8 +150,8 @@ def test_sim_loss_flags_equal_opus_demo(build, pct):
     """``opus_demo -sim_loss`` (opus_demo.c and lossgen.c compiled with ENABLE_LOSSGEN against the
     build's libopus.a, as ``--enable-lossgen`` would) decodes exactly what our receiver decodes with
     the flags of LibopusLossGen(draws="libc") and opus_demo's (absent) seed; another seed differs."""
-    from opus_dred.conformance.oracle import build_lossgen_opus_demo
-    from opus_dred.refimpl import loss
+    from opus_dred.libopus._oracle import build_lossgen_opus_demo
+    from opus_dred.experiments import _loss as loss
 
     rate = 16000
     o, packets, ranges = _stream(build, rate)

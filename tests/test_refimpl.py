@@ -15,8 +15,9 @@ import pytest
 import jax
 import jax.numpy as jnp
 
-from opus_dred.models.pack import load_pack
-from opus_dred.refimpl import nnet, rdovae
+from opus_dred.models._pack import load_pack
+from opus_dred.refimpl import _nnet as nnet
+from opus_dred.refimpl import _rdovae as rdovae
 
 RELEASES = ("1.5.2", "1.6.1")
 FS = 16000
@@ -52,8 +53,8 @@ def decode_many(p, states, latents_list, num):
 @functools.cache
 def reference(release: str):
     """(states, latents, {build: features}) for every DRED-carrying packet of 3 s of speech."""
-    from opus_dred.conformance.oracle import Oracle
-    from opus_dred.conformance.speech import load_clip
+    from opus_dred.libopus._oracle import Oracle
+    from opus_dred.speech._corpus import load_clip
 
     default = Oracle.for_build(f"libopus-{release}")
     generic = Oracle.for_build(f"libopus-{release}-generic")
@@ -111,7 +112,7 @@ def test_float_path_close_to_libopus(release):
 @pytest.mark.oracle
 def test_out_of_distribution_inputs_match_libopus():
     """Random (non-bitstream) state and latents through both implementations: same arithmetic."""
-    from opus_dred.conformance.oracle import Oracle
+    from opus_dred.libopus._oracle import Oracle
 
     o = Oracle.for_build("libopus-1.6.1")
     p = params("1.6.1")
@@ -211,7 +212,7 @@ def test_intel_rcpps_formula_is_the_measured_table():
 def test_host_rcpps_is_the_table_chosen_for_it():
     """The CPU's own RCPPS, measured by running the instruction, is the built-in table that ``for_host``
     picks by vendor (a CPU with a table of its own fails here: measure it and add it)."""
-    from opus_dred.conformance.cpu import matching_rcpps_table, measure_rcpps
+    from opus_dred.libopus._cpu import matching_rcpps_table, measure_rcpps
 
     if measure_rcpps() is None:
         pytest.skip("no x86 RCPPS here (or no C compiler to probe it)")

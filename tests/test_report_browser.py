@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from opus_dred.conformance.report import write_reports
-from opus_dred.conformance.runner import ImplRun, Outcome, RunReport
+from opus_dred.conformance._report import write_reports
+from opus_dred.conformance._runner import ImplRun, Outcome, RunReport
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run", "--enable-logging=stderr", "--v=0"]

@@ -18,13 +18,14 @@ import wave
 import numpy as np
 import pytest
 
-from opus_dred.bitstream.errors import FormatError
-from opus_dred.conformance import simulate as S
-from opus_dred.conformance import speech, upstream
-from opus_dred.conformance.oracle import Oracle
-from opus_dred.conformance.receiver_oracle import run_opus_demo
-from opus_dred.refimpl import loss as lossmod
-from opus_dred.refimpl import receiver as rx
+from opus_dred.bitstream._errors import FormatError
+from opus_dred.experiments import _simulate as S
+from opus_dred.speech import _corpus as speech
+from opus_dred.libopus import _upstream as upstream
+from opus_dred.libopus._oracle import Oracle
+from opus_dred.libopus._receiver import run_opus_demo
+from opus_dred.experiments import _loss as lossmod
+from opus_dred.refimpl import _receiver as rx
 
 BUILD = "libopus-1.6.1"
 RATE = 16000
@@ -302,7 +303,7 @@ def test_cli_writes_table_wavs_and_plots(tmp_path, clip):
     import typer
     from typer.testing import CliRunner
 
-    from opus_dred.conformance import simulate_cli
+    from opus_dred.cli import _simulate as simulate_cli
 
     app = typer.Typer()
     simulate_cli.register(app)

@@ -11,8 +11,8 @@ import pytest
 from scipy.signal import resample_poly
 from typer.testing import CliRunner
 
-from opus_dred.conformance import speech as sp
-from opus_dred.conformance.speech_cli import app
+from opus_dred.speech import _corpus as sp
+from opus_dred.cli._speech import app
 
 
 @pytest.fixture(scope="module")

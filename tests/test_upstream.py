@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from opus_dred.conformance import upstream as up
-from opus_dred.conformance.builds import Build
-from opus_dred.conformance.upstream_cli import app
+from opus_dred.libopus import _upstream as up
+from opus_dred.libopus._builds import Build
+from opus_dred.cli._upstream import app
 
 EXPECTED_DRED_VERSION = {"1.5.2": 10, "1.6.1": 12}  # DRED_EXPERIMENTAL_VERSION of each release
 

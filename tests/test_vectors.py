@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from opus_dred.bitstream.errors import FormatError
-from opus_dred.vectors.expected import expected_for
-from opus_dred.vectors.format import (FORMAT, Part, check_manifest, iter_case_dirs, iter_cases, load_case,
+from opus_dred.bitstream._errors import FormatError
+from opus_dred.vectors._expected import expected_for
+from opus_dred.vectors._format import (FORMAT, Part, check_manifest, iter_case_dirs, iter_cases, load_case,
                                       load_manifest, suite_root, write_case, write_manifest)
 
 SUITE = suite_root()
@@ -77,7 +77,7 @@ def test_grid_covers_both_sides_of_dred_presence():
 @pytest.mark.parametrize("handler", ["range_coder", "packet", "extensions", "dred_payload", "receiver", "invalid"])
 def test_stored_expected_values_are_what_the_reference_computes(handler):
     """verify's second step for the non-neural handlers (all cases; dred_features: see the next test)."""
-    from opus_dred.vectors.format import encode_part
+    from opus_dred.vectors._format import encode_part
 
     cases = list(iter_cases(SUITE, handler=handler))
     assert cases
@@ -95,7 +95,7 @@ def test_stored_expected_values_are_what_the_reference_computes(handler):
 def _json_eq(a, b) -> bool:
     import json
 
-    from opus_dred.vectors.format import dumps_json
+    from opus_dred.vectors._format import dumps_json
 
     return json.loads(dumps_json(a)) == json.loads(dumps_json(b))
 
@@ -113,7 +113,7 @@ def test_features_of_a_few_cases_are_bit_identical():
 @pytest.mark.oracle
 def test_invalid_cases_agree_with_libopus_on_rejection():
     """Every invalid case the oracle could run is also rejected by libopus (recorded provenance, re-run)."""
-    from opus_dred.vectors.generate import _libopus_says
+    from opus_dred.vectors._generate import _libopus_says
 
     for c in iter_cases(SUITE, handler="invalid"):
         rec = c.provenance["libopus"]
@@ -132,8 +132,8 @@ def test_generator_is_deterministic(tmp_path):
     """Regenerating two suites gives the committed bytes: the seeded one everywhere, the one made through the
     libopus encoder on a CPU with the suite's RCPPS (the encoder's neural parts use it, so its packets differ
     on other CPUs); elsewhere two regenerations of that one must equal each other."""
-    from opus_dred.conformance.cpu import matching_rcpps_table
-    from opus_dred.vectors.generate import generate
+    from opus_dred.libopus._cpu import matching_rcpps_table
+    from opus_dred.vectors._generate import generate
 
     def files(root, sub):
         found = sorted(p.relative_to(root) for p in (root / "libopus-1.6.1" / sub).rglob("*") if p.is_file())
@@ -187,8 +187,8 @@ def _python_loops(build_dir: Path, vec: Path, work: Path) -> str:
 
 @pytest.mark.oracle
 def test_official_export_passes_libopus_script(tmp_path):
-    from opus_dred.conformance.upstream import get_build
-    from opus_dred.vectors.official import export_official, read_official
+    from opus_dred.libopus._upstream import get_build
+    from opus_dred.vectors._official import export_official, read_official
 
     vec = tmp_path / "vectors"
     export_official(vec, "libopus-1.6.1")

@@ -40,7 +40,7 @@ def features_value(rows):
 
 
 def handle_packet(req):
-    from opus_dred.bitstream.packet import parse_packet
+    from opus_dred.bitstream._packet import parse_packet
 
     data = b64_bytes(req["inputs"]["packet"])
     p = parse_packet(data, self_delimited=bool(req["parameters"].get("self_delimited", False)))
@@ -53,7 +53,7 @@ def handle_packet(req):
 
 
 def handle_dred_features(req):
-    from opus_dred.refimpl.decode import decode_dred
+    from opus_dred.refimpl._decode import decode_dred
 
     prm = req["parameters"]
     r = decode_dred(b64_bytes(req["inputs"]["packet"]), req["profile"], max_dred_samples=prm.get("max_dred_samples"),
@@ -67,7 +67,7 @@ def handle_dred_features(req):
 def handle_invalid(req):
     if req["parameters"].get("layer") != "packet":
         return None
-    from opus_dred.bitstream.packet import parse_packet
+    from opus_dred.bitstream._packet import parse_packet
 
     parse_packet(b64_bytes(req["inputs"]["data"]), self_delimited=bool(req["parameters"].get("self_delimited", False)))
     return {"accepted": True}
@@ -91,7 +91,7 @@ def answer(req, args):
     fn = HANDLERS.get(req.get("handler"))
     if fn is None:
         return {"id": rid, "unsupported": True, "reason": f"handler {req.get('handler')}"}
-    from opus_dred.bitstream.errors import BitstreamError
+    from opus_dred.bitstream._errors import BitstreamError
 
     try:
         result = fn(req)

@@ -1,0 +1,583 @@
+"""A faster formulation of the RDO-VAE decoder that computes the same numbers as :mod:`.rdovae`.
+
+:mod:`opus_dred.refimpl._rdovae` stays the readable reference; this module reorganises the work for
+throughput over many packets, and ``tests/test_fast.py`` checks it bit for bit against
+``rdovae.decode_features`` for the :data:`~.nnet.LIBOPUS_AVX2` and :data:`~.nnet.FLOAT` presets.
+
+What changes (measured with ``opus-dred bench decode``, see ``docs/benchmarks.md``):
+
+* **int8 products as float32 GEMMs.** libopus' int8 layers (``dnn/vec_avx.h:cgemv8x4``,
+  ``sparse_cgemv8x4``) sum integer products of 8-bit inputs and int8 weights. The emulation in
+  :func:`.nnet.linear` does that with an int32 ``matmul``, which XLA's CPU backend runs as a plain
+  loop. Here the same integers go through a float32 GEMM: every partial sum of ``q * w`` is an
+  integer of magnitude at most ``max_q * max_i sum_j |w[j, i]|``; when that bound is below 2**24 each
+  partial sum is exactly representable, so the float32 result *is* the integer result, in any
+  summation order. :func:`prepare` checks the bound per layer from the weights and keeps the int32
+  product for a layer that fails it (none of the shipped layers does: the largest bound is 6.5e6).
+  The GEMM runs at ``Precision.HIGHEST`` so that accelerators do not drop to TF32/bf16.
+* **bfloat16 operands, float32 accumulation** (round 4). The quantised inputs (0..255 with the
+  ``su`` bias, -127..127 signed) and the int8 weights are integers of at most 8 significant bits, so
+  bfloat16 holds them exactly, and the product of two of them (at most 16 bits) is exact in float32:
+  ``jnp.dot(q_bf16, w_bf16, preferred_element_type=float32)`` therefore returns the same integers as
+  the float32 GEMM, under the same 2**24 bound, provided the backend really accumulates in float32.
+  :func:`bf16_dot_exact` checks that once per backend on worst-case data (the dot of the largest
+  operands, whose sums must round if the accumulator were narrower); where it fails (or ``_DOT`` is
+  ``"f32"``), the float32 GEMM stays. On XLA's CPU backend (a YNNPACK dot; AVX512-BF16 CPU) this
+  runs about 2x the float32 GEMM at the decoder's shapes (round 4 in ``docs/benchmarks.md``).
+* **Many packets at once**: :func:`decode_batch` takes ``[B, state_dim]`` states and ``[B, T,
+  latent_dim]`` latents (``T`` = the longest packet of the batch, shorter ones zero-padded; the
+  decoder is causal in latent order, so rows ``< 4 * nb`` do not depend on the padding) and runs one
+  ``lax.scan`` over latents on ``[B, ...]`` arrays: every layer is a real matrix product instead of
+  ``B`` matrix-vector products.
+
+Everything else (input quantisation, rational activations, the RCPPS table, the unfused products)
+is :mod:`.nnet`'s own code, called unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Sequence
+
+import numpy as np
+
+import jax
+import jax.numpy as jnp
+
+from opus_dred.refimpl import _nnet as nnet
+from opus_dred.refimpl import _rdovae as rdovae
+from opus_dred.refimpl._nnet import FLOAT, Numerics
+
+__all__ = ["EXACT_F32_LIMIT", "bf16_dot_exact", "prepare", "decode_batch", "decode_batch_jit", "pad_latents",
+           "pack_payloads", "read_dred_payloads_jax", "StreamDecode", "decode_packets", "default_workers"]
+
+#: float32 represents every integer of magnitude up to 2**24 exactly.
+EXACT_F32_LIMIT = 1 << 24
+
+
+#: keep only an int8 layer's nonzero input rows when at most this fraction of them is left. Off (0): the
+#: gather that picks the rows costs more than the multiply-adds it saves on XLA's CPU backend (round 3,
+#: docs/benchmarks.md: 1.6.1 AVX2 decoder 85 vs 118 us/packet at batch 1024, same run)
+_ROW_DROP = 0.0
+
+#: operand type of the int8 layers' exact integer products: "bf16" (bfloat16 operands, float32
+#: accumulation; used where :func:`bf16_dot_exact` holds) or "f32" (float32 GEMM at HIGHEST precision)
+_DOT = "bf16"
+
+_BF16_OK: dict = {}
+
+
+def _dot_bf16(q, w):
+    return jnp.dot(q.astype(jnp.bfloat16), w, preferred_element_type=jnp.float32)
+
+
+def bf16_dot_exact(backend: str | None = None) -> bool:
+    """Whether ``jnp.dot`` of bfloat16 operands with ``preferred_element_type=float32`` returns exact
+    integer sums on ``backend`` (default: JAX's default backend), i.e. accumulates in float32.
+
+    Probed once per backend on integer data: the largest operands (255 * 127 summed over K, sums up
+    to 2**24 - 1, where any accumulator or output narrower than float32 rounds), alternating signs,
+    and random values, at a few shapes (small and GEMM-sized, so that the kernels the decoder's
+    layers get are the ones probed); compared with numpy's int64 product.
+    """
+    backend = backend or jax.default_backend()
+    ok = _BF16_OK.get(backend)
+    if ok is None:
+        rng = np.random.default_rng(0)
+        ok = True
+        dev = jax.devices(backend)[0]
+        f = jax.jit(_dot_bf16)
+        for b, k, n in ((8, 96, 32), (1024, 608, 192), (1024, 1408, 32)):
+            q = rng.integers(0, 256, (b, k))
+            q[0] = 255  # all-maximal row: sums 255 * 127 * k' for the column below
+            w = rng.integers(-128, 128, (k, n))
+            kmax = (EXACT_F32_LIMIT - 1) // (255 * 127)
+            w[:, 0] = 0
+            w[:kmax, 0] = 127  # column 0: row 0 sums to 255 * 127 * kmax, just under 2**24
+            w[:, 1] = np.where(np.arange(k) % 2 == 0, 127, -128)
+            want = q @ w
+            got = f(jax.device_put(jnp.asarray(q, jnp.bfloat16), dev),
+                    jax.device_put(jnp.asarray(w, jnp.bfloat16), dev))
+            if not np.array_equal(np.asarray(got).astype(np.int64), want):
+                ok = False
+                break
+        _BF16_OK[backend] = ok
+    return ok
+
+
+def _gemm_ok(wq: np.ndarray, num: Numerics) -> bool:
+    """Whether every partial sum of ``q @ wq`` stays exactly representable in float32."""
+    max_q = 255 if num.bias == "su" else 128
+    return int(np.abs(wq.astype(np.int64)).sum(axis=0).max(initial=0)) * max_q < EXACT_F32_LIMIT
+
+
+def prepare(params: rdovae.Params, num: Numerics = FLOAT) -> dict:
+    """Parameters rearranged for :func:`decode_batch` under ``num`` (done once, in numpy).
+
+    For the int8 emulation each quantised layer gets ``weight_f`` (its int8 weights as bfloat16 where
+    :func:`bf16_dot_exact` holds and ``_DOT == "bf16"``, else float32) when the exactness bound
+    holds, and keeps ``weight_q`` otherwise; when at most ``_ROW_DROP`` of its input rows hold a
+    nonzero weight, only those rows are kept (``rows``: their indices), since the others add exact
+    zeros to every integer sum.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for name, p in params.items():
+        q = dict(p)
+        # the input width, kept as a shape (rows may be dropped below)
+        q["nb_in"] = jnp.zeros((np.shape(p.get("weight_q", p.get("weight")))[0], 0), jnp.float32)
+        if num.matmul == "int8" and "weight_q" in p:
+            wq = np.asarray(p["weight_q"])
+            if _gemm_ok(wq, num):
+                rows = np.flatnonzero((wq != 0).any(axis=1))
+                if len(rows) <= _ROW_DROP * wq.shape[0]:
+                    # inputs whose weights are all zero add exact zeros: leave them out
+                    q["rows"] = jnp.asarray(rows.astype(np.int32))
+                    wq = wq[rows]
+                wdt = jnp.bfloat16 if _DOT == "bf16" and bf16_dot_exact() else jnp.float32
+                q["weight_f"] = jnp.asarray(wq.astype(np.float32), wdt)
+                del q["weight_q"]
+            q.pop("weight", None)
+        out[name] = q
+    return out
+
+
+def _linear(p: dict, x, num: Numerics):
+    if num.matmul == "int8" and "weight_f" in p:
+        qi = nnet.quantize_input(x, num)
+        if "rows" in p:
+            qi = jnp.take(qi, p["rows"], axis=-1)
+        if p["weight_f"].dtype == jnp.bfloat16:
+            acc = _dot_bf16(qi, p["weight_f"])
+        else:
+            acc = jnp.matmul(qi.astype(jnp.float32), p["weight_f"], precision=jax.lax.Precision.HIGHEST)
+        bias = p["subias"] if num.bias == "su" else p["bias"]
+        return nnet._unfused(acc.astype(x.dtype) * p["scale"].astype(x.dtype)) + bias.astype(x.dtype)
+    return nnet.linear(p, x, num)
+
+
+def _dense(p, x, num, activation="tanh"):
+    y = _linear(p, x, num)
+    if activation == "tanh":
+        return nnet.tanh(y, num)
+    if activation == "linear":
+        return y
+    raise ValueError(activation)
+
+
+def _gru(p_in, p_rec, state, x, num):
+    # nnet.gru with the fast linear (same element-wise arithmetic)
+    n = state.shape[-1]
+    zrh = _linear(p_in, x, num)
+    rec = _linear(p_rec, state, num)
+    zr = nnet.sigmoid(zrh[..., :2 * n] + rec[..., :2 * n], num)
+    z, r = zr[..., :n], zr[..., n:]
+    if num.matmul == "int8":
+        h = nnet.tanh(nnet._unfused(rec[..., 2 * n:] * r) + zrh[..., 2 * n:], num)
+        return nnet._unfused(z * state) + nnet._unfused((1.0 - z) * h)
+    h = nnet.tanh(zrh[..., 2 * n:] + rec[..., 2 * n:] * r, num)
+    return z * state + (1.0 - z) * h
+
+
+def _sizes(fp: dict) -> tuple[list[int], list[int]]:
+    grus = [int(fp[f"dec_gru{b}_recurrent"]["bias"].shape[0]) // 3 for b in range(1, rdovae.NB_BLOCKS + 1)]
+    convs = []
+    for b in range(1, rdovae.NB_BLOCKS + 1):
+        p = fp[f"dec_conv{b}"]
+        convs.append(int(p["nb_in"].shape[0]) // 2)
+    return grus, convs
+
+
+def decode_batch(fp: dict, states, latents, num: Numerics = FLOAT):
+    """Features of B packets: ``states`` [B, state_dim], ``latents`` [B, T, latent_dim] (newest first,
+    zero-padded past each packet's ``nb_latents``) -> [B, 4 * T, 20] in ``fec_features`` order.
+
+    Row ``4 k + j`` of packet b equals ``rdovae.decode_features(params, states[b], latents[b, :nb])``
+    row ``4 k + j`` for every ``k < nb``; ``fp`` comes from :func:`prepare` with the same ``num``.
+    """
+    states = jnp.asarray(states, jnp.float32)
+    latents = jnp.asarray(latents, jnp.float32)
+    grus_n, convs_n = _sizes(fp)
+    hidden = _dense(fp["dec_hidden_init"], states, num)
+    g = _dense(fp["dec_gru_init"], hidden, num)
+    grus, off = [], 0
+    for n in grus_n:
+        grus.append(g[:, off:off + n])
+        off += n
+    convs = [jnp.zeros((states.shape[0], m), jnp.float32) for m in convs_n]
+    has_conv_dense = "dec_conv_dense1" in fp
+    def step(carry, z):
+        grus, convs = carry
+        buf = _dense(fp["dec_dense1"], z, num)
+        new_g, new_c = [], []
+        for b in range(rdovae.NB_BLOCKS):
+            s = _gru(fp[f"dec_gru{b + 1}_input"], fp[f"dec_gru{b + 1}_recurrent"], grus[b], buf, num)
+            new_g.append(s)
+            glu = s * nnet.sigmoid(_linear(fp[f"dec_glu{b + 1}"], s, num), num)
+            buf = jnp.concatenate([buf, glu], axis=-1)
+            conv_in = _dense(fp[f"dec_conv_dense{b + 1}"], buf, num) if has_conv_dense else buf
+            y = _dense(fp[f"dec_conv{b + 1}"], jnp.concatenate([convs[b], conv_in], axis=-1), num)
+            new_c.append(conv_in)
+            buf = jnp.concatenate([buf, y], axis=-1)
+        out = _dense(fp["dec_output"], buf, num, activation="linear")
+        return (tuple(new_g), tuple(new_c)), out
+
+    _, outs = jax.lax.scan(step, (tuple(grus), tuple(convs)), jnp.swapaxes(latents, 0, 1))
+    outs = jnp.swapaxes(outs, 0, 1)  # [B, T, 80]
+    return outs.reshape(outs.shape[0], -1, rdovae.NUM_FEATURES)
+
+
+#: ``jax.jit(decode_batch)`` with ``num`` static.
+decode_batch_jit = jax.jit(decode_batch, static_argnames=("num",))
+
+
+def pad_latents(latents_list, width: int, length: int | None = None) -> np.ndarray:
+    """Stack per-packet ``[nb, width]`` latents into ``[B, T, width]`` (zero rows past each ``nb``)."""
+    t = max([len(z) for z in latents_list] + [1]) if length is None else length
+    out = np.zeros((len(latents_list), t, width), np.float32)
+    for i, z in enumerate(latents_list):
+        out[i, : len(z)] = z
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# Entropy decoding of many DRED payloads in one XLA computation
+# ---------------------------------------------------------------------------------------------------
+#
+# The same arithmetic as :func:`opus_dred.accel._bitstream.read_dred_payloads` (``celt/entdec.c``,
+# ``celt/laplace.c:ec_laplace_decode_p0``, ``dnn/dred_decoder.c:dred_ec_decode``), written for XLA:
+# uint32 range state (every value of the 32-bit decoder fits, and products wrap as in C), the
+# renormalisation as three masked rounds (after any symbol ``1 <= rng``, so three byte shifts always
+# lift it above 2**23), and each lane's Laplace tables gathered once per chunk. numpy's version stays
+# the reference; ``tests/test_fast.py`` checks every field of both on real and random payloads.
+
+_BOT = np.uint32(1 << 23)
+_TOPM = np.uint32((1 << 31) - 1)
+
+
+def _rd_read_byte(buf, st, m):
+    offs = st["offs"]
+    ok = m & (offs < st["storage"])
+    b = jnp.take_along_axis(buf, jnp.minimum(offs, buf.shape[1] - 1)[:, None], axis=1)[:, 0]
+    st["offs"] = offs + ok.astype(jnp.int32)
+    return jnp.where(ok, b, jnp.uint32(0))
+
+
+def _rd_normalize(buf, st):
+    for _ in range(3):
+        m = st["rng"] <= _BOT
+        st["nbits"] = st["nbits"] + jnp.where(m, 8, 0)
+        st["rng"] = jnp.where(m, st["rng"] << 8, st["rng"])
+        nxt = _rd_read_byte(buf, st, m)
+        sym = ((st["rem"] << 8) | nxt) >> 1
+        st["rem"] = jnp.where(m, nxt, st["rem"])
+        val = ((st["val"] << 8) + (jnp.uint32(255) & ~sym)) & _TOPM
+        st["val"] = jnp.where(m, val, st["val"])
+    return st
+
+
+def _rd_uint(buf, st, ft, m):
+    """``ec_dec_uint`` for ``ft <= 256`` (one ``ec_decode`` + ``ec_dec_update``), masked."""
+    ft = jnp.asarray(ft, jnp.uint32)
+    ext = st["rng"] // ft
+    s = st["val"] // jnp.maximum(ext, 1)
+    fs = ft - jnp.minimum(s + 1, ft)
+    st = _rd_update(buf, st, ext, fs, fs + 1, ft, m)
+    return jnp.where(m, fs, jnp.uint32(0)).astype(jnp.int32)
+
+
+def _rd_update(buf, st, ext, fl, fh, ft, m):
+    s = ext * (ft - fh)
+    val = st["val"] - s
+    rng = jnp.where(fl > 0, ext * (fh - fl), st["rng"] - s)
+    st["val"] = jnp.where(m, val, st["val"])
+    st["rng"] = jnp.where(m, rng, st["rng"])
+    return _rd_normalize(buf, st)
+
+
+def _rd_icdf(buf, st, icdf, m):
+    """``ec_dec_icdf(.., 15)`` with a table per lane (``icdf`` uint32 [B, K]), masked."""
+    r = st["rng"] >> 15
+    prods = r[:, None] * icdf
+    ret = jnp.sum((st["val"][:, None] < prods).astype(jnp.int32), axis=1)
+    s = jnp.take_along_axis(prods, ret[:, None], axis=1)[:, 0]
+    t = jnp.where(ret == 0, st["rng"], jnp.take_along_axis(prods, jnp.maximum(ret - 1, 0)[:, None], axis=1)[:, 0])
+    st["val"] = jnp.where(m, st["val"] - s, st["val"])
+    st["rng"] = jnp.where(m, t - s, st["rng"])
+    return _rd_normalize(buf, st), jnp.where(m, ret, 0)
+
+
+def _rd_laplace(buf, st, sign, mag, m):
+    st, s = _rd_icdf(buf, st, sign, m)
+    cont = s != 0
+
+    def cond(c):
+        return jnp.any(c[2])
+
+    def body(c):
+        st, value, cont = c
+        st, v = _rd_icdf(buf, st, mag, cont)
+        return st, value + v, cont & (v == 7)
+
+    st, value, _ = jax.lax.while_loop(cond, body, (st, cont.astype(jnp.int32), cont))
+    return st, jnp.where(s == 2, -value, value)
+
+
+def _rd_values(buf, st, sign, mag, skip, active):
+    """One Laplace value per dimension: ``sign`` [B, dim, 3], ``mag`` [B, dim, 8], ``skip`` [B, dim]."""
+    dim = sign.shape[1]
+
+    def body(i, c):
+        st, out = c
+        m = active & ~skip[:, i]
+        st, v = _rd_laplace(buf, st, sign[:, i], mag[:, i], m)
+        return st, jax.lax.dynamic_update_slice_in_dim(out, v[:, None], i, axis=1)
+
+    return jax.lax.fori_loop(0, dim, body, (st, jnp.zeros((buf.shape[0], dim), jnp.int32)))
+
+
+def _tell(st):
+    return st["nbits"] - (32 - jax.lax.clz(st["rng"]).astype(jnp.int32))
+
+
+@functools.partial(jax.jit, static_argnames=("n_chunks", "has_q"))
+def _read_jax(buf, storage, frame_off, tabs, dq_table, *, n_chunks: int, has_q: bool):
+    n = buf.shape[0]
+    st = {"storage": storage, "offs": jnp.zeros(n, jnp.int32), "nbits": jnp.full(n, 9, jnp.int32),
+          "rng": jnp.full(n, 128, jnp.uint32), "val": jnp.zeros(n, jnp.uint32), "rem": jnp.zeros(n, jnp.uint32)}
+    all_ = jnp.ones(n, bool)
+    st["rem"] = _rd_read_byte(buf, st, all_)
+    st["val"] = jnp.uint32(127) - (st["rem"] >> 1)
+    st = _rd_normalize(buf, st)
+    q0 = _rd_uint(buf, st, 16, all_)
+    dq = _rd_uint(buf, st, 8, all_)
+    extra_flag = _rd_uint(buf, st, 2, all_)
+    has_extra = extra_flag != 0
+    extra = 32 * _rd_uint(buf, st, 256, has_extra)
+    off = _rd_uint(buf, st, 32, all_)
+    m = (q0 < 14) & (dq > 0)
+    nvals = jnp.where(m, 15 - (q0 + 1), 1)
+    ft = (2 * nvals).astype(jnp.uint32)
+    ext = st["rng"] // ft
+    s = (st["val"] // jnp.maximum(ext, 1))
+    s = (ft - jnp.minimum(s + 1, ft)).astype(jnp.int32)
+    hi = m & (s >= nvals)
+    qmax = jnp.where(hi, q0 + (s - nvals) + 1, 15)
+    st = _rd_update(buf, st, ext, jnp.where(hi, s, 0).astype(jnp.uint32),
+                    jnp.where(hi, s + 1, nvals).astype(jnp.uint32), ft, m)
+    st, state_q = _rd_values(buf, st, tabs["state_sign"][q0], tabs["state_mag"][q0], tabs["state_skip"][q0], all_)
+    state = (state_q * 256).astype(jnp.float32) / tabs["state_scale"][q0]
+
+    max_lat, dim = n_chunks, tabs["latent_skip"].shape[1]
+    num_bits = 8 * storage
+    step = dq_table[dq]
+
+    def more(st, active):
+        return active & (num_bits - _tell(st) > 7)
+
+    def cond(c):
+        k, st, active = c[0], c[1], c[2]
+        return (k < n_chunks) & jnp.any(more(st, active))
+
+    def chunk(c):  # dred_ec_decode's chunk loop; stops when no lane has more than 7 bits left
+        k, st, active, lq, ql_all, nb = c
+        active = more(st, active)
+        ql = jnp.where(active, jnp.minimum(qmax, q0 + (step * k + 8) // 16), 0)
+        st, v = _rd_values(buf, st, tabs["latent_sign"][ql], tabs["latent_mag"][ql], tabs["latent_skip"][ql], active)
+        lq = jax.lax.dynamic_update_slice(lq, v[:, None, :], (0, k, 0))
+        ql_all = jax.lax.dynamic_update_slice_in_dim(ql_all, ql[:, None], k, axis=1)
+        return k + 1, st, active, lq, ql_all, nb + active.astype(jnp.int32)
+
+    init = (jnp.int32(0), st, all_, jnp.zeros((n, max_lat, dim), jnp.int32), jnp.zeros((n, max_lat), jnp.int32),
+            jnp.zeros(n, jnp.int32))
+    _, st, _, lq, qls, nb = jax.lax.while_loop(cond, chunk, init)
+    valid = jnp.arange(max_lat)[None, :] < nb[:, None]
+    lat = (lq * 256).astype(jnp.float32) / tabs["latent_scale"][qls]
+    if has_q:
+        lat = jnp.concatenate([lat, (qls.astype(jnp.float32) * 0.125 - 1)[..., None]], axis=-1)
+    lat = jnp.where(valid[..., None], lat, 0.0)
+    return {"q0": q0, "dQ": dq, "extra_flag": extra_flag, "extra": extra, "offset": off,
+            "dred_offset": 16 - off - extra + frame_off, "qmax": qmax, "state_q": state_q, "latents_q": lq,
+            "q_levels": qls, "nb_latents": nb, "state": state, "latents": lat, "tell": _tell(st)}
+
+
+_JTABS: dict = {}
+
+
+def _jax_tables(prof):
+    from opus_dred.accel._bitstream import dred_tables
+
+    key = (prof.name, prof.model_pack, id(prof.stats))
+    t = _JTABS.get(key)
+    if t is None:
+        d = dred_tables(prof)
+        t = {"state_sign": jnp.asarray(d.state_sign, jnp.uint32), "state_mag": jnp.asarray(d.state_mag, jnp.uint32),
+             "state_skip": jnp.asarray(d.state_skip), "state_scale": jnp.asarray(d.state_scale),
+             "latent_sign": jnp.asarray(d.latent_sign, jnp.uint32),
+             "latent_mag": jnp.asarray(d.latent_mag, jnp.uint32),
+             "latent_skip": jnp.asarray(d.latent_skip), "latent_scale": jnp.asarray(d.latent_scale)}
+        t = _JTABS[key] = (t, jnp.asarray(np.asarray(prof.dq_table), jnp.int32))
+    return t
+
+
+def pack_payloads(payloads, width: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Payload bytes as one zero-padded uint32 matrix ``[N, width]`` (``width`` rounded up to a multiple
+    of 64 by default, so that few shapes get compiled) and their lengths ``[N]`` int32."""
+    lens = np.fromiter((len(p) for p in payloads), np.int32, len(payloads))
+    w = int(lens.max(initial=0)) + 1
+    width = max(w, width or 0, 64 * -(-w // 64))
+    flat = np.frombuffer(b"".join(payloads), np.uint8)
+    rows = np.repeat(np.arange(len(payloads)), lens)
+    starts = np.cumsum(lens) - lens
+    cols = np.arange(flat.size) - np.repeat(starts, lens)
+    buf = np.zeros((len(payloads), width), np.uint32)
+    buf[rows, cols] = flat
+    return buf, lens
+
+
+def read_dred_payloads_jax(payloads, profile, *, min_feature_frames: int = 104, dred_frame_offset=0,
+                           packed=None) -> dict:
+    """:func:`opus_dred.accel._bitstream.read_dred_payloads` as one jitted XLA computation.
+
+    Returns a dict of JAX arrays with the fields of :class:`~opus_dred.accel._bitstream.BatchDred`
+    (``q0``, ``dQ``, ``extra_flag``, ``extra``, ``offset``, ``dred_offset``, ``qmax``, ``state_q``,
+    ``latents_q``, ``q_levels``, ``nb_latents``, ``state``, ``latents``, ``tell``), every value equal to
+    it; the latent axis has ``ceil(min(2 * max_latents, (min_feature_frames + 1) // 2) / 2)`` rows (the
+    chunk bound) instead of ``max_latents``. ``packed``: ``pack_payloads(payloads)`` when already done.
+    """
+    from opus_dred.bitstream._profiles import get_profile
+
+    prof = get_profile(profile) if isinstance(profile, str) else profile
+    tabs, dq_table = _jax_tables(prof)
+    buf, lens = packed if packed is not None else pack_payloads(payloads)
+    lim = min(2 * prof.max_latents, (int(min_feature_frames) + 1) // 2)
+    n_chunks = max(1, (lim + 1) // 2)
+    fo = np.broadcast_to(np.asarray(dred_frame_offset, np.int32), lens.shape)
+    return _read_jax(buf, lens, fo, tabs, dq_table, n_chunks=n_chunks, has_q=bool(prof.has_q_feature))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Whole packets to features: batches on every core
+# ---------------------------------------------------------------------------------------------------
+
+
+def default_workers() -> int:
+    """The cores this process may run on (its CPU affinity), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclasses.dataclass
+class StreamDecode:
+    """What :func:`decode_packets` gives, one entry per packet: ``features[i]`` ``[4 * nb, 20]`` in
+    ``fec_features`` order (empty without DRED), ``nb_latents``, ``dred_offset`` (2.5 ms units) and
+    ``present``; ``stage_s``: seconds spent in each stage (``locate``, ``entropy``, ``decoder``) summed
+    over the workers (they overlap when ``workers > 1``); ``wall_s``: the whole call."""
+
+    features: list
+    nb_latents: np.ndarray
+    dred_offset: np.ndarray
+    present: np.ndarray
+    stage_s: dict
+    wall_s: float
+    batch: int
+    workers: int
+
+
+_PREPARED: dict = {}
+_PREPARED_LOCK = threading.Lock()
+
+
+def _prepared(profile, num: Numerics) -> dict:
+    from opus_dred.models._pack import load_pack
+
+    key = (profile.name, profile.model_pack, num)
+    with _PREPARED_LOCK:
+        fp = _PREPARED.get(key)
+        if fp is None:
+            fp = _PREPARED[key] = prepare(rdovae.params_from_pack(load_pack(profile.model_pack)), num)
+    return fp
+
+
+def decode_packets(packets: Sequence[bytes], profile, num: Numerics = nnet.LIBOPUS_AVX2, *, batch: int = 1024,
+                   workers: int | None = None, min_feature_frames: int = 104,
+                   width: int | None = None) -> StreamDecode:
+    """Features of every DRED payload in ``packets`` (Opus packets), as ``opus_dred_parse`` with processing
+    leaves them, computed in batches of at most ``batch`` packets by ``workers`` threads at once (default:
+    two per core; the batches are evened out to a multiple of ``workers``).
+
+    Each batch goes through the three stages on one thread: :func:`opus_dred.accel._bitstream.
+    locate_dred_payloads`, :func:`read_dred_payloads_jax` and :func:`decode_batch_jit` (over the batch's
+    longest packet). Batches are independent, and XLA releases the interpreter while it computes, so with
+    two or more workers one batch's Python lookup runs while another's XLA computations do, and each XLA
+    computation keeps a core busy: on the 2-core machine measured here two at once give 1.45x the
+    decoder's throughput and 2.7x the entropy decoder's of one computation at a time using both cores,
+    and two workers per core beat one per core (docs/benchmarks.md, round 5). Every batch has the same
+    number of rows (the last padded with empty payloads) and every payload buffer ``width`` bytes
+    (default: the longest packet's, rounded up to 64), so the compiled shapes repeat. ``min_feature_frames`` bounds the latents read, as ``max_dred_samples`` does
+    in libopus (``2 + 100 * max_dred_samples // sampling_rate``, at most ``4 * max_latents``). A packet
+    that cannot be parsed raises the typed error of ``find_dred_extension``.
+    """
+    from opus_dred.accel._bitstream import locate_dred_payloads
+    from opus_dred.bitstream._profiles import get_profile
+
+    prof = get_profile(profile) if isinstance(profile, str) else profile
+    fp = _prepared(prof, num)
+    n = len(packets)
+    workers = 2 * default_workers() if workers is None else max(1, int(workers))
+    # as many batches as it takes at most ``batch`` packets each, rounded up to a multiple of the workers and
+    # evened out, so that no worker idles while another finishes a last batch
+    count = workers * -(-n // (workers * max(1, int(batch)))) if n else 1
+    batch = max(1, -(-n // count))
+    if width is None:
+        w = max((len(p) for p in packets), default=0) + 1
+        width = 64 * -(-w // 64)
+    starts = list(range(0, n, batch))
+    stage = {"locate": 0.0, "entropy": 0.0, "decoder": 0.0}
+    lock = threading.Lock()
+
+    def run(s: int):
+        chunk = packets[s:s + batch]
+        pad = batch - len(chunk)
+        t0 = time.perf_counter()
+        loc = locate_dred_payloads(chunk, prof)
+        pays = loc.payloads + [b""] * pad
+        offs = np.concatenate([np.asarray(loc.dred_frame_offset, np.int32), np.zeros(pad, np.int32)])
+        packed = pack_payloads(pays, width=width)
+        t1 = time.perf_counter()
+        jd = read_dred_payloads_jax(None, prof, min_feature_frames=min_feature_frames, dred_frame_offset=offs,
+                                    packed=packed)
+        nb = np.asarray(jd["nb_latents"])[: len(chunk)]
+        dred_off = np.asarray(jd["dred_offset"])[: len(chunk)]
+        t2 = time.perf_counter()
+        t = max(1, int(nb.max(initial=0)))
+        out = np.asarray(decode_batch_jit(fp, jd["state"], jd["latents"][:, :t], num=num))
+        t3 = time.perf_counter()
+        with lock:
+            stage["locate"] += t1 - t0
+            stage["entropy"] += t2 - t1
+            stage["decoder"] += t3 - t2
+        feats = [out[i, : 4 * int(nb[i])] if loc.present[i] else out[i, :0] for i in range(len(chunk))]
+        nb = np.where(loc.present, nb, 0)
+        return feats, nb, np.where(loc.present, dred_off, 0), np.asarray(loc.present)
+
+    tw = time.perf_counter()
+    if workers == 1 or len(starts) <= 1:
+        parts = [run(s) for s in starts]
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as ex:
+            parts = list(ex.map(run, starts))
+    wall = time.perf_counter() - tw
+    feats = [f for p in parts for f in p[0]]
+
+    def cat(k, dt):
+        return np.concatenate([p[k] for p in parts]).astype(dt) if parts else np.zeros(0, dt)
+
+    return StreamDecode(features=feats, nb_latents=cat(1, np.int32), dred_offset=cat(2, np.int32),
+                        present=cat(3, bool), stage_s=stage, wall_s=wall, batch=batch, workers=workers)

@@ -1,0 +1,420 @@
+"""The DRED payload: header, initial state and quantized latents (draft-ietf-mlcodec-opus-dred).
+
+Syntax (identical in libopus 1.5.2 and 1.6.1; ``dnn/dred_decoder.c:dred_ec_decode``, written by
+``dnn/dred_encoder.c:dred_encode_silk_frame``), all range coded (RFC 6716 §4.1):
+
+1. ``q0 = uint(16)``, ``dQ = uint(8)``;
+2. the offset: a 2-way flag ``uint(2)``; if set ``extra = uint(256)`` (worth 32 × 2.5 ms each);
+   then ``off = uint(32)``. ``dred_offset = 16 - off - 32*extra + dred_frame_offset`` (2.5 ms units);
+3. ``qmax``: 15 unless ``q0 < 14`` and ``dQ > 0``; then one symbol of ``ft = 2*nvals`` with
+   ``nvals = 14 - q0``: the lower half [0, nvals) means 15, symbol ``nvals + j`` means ``q0 + 1 + j``;
+4. the initial state: ``state_dim`` Laplace values with the statistics of level ``q0``;
+5. latent chunks, newest first, while ``8*num_bytes - tell > 7`` and fewer than the requested amount:
+   chunk ``k`` uses level ``min(qmax, q0 + (dq_table[dQ]*k + 8) // 16)``
+   (``dnn/dred_coding.c:compute_quantizer``).
+
+Each value (``dred_decode_latents``): 0 without reading anything when ``r == 0`` or ``p0 == 255``;
+otherwise ``celt/laplace.c:ec_laplace_decode_p0(p0 << 7, r << 7)``. Dequantized as libopus does, in
+float32: ``q * 256 / (scale or 1)``. Profiles with ``has_q_feature`` (1.6.x) append ``q_level*0.125 - 1``
+to each latent vector.
+
+libopus never rejects a payload once found: reading past the end gives zeros. :func:`read_dred_payload`
+does the same and records it in :attr:`DredPayload.read_past_end`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from opus_dred.bitstream._errors import DredPayloadError, RangeCoderError
+from opus_dred.bitstream._rangecoder import RangeDecoder, RangeEncoder, laplace_decode_p0, laplace_encode_p0
+
+__all__ = [
+    "DredPayload",
+    "read_dred_payload",
+    "write_dred_payload",
+    "compute_quantizer",
+    "requested_chunks",
+    "min_feature_frames_for",
+    "dred_extension_data",
+    "CodingTables",
+    "coding_tables",
+]
+
+
+def _profile(profile):
+    if isinstance(profile, str):
+        from opus_dred.bitstream._profiles import get_profile
+
+        return get_profile(profile)
+    return profile
+
+
+def _c_div(a: int, b: int) -> int:
+    """C integer division (truncates toward zero)."""
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b > 0) else -q
+
+
+def _i32(x: int) -> int:
+    """Wrap to a signed 32-bit int as C arithmetic on ``int`` does on the platforms libopus targets."""
+    return ((x + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+
+
+def compute_quantizer(q0: int, dq: int, qmax: int, k: int, dq_table=(0, 2, 3, 4, 6, 8, 12, 16)) -> int:
+    """Quantizer level of latent chunk ``k`` (``dnn/dred_coding.c:compute_quantizer``)."""
+    return min(qmax, q0 + (dq_table[dq] * k + 8) // 16)
+
+
+def min_feature_frames_for(max_dred_samples: int, sampling_rate: int, max_latents: int = 26) -> int:
+    """``min_feature_frames`` as ``src/opus_decoder.c:opus_dred_parse`` computes it (C int arithmetic)."""
+    if sampling_rate == 0:
+        raise DredPayloadError("sampling_rate must not be 0")
+    offset = _c_div(_i32(100 * max_dred_samples), sampling_rate)
+    return min(2 + offset, 4 * max_latents)
+
+
+def requested_chunks(min_feature_frames: int, max_latents: int = 26) -> int:
+    """Latent chunks ``dred_ec_decode`` reads at most for ``min_feature_frames`` (byte limit aside)."""
+    bound = min(2 * max_latents, _c_div(min_feature_frames + 1, 2))
+    return max(0, (bound + 1) // 2)
+
+
+@dataclass
+class DredPayload:
+    """A DRED payload, decoded or to be written.
+
+    Quantized values are what is coded; the float arrays are libopus' dequantized decoder inputs.
+    ``fields`` lists ``(name, tell_before, tell_after)`` in bits for each coded field (``inspect``).
+    """
+
+    profile: str
+    q0: int
+    dq: int
+    qmax: int = 15
+    extended_offset: bool = False
+    extra: int = 0
+    off: int = 0
+    dred_frame_offset: int = 0
+    state_q: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    latents_q: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int32))
+    q_levels: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    state: np.ndarray | None = None
+    latents: np.ndarray | None = None
+    num_bytes: int = 0
+    end_tell: int = 0
+    read_past_end: bool = False
+    stop_reason: str = ""
+    fields: list[tuple[str, int, int]] = field(default_factory=list)
+
+    @property
+    def nb_latents(self) -> int:
+        return int(self.latents_q.shape[0])
+
+    @property
+    def extra_offset(self) -> int:
+        return 32 * self.extra
+
+    @property
+    def dred_offset(self) -> int:
+        """``16 - off - 32*extra + dred_frame_offset``, in 2.5 ms units (``OpusDRED.dred_offset``)."""
+        return 16 - self.off - 32 * self.extra + self.dred_frame_offset
+
+    @property
+    def coverage_ms(self) -> float:
+        """Audio the latents describe: 4 feature frames of 10 ms per latent chunk."""
+        return 40.0 * self.nb_latents
+
+    def available_samples(self, sampling_rate: int = 48000) -> int:
+        """What ``opus_dred_parse`` returns: ``max(0, nb_latents*sr/25 - dred_offset*sr/400)`` (C ints)."""
+        return max(0, _c_div(self.nb_latents * sampling_rate, 25) - _c_div(self.dred_offset * sampling_rate, 400))
+
+    def dred_end(self, sampling_rate: int = 48000) -> int:
+        """``*dred_end`` of ``opus_dred_parse``: silence skipped at the recent end, in samples."""
+        return max(0, _c_div(-self.dred_offset * sampling_rate, 400))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "profile": self.profile,
+            "q0": self.q0,
+            "dq": self.dq,
+            "qmax": self.qmax,
+            "extended_offset": self.extended_offset,
+            "extra": self.extra,
+            "off": self.off,
+            "dred_frame_offset": self.dred_frame_offset,
+            "dred_offset": self.dred_offset,
+            "nb_latents": self.nb_latents,
+            "coverage_ms": self.coverage_ms,
+            "q_levels": [int(x) for x in self.q_levels],
+            "state_q": [int(x) for x in self.state_q],
+            "latents_q": [[int(x) for x in row] for row in self.latents_q],
+            "num_bytes": self.num_bytes,
+            "end_tell": self.end_tell,
+            "read_past_end": self.read_past_end,
+            "stop_reason": self.stop_reason,
+            "fields": [list(f) for f in self.fields],
+        }
+
+
+class CodingTables:
+    """Per-profile coding parameters, precomputed once: per level, per dim, ``(p0 << 7, r << 7)`` or None."""
+
+    _cache: dict[str, "CodingTables"] = {}
+
+    def __init__(self, prof) -> None:
+        st = prof.stats
+        self.latent = [self._params(st.latent_p0[q], st.latent_r[q]) for q in range(prof.quant_levels)]
+        self.state = [self._params(st.state_p0[q], st.state_r[q]) for q in range(prof.quant_levels)]
+        self.latent_div = np.where(st.latent_scale == 0, 1, st.latent_scale).astype(np.float32)
+        self.state_div = np.where(st.state_scale == 0, 1, st.state_scale).astype(np.float32)
+
+    @staticmethod
+    def _params(p0_row, r_row):
+        return [None if (int(r) == 0 or int(p) == 255) else (int(p) << 7, int(r) << 7)
+                for p, r in zip(p0_row, r_row)]
+
+    @classmethod
+    def of(cls, prof) -> "CodingTables":
+        key = f"{prof.name}:{prof.model_pack}"
+        t = cls._cache.get(key)
+        if t is None:
+            t = cls._cache[key] = cls(prof)
+        return t
+
+
+def coding_tables(profile) -> CodingTables:
+    """The per-level Laplace parameters and dequantization divisors of a profile (built once, cached)."""
+    return CodingTables.of(_profile(profile))
+
+
+def _dequantize(q: np.ndarray, div: np.ndarray) -> np.ndarray:
+    # float32 throughout: (float)q * 256.f / (float)scale, each step rounded to float32 as in C.
+    return (q.astype(np.float32) * np.float32(256.0)) / div
+
+
+def read_dred_payload(
+    data: bytes,
+    profile,
+    *,
+    max_latents: int | None = None,
+    min_feature_frames: int | None = None,
+    max_dred_samples: int | None = None,
+    sampling_rate: int = 48000,
+    dred_frame_offset: int = 0,
+) -> DredPayload:
+    """Decode a DRED payload (the bytes after ``'D', version``) as ``dred_ec_decode`` does.
+
+    How many chunks are read, as libopus' caller asks for them: ``min_feature_frames`` directly, or
+    from ``max_dred_samples`` at ``sampling_rate`` (``opus_dred_parse``: ``min(2 + 100*max/sr, 104)``);
+    by default as many as the profile allows (26). ``max_latents`` caps the count further. The loop also
+    stops, like libopus', when ``8*len(data) - tell <= 7`` (so a last chunk under 8 bits is lost).
+    ``dred_frame_offset`` is the carrying frame's position (see
+    :func:`opus_dred.bitstream._extensions.find_dred_extension`).
+    """
+    prof = _profile(profile)
+    data = bytes(data)
+    tables = CodingTables.of(prof)
+    num_bytes = len(data)
+    if min_feature_frames is None:
+        if max_dred_samples is not None:
+            min_feature_frames = min_feature_frames_for(max_dred_samples, sampling_rate, prof.max_latents)
+        else:
+            min_feature_frames = 4 * prof.max_latents
+    bound = min(2 * prof.max_latents, _c_div(min_feature_frames + 1, 2))
+    if max_latents is not None:
+        if max_latents < 0:
+            raise DredPayloadError(f"max_latents {max_latents} is negative", profile=prof.name)
+        bound = min(bound, 2 * max_latents)
+
+    dec = RangeDecoder(data)
+    fields: list[tuple[str, int, int]] = []
+
+    def field_(name: str, t0: int) -> None:
+        fields.append((name, t0, dec.tell()))
+
+    try:
+        t = dec.tell()
+        q0 = dec.dec_uint(16)
+        field_("q0", t)
+        t = dec.tell()
+        dq = dec.dec_uint(8)
+        field_("dq", t)
+        t = dec.tell()
+        extended = dec.dec_uint(2)
+        field_("extended_offset", t)
+        extra = 0
+        if extended:
+            t = dec.tell()
+            extra = dec.dec_uint(256)
+            field_("extra", t)
+        t = dec.tell()
+        off = dec.dec_uint(32)
+        field_("off", t)
+        qmax = 15
+        if q0 < 14 and dq > 0:
+            t = dec.tell()
+            nvals = 15 - (q0 + 1)
+            ft = 2 * nvals
+            s = dec.decode(ft)
+            if s >= nvals:
+                qmax = q0 + (s - nvals) + 1
+                dec.update(s, s + 1, ft)
+            else:
+                dec.update(0, nvals, ft)
+            field_("qmax", t)
+
+        t = dec.tell()
+        state_q = np.zeros(prof.state_dim, np.int32)
+        for i, par in enumerate(tables.state[q0]):
+            if par is not None:
+                state_q[i] = laplace_decode_p0(dec, par[0], par[1])
+        field_("state", t)
+
+        latents_q: list[list[int]] = []
+        levels: list[int] = []
+        stop = "requested"
+        i = 0
+        while i < bound:
+            if 8 * num_bytes - dec.tell() <= 7:
+                stop = "bits"
+                break
+            k = i // 2
+            q_level = compute_quantizer(q0, dq, qmax, k, prof.dq_table)
+            t = dec.tell()
+            row = [0] * prof.latent_dim
+            for j, par in enumerate(tables.latent[q_level]):
+                if par is not None:
+                    row[j] = laplace_decode_p0(dec, par[0], par[1])
+            field_(f"latent[{k}]", t)
+            latents_q.append(row)
+            levels.append(q_level)
+            i += 2
+        else:
+            stop = "requested" if bound < 2 * prof.max_latents else "max"
+    except RangeCoderError as exc:  # pragma: no cover - only a profile with zero-probability tables
+        raise DredPayloadError(f"range decoder failed: {exc.message}", bit_offset=dec.tell(),
+                               byte_offset=dec.tell() // 8, rule="dred: range coder", profile=prof.name) from None
+
+    lq = np.array(latents_q, np.int32).reshape(len(latents_q), prof.latent_dim)
+    lv = np.array(levels, np.int32)
+    state = _dequantize(state_q, tables.state_div[q0])
+    lat = _dequantize(lq, tables.latent_div[lv]) if len(levels) else np.zeros((0, prof.latent_dim), np.float32)
+    if prof.has_q_feature:
+        qf = (lv.astype(np.float64) * 0.125 - 1.0).astype(np.float32).reshape(-1, 1)
+        lat = np.concatenate([lat, qf], axis=1)
+    return DredPayload(
+        profile=prof.name,
+        q0=q0,
+        dq=dq,
+        qmax=qmax,
+        extended_offset=bool(extended),
+        extra=extra,
+        off=off,
+        dred_frame_offset=dred_frame_offset,
+        state_q=state_q,
+        latents_q=lq,
+        q_levels=lv,
+        state=state,
+        latents=lat,
+        num_bytes=num_bytes,
+        end_tell=dec.tell(),
+        read_past_end=dec.tell() > 8 * num_bytes,
+        stop_reason=stop,
+        fields=fields,
+    )
+
+
+def write_dred_payload(payload: DredPayload, profile=None) -> bytes:
+    """Range-code ``payload`` as libopus' ``dred_encode_silk_frame`` does, and return the bytes.
+
+    Every field can be set, including values libopus' encoder never picks (any q0/dQ/qmax, an extended
+    offset with ``extra = 0``, up to ``max_latents`` chunks). The buffer is cut to
+    ``ceil(tell / 8)`` bytes before ``ec_enc_done``, as libopus does. ``q_levels``, if given, must be
+    what ``compute_quantizer`` gives. Values at positions the statistics make impossible
+    (``r == 0`` or ``p0 == 255``) must be 0. Raises :class:`DredPayloadError` for what cannot be coded.
+    """
+    prof = _profile(profile if profile is not None else payload.profile)
+    tables = CodingTables.of(prof)
+    p = payload
+
+    def bad(msg: str) -> DredPayloadError:
+        return DredPayloadError(msg, rule="dred: write", profile=prof.name)
+
+    if not 0 <= p.q0 < 16:
+        raise bad(f"q0 {p.q0} outside 0..15")
+    if not 0 <= p.dq < 8:
+        raise bad(f"dQ {p.dq} outside 0..7")
+    if not 0 <= p.extra < 256 or (p.extra and not p.extended_offset):
+        raise bad(f"extra {p.extra} needs extended_offset and 0..255")
+    if not 0 <= p.off < 32:
+        raise bad(f"off {p.off} outside 0..31")
+    coded_qmax = p.q0 < 14 and p.dq > 0
+    if coded_qmax:
+        if not p.q0 < p.qmax <= 15:
+            raise bad(f"qmax {p.qmax} outside {p.q0 + 1}..15")
+    elif p.qmax != 15:
+        raise bad(f"qmax is 15 when q0 >= 14 or dQ == 0, not {p.qmax}")
+    state_q = np.asarray(p.state_q, dtype=np.int64).reshape(-1)
+    if state_q.shape[0] != prof.state_dim:
+        raise bad(f"state has {state_q.shape[0]} values, profile wants {prof.state_dim}")
+    latents_q = np.asarray(p.latents_q, dtype=np.int64)
+    if latents_q.size == 0:
+        latents_q = latents_q.reshape(0, prof.latent_dim)
+    if latents_q.ndim != 2 or latents_q.shape[1] != prof.latent_dim:
+        raise bad(f"latents shaped {latents_q.shape}, profile wants [n, {prof.latent_dim}]")
+    nb = latents_q.shape[0]
+    if nb > prof.max_latents:
+        raise bad(f"{nb} latent chunks, at most {prof.max_latents}")
+    levels = [compute_quantizer(p.q0, p.dq, p.qmax, k, prof.dq_table) for k in range(nb)]
+    if p.q_levels is not None and len(p.q_levels) and [int(x) for x in p.q_levels] != levels:
+        raise bad(f"q_levels {list(p.q_levels)} differ from compute_quantizer's {levels}")
+
+    size = 64 + 2 * int(np.abs(state_q).sum() // 7 + np.abs(latents_q).sum() // 7) + 4 * (state_q.size + latents_q.size)
+    enc = RangeEncoder(size)
+    enc.enc_uint(p.q0, 16)
+    enc.enc_uint(p.dq, 8)
+    enc.enc_uint(1 if p.extended_offset else 0, 2)
+    if p.extended_offset:
+        enc.enc_uint(p.extra, 256)
+    enc.enc_uint(p.off, 32)
+    if coded_qmax:
+        nvals = 15 - (p.q0 + 1)
+        if p.qmax >= 15:
+            enc.encode(0, nvals, 2 * nvals)
+        else:
+            s = nvals + p.qmax - (p.q0 + 1)
+            enc.encode(s, s + 1, 2 * nvals)
+
+    def code(values, params, what: str) -> None:
+        for j, (v, par) in enumerate(zip(values, params)):
+            v = int(v)
+            if par is None:
+                if v != 0:
+                    raise bad(f"{what}[{j}] = {v}, but the statistics give that position zero probability")
+                continue
+            laplace_encode_p0(enc, v, par[0], par[1])
+
+    try:
+        code(state_q, tables.state[p.q0], "state")
+        for k in range(nb):
+            code(latents_q[k], tables.latent[levels[k]], f"latent[{k}]")
+    except RangeCoderError as exc:
+        raise bad(f"cannot code: {exc.message}") from None
+    fill = (enc.tell() + 7) // 8
+    if enc.error or fill > size:
+        raise bad("internal: encoder buffer too small")  # pragma: no cover
+    enc.shrink(fill)
+    out = enc.done()
+    if enc.error:
+        raise bad("internal: range encoder overflow")  # pragma: no cover
+    return out
+
+
+def dred_extension_data(payload_bytes: bytes, profile) -> bytes:
+    """The data of the DRED extension: the profile's experimental prefix (``'D'``, version) then the payload."""
+    prof = _profile(profile)
+    return bytes(prof.experimental_prefix) + bytes(payload_bytes)

@@ -1,0 +1,396 @@
+"""File formats that carry Opus packets or DRED payloads.
+
+Three containers, each read and written here, each failure a :class:`~opus_dred.bitstream._errors.FormatError`
+(or :class:`~opus_dred.bitstream._errors.TruncatedError`) with the byte offset where the file stops making sense:
+
+``opus_demo`` bitstream (``.bit``)
+    What libopus' ``opus_demo`` writes when encoding and reads when decoding (src/opus_demo.c): a sequence of
+    records ``[length: u32 big-endian][encoder final range: u32 big-endian][length bytes of packet]``. A record of
+    length 0 stands for a lost packet.
+
+DRED-only stream
+    What libopus' ``fargan_demo -dred-decoding`` reads (dnn/fargan_demo.c, the format of libopus' official DRED
+    decoding vectors, ``vectorN_dred.bit``): records ``[q0: u32 BE][nb_chunks: u32 BE][nb_bytes: u32 BE][bytes]``,
+    where ``bytes`` is a bare range-coded stream holding the initial state and then the latents, all quantized at
+    level ``q0``, and ``nb_chunks`` counts 20 ms feature pairs (two per latent).
+
+Ogg Opus (``.opus``)
+    RFC 7845; pages are read and written with mutagen's Ogg page support, packets are re-assembled across pages.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import bitstring
+from bitstring import Bits
+
+from opus_dred.bitstream._errors import BitstreamError, FormatError, TruncatedError
+
+__all__ = [
+    "BitRecord",
+    "DredStreamRecord",
+    "OggOpus",
+    "OpusHead",
+    "detect_format",
+    "existing_file",
+    "read_opus_demo_bit",
+    "write_opus_demo_bit",
+    "read_dred_stream",
+    "write_dred_stream",
+    "read_ogg_opus",
+    "write_ogg_opus",
+]
+
+def existing_file(arg: str) -> Path | None:
+    """``arg`` as a path when it names an existing regular file, else None: a command-line argument that may
+    be a file or a packet in hex. A hex packet of more than ~127 bytes is longer than a file name may be, and
+    the operating system's "name too long" (or any other error reaching the path) means it is no file."""
+    try:
+        p = Path(arg)
+        return p if p.is_file() else None
+    except (OSError, ValueError):
+        return None
+
+
+#: Longest packet opus_demo will read back (its MAX_PACKET is 1500); larger values are rejected by libopus.
+OPUS_DEMO_MAX_PACKET = 1500
+#: Longest record fargan_demo accepts in a DRED-only stream (its MAX_DRED_PACKET).
+DRED_STREAM_MAX_BYTES = 100_000
+#: fargan_demo's feature buffer holds DRED_CHUNKS = 50 pairs of 20-float frames per record.
+DRED_STREAM_MAX_CHUNKS = 50
+
+
+# --------------------------------------------------------------------------------------------------------------
+# opus_demo .bit
+# --------------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BitRecord:
+    """One record of an opus_demo bitstream: the packet, the encoder's final range, and where it sits."""
+
+    data: bytes
+    final_range: int
+    offset: int = 0  # byte offset of the record's header in the file
+
+    @property
+    def lost(self) -> bool:
+        return len(self.data) == 0
+
+
+def read_opus_demo_bit(data: bytes, *, max_packet: int = OPUS_DEMO_MAX_PACKET) -> list[BitRecord]:
+    """Split an opus_demo ``.bit`` file into records.
+
+    Raises :class:`TruncatedError` when a header or a packet runs past the end of the file and
+    :class:`FormatError` when a length exceeds ``max_packet`` (opus_demo refuses those too).
+    """
+    records: list[BitRecord] = []
+    pos = 0
+    n = len(data)
+    while pos < n:
+        if n - pos < 8:
+            raise TruncatedError(
+                f"opus_demo record header needs 8 bytes, {n - pos} left", byte_offset=pos, rule="opus_demo: header"
+            )
+        length, rng = struct.unpack_from(">II", data, pos)
+        if length > max_packet:
+            raise FormatError(
+                f"opus_demo record announces a {length}-byte packet (at most {max_packet})",
+                byte_offset=pos,
+                rule="opus_demo: packet length",
+            )
+        if pos + 8 + length > n:
+            raise TruncatedError(
+                f"opus_demo packet of {length} bytes runs past the end of the file ({n - pos - 8} left)",
+                byte_offset=pos + 8,
+                rule="opus_demo: payload",
+            )
+        records.append(BitRecord(bytes(data[pos + 8 : pos + 8 + length]), rng, pos))
+        pos += 8 + length
+    return records
+
+
+def write_opus_demo_bit(records) -> bytes:
+    """Serialize records (``BitRecord`` or ``(data, final_range)`` pairs) as an opus_demo ``.bit`` file."""
+    out = bytearray()
+    for rec in records:
+        if isinstance(rec, BitRecord):
+            pkt, rng = rec.data, rec.final_range
+        else:
+            pkt, rng = rec
+        if not 0 <= rng < 2**32:
+            raise ValueError(f"final range {rng} does not fit 32 bits")
+        out += struct.pack(">II", len(pkt), rng)
+        out += pkt
+    return bytes(out)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# DRED-only stream (fargan_demo -dred-decoding)
+# --------------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DredStreamRecord:
+    """One record of a DRED-only stream: quantizer level, number of 20 ms chunks, range-coded bytes."""
+
+    q0: int
+    nb_chunks: int
+    data: bytes
+    offset: int = 0
+
+    @property
+    def nb_latents(self) -> int:
+        """Latents the record holds (fargan_demo decodes one per two chunks, rounding up)."""
+        return (self.nb_chunks + 1) // 2
+
+
+def read_dred_stream(data: bytes, *, quant_levels: int = 16) -> list[DredStreamRecord]:
+    """Split a DRED-only stream into records, checking each header against what fargan_demo can decode."""
+    out: list[DredStreamRecord] = []
+    pos = 0
+    n = len(data)
+    while pos < n:
+        if n - pos < 12:
+            raise TruncatedError(
+                f"DRED stream record header needs 12 bytes, {n - pos} left", byte_offset=pos, rule="dred-stream: header"
+            )
+        q0, nb_chunks, nb_bytes = struct.unpack_from(">III", data, pos)
+        if q0 >= quant_levels:
+            raise FormatError(
+                f"DRED stream q0 = {q0} is not a quantizer level (0..{quant_levels - 1})",
+                byte_offset=pos,
+                rule="dred-stream: q0",
+            )
+        if nb_chunks > DRED_STREAM_MAX_CHUNKS:
+            raise FormatError(
+                f"DRED stream record has {nb_chunks} chunks (at most {DRED_STREAM_MAX_CHUNKS})",
+                byte_offset=pos + 4,
+                rule="dred-stream: nb_chunks",
+            )
+        if nb_bytes > DRED_STREAM_MAX_BYTES:
+            raise FormatError(
+                f"DRED stream record of {nb_bytes} bytes (at most {DRED_STREAM_MAX_BYTES})",
+                byte_offset=pos + 8,
+                rule="dred-stream: nb_bytes",
+            )
+        if pos + 12 + nb_bytes > n:
+            raise TruncatedError(
+                f"DRED stream record of {nb_bytes} bytes runs past the end ({n - pos - 12} left)",
+                byte_offset=pos + 12,
+                rule="dred-stream: payload",
+            )
+        out.append(DredStreamRecord(q0, nb_chunks, bytes(data[pos + 12 : pos + 12 + nb_bytes]), pos))
+        pos += 12 + nb_bytes
+    return out
+
+
+def write_dred_stream(records) -> bytes:
+    """Serialize ``DredStreamRecord``s (or ``(q0, nb_chunks, data)`` triples) as a DRED-only stream."""
+    out = bytearray()
+    for rec in records:
+        if isinstance(rec, DredStreamRecord):
+            q0, nb_chunks, payload = rec.q0, rec.nb_chunks, rec.data
+        else:
+            q0, nb_chunks, payload = rec
+        out += struct.pack(">III", q0, nb_chunks, len(payload))
+        out += payload
+    return bytes(out)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Ogg Opus (RFC 7845)
+# --------------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class OpusHead:
+    """The identification header of RFC 7845 §5.1."""
+
+    version: int
+    channels: int
+    pre_skip: int
+    input_sample_rate: int
+    output_gain: int
+    mapping_family: int
+    mapping: bytes = b""
+
+    #: field layout of the fixed part, as (name, bits) — shown by ``inspect``
+    LAYOUT = (
+        ("magic", 64),
+        ("version", 8),
+        ("channels", 8),
+        ("pre_skip", 16),
+        ("input_sample_rate", 32),
+        ("output_gain", 16),
+        ("mapping_family", 8),
+    )
+
+    @classmethod
+    def parse(cls, data: bytes, offset: int = 0) -> "OpusHead":
+        if len(data) < 19 or data[:8] != b"OpusHead":
+            raise FormatError("first Ogg packet is not an OpusHead header", byte_offset=offset, rule="RFC7845 5.1")
+        # the multi-byte fields are little-endian (RFC 7845 §5.1)
+        b = Bits.from_bytes(data[8:19])
+        version, channels, pre_skip, rate, gain, family = b.unpack("uint8, uint8, uintle16, uintle32, intle16, uint8")
+        if version >> 4 != 0:
+            raise FormatError(f"unsupported OpusHead version {version}", byte_offset=offset + 8, rule="RFC7845 5.1")
+        if channels == 0:
+            raise FormatError("OpusHead announces 0 channels", byte_offset=offset + 9, rule="RFC7845 5.1")
+        mapping = bytes(data[19:]) if family != 0 else b""
+        return cls(version, channels, pre_skip, rate, gain, family, mapping)
+
+    def to_bytes(self) -> bytes:
+        fixed = bitstring.pack(
+            "bytes8, uint8, uint8, uintle16, uintle32, intle16, uint8",
+            b"OpusHead",
+            self.version,
+            self.channels,
+            self.pre_skip,
+            self.input_sample_rate,
+            self.output_gain,
+            self.mapping_family,
+        )
+        return fixed.tobytes() + self.mapping
+
+
+@dataclass
+class OggOpus:
+    """An Ogg Opus stream: its header, its comment packet, and its audio packets with their granule info."""
+
+    head: OpusHead
+    tags: bytes
+    packets: list[bytes] = field(default_factory=list)
+    #: for each audio packet, the granule position of the page on which it ends (-1 where the page ends none)
+    granules: list[int] = field(default_factory=list)
+    serial: int = 0
+    pages: int = 0
+
+
+def read_ogg_opus(source) -> OggOpus:
+    """Read the first logical Ogg Opus stream of a file (path, bytes or binary file object).
+
+    Packets that continue across pages are joined, as RFC 3533 describes; errors in the page structure (bad
+    capture pattern, a page cut short) become :class:`FormatError` with the byte offset of the page.
+    """
+    from mutagen.ogg import OggPage
+
+    if isinstance(source, (str, Path)):
+        raw = Path(source).read_bytes()
+    elif isinstance(source, (bytes, bytearray, memoryview)):
+        raw = bytes(source)
+    else:
+        raw = source.read()
+    fileobj = io.BytesIO(raw)
+    serial = None
+    packets: list[bytes] = []
+    granules: list[int] = []
+    npages = 0
+    pending: bytes | None = None  # a packet whose last fragment is still to come
+    while fileobj.tell() < len(raw):
+        start = fileobj.tell()
+        try:
+            page = OggPage(fileobj)
+        except EOFError:
+            raise TruncatedError("Ogg page cut short", byte_offset=start, rule="RFC3533 page") from None
+        except Exception as exc:  # mutagen raises its own error types for a bad page
+            if "unable to read full" in str(exc):
+                raise TruncatedError(f"Ogg page cut short: {exc}", byte_offset=start, rule="RFC3533 page") from None
+            raise FormatError(f"not an Ogg page: {exc}", byte_offset=start, rule="RFC3533 page") from None
+        if serial is None:
+            serial = page.serial
+        if page.serial != serial:
+            continue  # another logical stream multiplexed in; only the first is read
+        npages += 1
+        last = len(page.packets) - 1
+        for i, frag in enumerate(page.packets):
+            if i == 0 and page.continued:
+                if pending is None:
+                    raise FormatError(
+                        "page continues a packet that no earlier page started", byte_offset=start, rule="RFC3533 packet"
+                    )
+                pending += frag
+            else:
+                if pending is not None:
+                    raise FormatError(
+                        "a new packet starts before the previous one ended", byte_offset=start, rule="RFC3533 packet"
+                    )
+                pending = frag
+            if i < last or page.complete:
+                packets.append(pending)
+                # a page's granule position belongs to the last packet that ends on it
+                granules.append(page.position if i == last else -1)
+                pending = None
+    if pending is not None:
+        raise TruncatedError("last Ogg packet is not complete", byte_offset=len(raw), rule="RFC3533 packet")
+    if len(packets) < 2:
+        raise FormatError("an Ogg Opus stream needs OpusHead and OpusTags packets", byte_offset=0, rule="RFC7845 3")
+    head = OpusHead.parse(packets[0], 0)
+    if not packets[1].startswith(b"OpusTags"):
+        raise FormatError("second Ogg packet is not OpusTags", byte_offset=0, rule="RFC7845 5.2")
+    return OggOpus(head, packets[1], packets[2:], granules[2:], serial or 0, npages)
+
+
+def write_ogg_opus(
+    path_or_file,
+    packets: list[bytes],
+    samples_48k: list[int],
+    *,
+    channels: int = 1,
+    input_sample_rate: int = 48000,
+    pre_skip: int = 312,
+    serial: int = 0x0D5ED,
+    vendor: str = "opus-dred",
+) -> bytes:
+    """Write packets as an Ogg Opus file, one audio packet per page, granule = samples at 48 kHz so far.
+
+    ``samples_48k`` gives each packet's duration at 48 kHz (from its TOC). Returns the bytes written.
+    """
+    from mutagen.ogg import OggPage
+
+    if len(samples_48k) != len(packets):
+        raise ValueError("one duration per packet")
+    head = OpusHead(1, channels, pre_skip, input_sample_rate, 0, 0).to_bytes()
+    vendor_b = vendor.encode()
+    tags = b"OpusTags" + struct.pack("<I", len(vendor_b)) + vendor_b + struct.pack("<I", 0)
+    out = []
+    granule = 0
+    all_packets = [head, tags, *packets]
+    seq = 0
+    for index, pkt in enumerate(all_packets):
+        if index >= 2:
+            granule += samples_48k[index - 2]
+        # a packet longer than one page can hold is split over several; only the page on which it ends
+        # carries a granule position, the others carry -1 (RFC 3533)
+        pages = OggPage.from_packets([pkt], sequence=seq)
+        for j, page in enumerate(pages):
+            page.serial = serial
+            page.first = index == 0 and j == 0
+            page.last = index == len(all_packets) - 1 and j == len(pages) - 1
+            page.position = granule if j == len(pages) - 1 else -1
+            out.append(page.write())
+        seq += len(pages)
+    data = b"".join(out)
+    if isinstance(path_or_file, (str, Path)):
+        Path(path_or_file).write_bytes(data)
+    elif path_or_file is not None:
+        path_or_file.write(data)
+    return data
+
+
+# --------------------------------------------------------------------------------------------------------------
+def detect_format(data: bytes) -> str:
+    """Guess a file's format from its bytes: ``"ogg"``, ``"bit"`` (opus_demo), ``"dred"`` (DRED-only stream).
+
+    A file is taken as ``.bit`` or DRED stream only if its records chain exactly to the end of the file.
+    Raises :class:`FormatError` when none fits.
+    """
+    if data[:4] == b"OggS":
+        return "ogg"
+    for name, reader in (("bit", read_opus_demo_bit), ("dred", read_dred_stream)):
+        try:
+            if reader(data):
+                return name
+        except BitstreamError:
+            continue
+    raise FormatError(
+        "not an Ogg Opus file, an opus_demo .bit file, or a DRED-only stream", byte_offset=0, rule="format"
+    )

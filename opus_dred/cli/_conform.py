@@ -1,0 +1,140 @@
+"""``opus-dred conform``: run implementations against the test vectors and report where they depart.
+
+A top-level command: the root CLI calls :func:`register`. See ``docs/conformance.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import typer
+
+__all__ = ["register", "conform", "load_suite", "official_cases", "is_official_dir", "resolve_impls"]
+
+_OFFICIAL_RE = re.compile(r"^vector(\d+)_dred\.bit$")
+#: thresholds libopus' tests/dred_vectors.sh gives dred_compare for DRED decoding
+OFFICIAL_TOLERANCE = {"metric": "dred_compare-features", "total": 0.5, "max": 0.15, "pitch": 0.02}
+
+
+def is_official_dir(path: Path) -> bool:
+    """Whether ``path`` holds vectors in libopus' official layout (``vectorN_dred.bit`` …)."""
+    return path.is_dir() and any(_OFFICIAL_RE.match(p.name) for p in path.iterdir())
+
+
+def official_cases(path: Path, profile: str = "libopus-1.6.1") -> list[Any]:
+    """Cases of handler ``dred_stream`` from an official-layout directory: ``vectorN_dred.bit`` (a DRED-only
+    stream) against ``vectorN_dred_dec.f32`` (the features ``fargan_demo -dred-decoding`` must produce), judged
+    as the libopus script judges them (``dred_compare -features -thresholds .5 .15 .02``). The vocoder and
+    whole-decoder parts of the script (``vectorN_features.f32``, ``vectorN_opus.bit`` against
+    ``vectorN_orig.sw``) need a vocoder and are not run here. The stream carries no version byte: ``profile``
+    says which DRED version it is."""
+    from opus_dred.vectors._format import Case
+    from opus_dred.vectors._official import read_official
+
+    out = []
+    for v in read_official(path):
+        if v.dred_bit is None or v.dred_dec is None:
+            continue
+        out.append(Case(profile=profile, handler="dred_stream", suite="official", name=f"vector{v.n}", path=path,
+                        description=f"official layout: vector{v.n}_dred.bit against vector{v.n}_dred_dec.f32",
+                        inputs={"stream": v.dred_bit}, parameters={},
+                        expected={"features": np.asarray(v.dred_dec, np.float32)},
+                        tolerance=dict(OFFICIAL_TOLERANCE), provenance={"layout": "libopus tests/dred_vectors.sh"},
+                        files={"inputs.stream": f"vector{v.n}_dred.bit", "expected.features": f"vector{v.n}_dred_dec.f32"}))
+    return out
+
+
+def load_suite(suite: Optional[Path], profile: Optional[str], handler: Optional[str] = None) -> tuple[str, list[Any]]:
+    """(suite label, cases) from a format-1 suite root, one case folder, or an official-layout directory."""
+    from opus_dred.vectors._format import iter_cases, load_case, suite_root
+
+    root = Path(suite) if suite is not None else suite_root()
+    if not root.exists():
+        raise typer.BadParameter(f"{root}: no such directory", param_hint="--suite")
+    if is_official_dir(root):
+        cases = official_cases(root, profile or "libopus-1.6.1")
+    elif (root / "meta.json").is_file():
+        cases = [load_case(root)]
+    else:
+        cases = list(iter_cases(root, profile=profile, handler=handler))
+    if handler:
+        cases = [c for c in cases if c.handler == handler]
+    if profile:
+        cases = [c for c in cases if c.profile == profile]
+    return str(root), cases
+
+
+def resolve_impls(impls: list[str]) -> list[str]:
+    from opus_dred.conformance._adapters import adapter_names
+
+    out: list[str] = []
+    for i in impls or ["reference"]:
+        for name in (adapter_names() if i == "all" else [i]):
+            if name not in out:
+                out.append(name)
+    return out
+
+
+def run_conform(impls: list[str], suite: Optional[Path], profile: Optional[str], handler: Optional[str] = None,
+                timeout: float = 20.0, progress: bool = False):
+    """Run and return the :class:`~opus_dred.conformance._runner.RunReport`."""
+    from opus_dred.conformance._adapters import make_adapter
+    from opus_dred.conformance._runner import run_suite
+
+    label, cases = load_suite(suite, profile, handler)
+    adapters = []
+    for name in resolve_impls(impls):
+        try:
+            adapters.append(make_adapter(name, timeout=timeout))
+        except Exception as exc:  # an unknown build name: a usage error
+            raise typer.BadParameter(f"{name}: {exc}", param_hint="--impl") from None
+    cb = None
+    import sys
+
+    if progress and sys.stderr.isatty():
+        def cb(impl: str, i: int, n: int) -> None:
+            if i == n or i % 25 == 0:
+                print(f"\r{impl}: {i}/{n}", end="\n" if i == n else "", file=sys.stderr, flush=True)
+
+    return run_suite(adapters, cases, suite=label, progress=cb)
+
+
+def conform(
+    impl: list[str] = typer.Option(["reference"], "--impl", help="reference, a libopus build (opus-dred upstream "
+                                   "list), external:'CMD ARGS', or all (reference + every build). Repeatable."),
+    profile: Optional[str] = typer.Option(None, "--profile", help="Only this profile's cases."),
+    handler: Optional[str] = typer.Option(None, "--handler", help="Only this handler's cases."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Write report.json and report.html here."),
+    suite: Optional[Path] = typer.Option(None, "--suite", help="Suite root, case folder, or a directory in libopus' "
+                                         "official layout (vectorN_dred.bit …). Default: the canonical suite."),
+    as_json: bool = typer.Option(False, "--json", help="Print the JSON report instead of the table."),
+    timeout: float = typer.Option(20.0, "--timeout", help="Seconds an external implementation has per case."),
+) -> None:
+    """Run implementations against the test vectors: pass/fail per case, the first differing field and its
+    offset, dred_compare figures; a pass table, and JSON + HTML reports with --report. Exit status 1 when
+    any case fails or errs."""
+    from opus_dred.conformance._report import print_summary, write_reports
+
+    rep = run_conform(impl, suite, profile, handler, timeout, progress=not as_json)
+    if not rep.cases:
+        typer.echo("no cases found", err=True)
+        raise typer.Exit(2)
+    paths = write_reports(rep, report) if report is not None else {}
+    if as_json:
+        typer.echo(json.dumps(rep.to_json(), indent=1, allow_nan=False))
+    else:
+        print_summary(rep)
+        for kind, p in paths.items():
+            typer.echo(f"{kind} report: {p}")
+    bad = sum(r.counts()["fail"] + r.counts()["error"] for r in rep.impls)
+    if bad:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``conform`` to the root CLI."""
+    app.command("conform")(conform)

@@ -1,0 +1,121 @@
+"""``opus-dred decode``: DRED in a file → features, with the reference decoder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def _packets_of(path: str):
+    """(kind, items): ``("packets", [bytes...])`` for .bit/.opus/hex, ``("dred", [records])`` for DRED-only."""
+    from opus_dred.bitstream._formats import (detect_format, existing_file, read_dred_stream, read_ogg_opus,
+                                             read_opus_demo_bit)
+
+    p = existing_file(path)
+    if p is None:
+        try:
+            return "packets", [bytes.fromhex(path.replace(" ", ""))]
+        except ValueError:
+            raise typer.BadParameter(f"{path} is neither a file nor a hex packet") from None
+    data = p.read_bytes()
+    fmt = detect_format(data)
+    if fmt == "ogg":
+        return "packets", read_ogg_opus(data).packets
+    if fmt == "bit":
+        return "packets", [r.data for r in read_opus_demo_bit(data)]
+    return "dred", read_dred_stream(data)
+
+
+def _guess_profile(packets) -> str:
+    """The profile whose DRED version byte the first DRED extension carries."""
+    from opus_dred.bitstream._extensions import iter_extensions
+    from opus_dred.bitstream._errors import BitstreamError
+    from opus_dred.bitstream._packet import parse_packet
+    from opus_dred.bitstream._profiles import get_profile, list_profiles, profile_for_version
+
+    ext_id = {get_profile(name).extension_id for name in list_profiles()}
+    for data in packets:
+        try:
+            pkt = parse_packet(data)
+            for e in iter_extensions(pkt.padding, pkt.nb_frames):
+                if e.id in ext_id and len(e.data) > 2 and e.data[:1] == b"D":
+                    prof = profile_for_version(e.data[1])
+                    if prof is not None:
+                        return prof.name
+        except BitstreamError:
+            continue
+    raise typer.BadParameter("no DRED extension of a known profile found; name one with --profile")
+
+
+def decode(
+    file: str = typer.Argument(..., help="An opus_demo .bit file, an Ogg Opus file, a DRED-only stream, or a packet in hex."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write features to .f32 (dred_compare's layout), .npy or .json."),
+    profile: Optional[str] = typer.Option(None, "--profile", "-p", help="Profile (default: from the DRED version byte)."),
+    max_ms: int = typer.Option(1040, "--max-ms", help="DRED requested per packet, in ms (libopus' max_dred_samples)."),
+    sampling_rate: int = typer.Option(48000, "--rate", help="Sampling rate that max_dred_samples, ret and dred_end count in."),
+    numerics: str = typer.Option("libopus-avx2", "--numerics", help="libopus-avx2 (AMD RCPPS, the same answer everywhere) | libopus-avx2-intel | libopus-avx2-host (this CPU's RCPPS) | libopus-sse2[-intel|-host] | libopus-c | float."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object per DRED packet/record on stdout."),
+) -> None:
+    """Decode every DRED payload of FILE into acoustic features (20 per 10 ms frame) with the reference decoder.
+
+    Opus packets: each packet's features in libopus' fec_features order (newest frame first), packets in file
+    order. DRED-only streams: each record's features in time order, exactly what `fargan_demo -dred-decoding`
+    writes, so `dred_compare -features` compares the two directly.
+    """
+    import numpy as np
+
+    from opus_dred.bitstream._dredstream import chronological, read_stream_record
+    from opus_dred.bitstream._errors import BitstreamError
+    from opus_dred.refimpl._decode import NUMERICS, decode_dred, decode_payload
+
+    if numerics not in NUMERICS:
+        raise typer.BadParameter(f"must be one of {', '.join(NUMERICS)}", param_hint="--numerics")
+    if out is not None and out.suffix.lower() not in (".f32", ".npy", ".json"):
+        raise typer.BadParameter("must end in .f32, .npy or .json", param_hint="--out")
+    try:
+        kind, items = _packets_of(file)
+        if profile is None:
+            profile = "libopus-1.6.1" if kind == "dred" else _guess_profile(items)
+        rows = []
+        chunks = []
+        for i, item in enumerate(items):
+            if kind == "dred":
+                payload = read_stream_record(item, profile)
+                r = decode_payload(payload, profile, numerics=numerics)
+                feats = chronological(r.features)
+            else:
+                r = decode_dred(item, profile, max_dred_samples=max_ms * sampling_rate // 1000,
+                                sampling_rate=sampling_rate, numerics=numerics, strict=True)
+                if not r.found:
+                    continue
+                feats = r.features
+            chunks.append(feats)
+            row = {"index": i, **r.to_dict(with_features=False)}
+            rows.append(row)
+            if as_json:
+                typer.echo(json.dumps({**row, "features": feats.tolist()}))
+    except BitstreamError as exc:
+        where = f"packet {i}: " if "i" in locals() else ""
+        typer.echo(f"error: {where}{exc}", err=True)
+        raise typer.Exit(2)
+    allf = np.concatenate(chunks) if chunks else np.zeros((0, 20), np.float32)
+    if out is not None:
+        suffix = out.suffix.lower()
+        if suffix == ".f32":
+            allf.astype("<f4").tofile(out)
+        elif suffix == ".npy":
+            np.save(out, allf.astype(np.float32))
+        else:
+            out.write_text(json.dumps([{**row, "features": c.tolist()} for row, c in zip(rows, chunks)]) + "\n")
+    if not as_json:
+        typer.echo(
+            f"{file}: profile {profile}, {len(rows)} DRED {'records' if kind == 'dred' else 'packets'} of "
+            f"{len(items)}, {allf.shape[0]} feature frames" + (f" → {out}" if out else "")
+        )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("decode")(decode)

@@ -1,0 +1,137 @@
+"""``opus-dred vectors``: generate, verify, export and list the test vectors."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+
+
+def verify_suite(root: Path, *, regenerate: bool = False, echo=typer.echo) -> dict:
+    """Integrity (manifest), then expected values recomputed from stored inputs; optionally the inputs too.
+
+    Returns ``{"manifest": [...problems], "expected": [...case ids that differ], "inputs": [...] or None}``.
+    """
+    from opus_dred.vectors._expected import expected_for
+    from opus_dred.vectors._format import case_meta_and_parts, iter_case_dirs, load_case, check_manifest
+
+    out: dict = {"manifest": check_manifest(root), "expected": [], "inputs": None, "cases": 0}
+    for folder in iter_case_dirs(root):
+        case = load_case(folder)
+        out["cases"] += 1
+        try:
+            exp, tol = expected_for(case.handler, case.profile, case.inputs, case.parameters)
+        except Exception as exc:  # noqa: BLE001 - reported per case
+            out["expected"].append(f"{case.id}: {type(exc).__name__}: {exc}")
+            continue
+        c = {"profile": case.profile, "handler": case.handler, "suite": case.suite, "case": case.name,
+             "description": case.description,
+             "inputs": {k: case.meta["inputs"][k] for k in case.meta.get("inputs", {})},
+             "parameters": case.parameters, "expected": exp, "tolerance": tol, "provenance": case.provenance}
+        from opus_dred.vectors._format import Part
+
+        c["inputs"] = {k: (Part(case.files[f"inputs.{k}"], v) if f"inputs.{k}" in case.files else v)
+                       for k, v in case.inputs.items()}
+        meta, parts = case_meta_and_parts(c)
+        from opus_dred.vectors._format import dumps_json
+
+        same = (folder / "meta.json").read_bytes() == dumps_json(meta).encode("ascii") and all(
+            (folder / f).is_file() and (folder / f).read_bytes() == b for f, b in parts.items())
+        if not same:
+            out["expected"].append(case.id)
+    if regenerate:
+        from opus_dred.vectors._generate import generate
+        from opus_dred.vectors._format import load_manifest
+
+        manifest = load_manifest(root)
+        with tempfile.TemporaryDirectory() as tmp:
+            generate(manifest["profiles"], tmp)
+            fresh = json.loads((Path(tmp) / "manifest.json").read_text())["files"]
+        old = manifest["files"]
+        out["inputs"] = sorted(k for k in set(old) | set(fresh) if old.get(k, {}).get("sha256") != fresh.get(k, {}).get("sha256"))
+    return out
+
+
+@app.command()
+def generate(
+    profile: list[str] = typer.Option(None, "--profile", "-p", help="Profile(s); default: every profile."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Root folder (default: the canonical suite, vectors/suite)."),
+    suite: Optional[str] = typer.Option(None, "--suite", help="Only this suite (basic, speech_grid, writer_edges, patterns, mutations)."),
+) -> None:
+    """Generate the vectors of a profile deterministically (same inputs, byte-identical files)."""
+    from opus_dred.bitstream._profiles import list_profiles
+
+    from opus_dred.vectors._format import suite_root
+    from opus_dred.vectors._generate import generate as gen
+
+    profiles = list(profile) if profile else list_profiles()
+    root = out or suite_root()
+    n = gen(profiles, root, suite=suite)
+    typer.echo(f"{n} cases of {', '.join(profiles)} written under {root}")
+
+
+@app.command()
+def verify(
+    root: Optional[Path] = typer.Option(None, "--root", help="Suite root (default: the canonical suite)."),
+    regenerate: bool = typer.Option(False, "--regenerate", help="Also re-run the encoder grid and compare inputs (reported, not failed)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Check every file against the manifest and that the reference recomputes the expected values byte for byte."""
+    from opus_dred.vectors._format import suite_root
+
+    r = verify_suite(root or suite_root(), regenerate=regenerate, echo=(lambda *a, **k: None) if as_json else typer.echo)
+    if as_json:
+        typer.echo(json.dumps(r, indent=2))
+        raise typer.Exit(1 if r["manifest"] or r["expected"] else 0)
+    typer.echo(f"{r['cases']} cases; manifest: {len(r['manifest'])} problem(s); expected values: "
+               f"{len(r['expected'])} differ")
+    for p in r["manifest"][:20] + r["expected"][:20]:
+        typer.echo(f"  {p}")
+    if r["inputs"] is not None:
+        if r["inputs"]:
+            typer.echo(f"regeneration: {len(r['inputs'])} file(s) differ (the libopus encoder may differ across CPUs):")
+            for p in r["inputs"][:20]:
+                typer.echo(f"  {p}")
+        else:
+            typer.echo("regeneration: every file came back identical")
+    if r["manifest"] or r["expected"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+def export(
+    official: Path = typer.Option(..., "--official", help="Folder to write vector1..8 into (libopus' layout)."),
+    profile: str = typer.Option("libopus-1.6.1", "--profile", help="A profile whose build has fargan_demo -dred-decoding."),
+    count: int = typer.Option(8, "--count", help="How many vectors (1..8)."),
+) -> None:
+    """Write vectors in the layout of libopus' tests/dred_vectors.sh."""
+    from opus_dred.vectors._official import export_official
+
+    files = export_official(official, profile, count=count)
+    typer.echo(f"{len(files)} files written to {official}")
+
+
+@app.command("list")
+def list_(
+    root: Optional[Path] = typer.Option(None, "--root"),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Count the cases per profile, handler and suite."""
+    from opus_dred.vectors._format import iter_case_dirs, suite_root
+
+    base = root or suite_root()
+    counts: dict[str, int] = {}
+    for d in iter_case_dirs(base):
+        key = "/".join(d.relative_to(base).parts[:3])
+        counts[key] = counts.get(key, 0) + 1
+    if as_json:
+        typer.echo(json.dumps(counts, indent=1, sort_keys=True))
+        return
+    for k, v in sorted(counts.items()):
+        typer.echo(f"{v:5d}  {k}")
+    typer.echo(f"{sum(counts.values()):5d}  total")

@@ -1,0 +1,574 @@
+"""The vector generator: the canonical suite's cases, per profile, deterministic.
+
+Inputs come from three places, each recorded in a case's provenance:
+
+* the libopus encoder of the profile's build, through the oracle, on real recorded speech
+  (``speech_grid``: the encoder grid of issue 5 item 3, with and without DRED);
+* opus-dred's own writers (``writer_edges``: framings, extensions and DRED payloads libopus never emits);
+* seeded pseudo-random generators (``basic`` range-coder operations, ``patterns`` of arrivals and losses,
+  ``mutations`` of valid bytes).
+
+Expected values are always computed by :mod:`opus_dred.vectors._expected` (the reference), never copied from
+libopus. What libopus does with an ``invalid`` case's bytes is recorded in its provenance, as information.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from opus_dred.bitstream._errors import BitstreamError
+from opus_dred.bitstream._profiles import get_profile
+
+from opus_dred.vectors._expected import expected_for, parse_layer
+from opus_dred.vectors._format import Part, write_case, write_manifest
+
+__all__ = ["SUITES", "GRID", "GridPoint", "generate", "generate_cases", "generator_name", "encode_stream",
+           "GRID_CLIP", "SEED"]
+
+SEED = 20250101
+#: The real-speech clip the grid encodes (docs/vectors.md): codec2's 16 kHz reference speech.
+GRID_CLIP = "codec2-speech-orig-16k"
+#: Leading digital silence before the speech (so that one picked packet follows silence), and speech length.
+SILENCE_S = 0.5
+SPEECH_S = 3.0
+
+
+def generator_name() -> str:
+    from opus_dred import __version__
+
+    return f"opus-dred {__version__}"
+
+
+def _case(profile, handler, suite, name, description, inputs, parameters, provenance) -> dict:
+    expected, tolerance = expected_for(handler, profile, _load_inputs(inputs), parameters)
+    return {"profile": profile, "handler": handler, "suite": suite, "case": name, "description": description,
+            "inputs": inputs, "parameters": parameters, "expected": expected, "tolerance": tolerance,
+            "provenance": {"generator": generator_name(),
+                           "expected_from": "opus-dred reference (bitstream layer + refimpl, numerics libopus-avx2)",
+                           **provenance}}
+
+
+def _load_inputs(inputs: dict) -> dict:
+    """The values of ``inputs`` as a loaded case would hold them (Part → value)."""
+    return {k: (v.value if isinstance(v, Part) else v) for k, v in inputs.items()}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# range_coder/basic
+# ----------------------------------------------------------------------------------------------------------
+def _random_ops(rng: np.random.Generator, n: int) -> list[dict]:
+    ops: list[dict] = []
+    for _ in range(n):
+        k = int(rng.integers(0, 6))
+        if k == 0:
+            ft = int(rng.choice([2, 3, 16, 255, 256, 1000, 65536, 1 << 20, (1 << 32) - 1]))
+            ops.append({"op": "uint", "value": int(rng.integers(0, ft)), "ft": ft})
+        elif k == 1:
+            bits = int(rng.integers(1, 26))
+            ops.append({"op": "bits", "value": int(rng.integers(0, 1 << bits)), "bits": bits})
+        elif k == 2:
+            ft = int(rng.integers(2, 1 << 15))
+            fl = int(rng.integers(0, ft))
+            fh = int(rng.integers(fl + 1, ft + 1))
+            ops.append({"op": "encode", "fl": fl, "fh": fh, "ft": ft})
+        elif k == 3:
+            ftb = int(rng.integers(4, 9))
+            cuts = sorted(set(int(x) for x in rng.integers(1, 1 << ftb, 4)))
+            icdf = [(1 << ftb) - c for c in cuts] + [0]
+            icdf = sorted(set(icdf), reverse=True)
+            ops.append({"op": "icdf", "value": int(rng.integers(0, len(icdf))), "icdf": icdf, "ftb": ftb})
+        elif k == 4:
+            ops.append({"op": "laplace_p0", "value": int(rng.integers(-6, 7)), "p0": int(rng.integers(1, 255)) << 7,
+                        "decay": int(rng.integers(1, 255)) << 7})
+        else:
+            ops.append({"op": "bit_logp", "value": int(rng.integers(0, 2)), "logp": int(rng.integers(1, 16))})
+    return ops
+
+
+def _range_coder(profile: str) -> Iterator[dict]:
+    for i, (n, size) in enumerate([(8, 64), (40, 256), (200, 1275), (60, 24)]):
+        seed = SEED + i
+        ops = _random_ops(np.random.default_rng(seed), n)
+        prov = {"inputs_from": "seeded pseudo-random operations", "seed": seed}
+        enc = _case(profile, "range_coder", "basic", f"enc{i:02d}",
+                    f"{n} random operations encoded into {size} bytes", {"ops": Part("ops.json", ops)},
+                    {"direction": "encode", "size": size}, prov)
+        yield enc
+        stream = enc["expected"]["stream"].value
+        if enc["expected"]["error"]:
+            continue
+        dec_ops = [{k: v for k, v in op.items() if k != "value"} for op in ops]
+        yield _case(profile, "range_coder", "basic", f"dec{i:02d}", f"decoding the {n} operations of enc{i:02d}",
+                    {"ops": Part("ops.json", dec_ops), "stream": Part("stream.bin", stream)},
+                    {"direction": "decode"}, prov)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# speech_grid
+# ----------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class GridPoint:
+    sample_rate: int = 16000
+    frame_ms: int = 20
+    bitrate: int = 24000
+    loss_perc: int = 20
+    dred_duration: int = 100
+    lbrr: bool = False
+    complexity: int = 10
+    vbr: bool = True
+
+    @property
+    def name(self) -> str:
+        return (f"sr{self.sample_rate}_f{self.frame_ms}_br{self.bitrate}_loss{self.loss_perc}_dred{self.dred_duration}"
+                f"_lbrr{int(self.lbrr)}_cx{self.complexity}" + ("" if self.vbr else "_cbr"))
+
+    def encoder(self) -> dict:
+        return {"sample_rate": self.sample_rate, "frame_ms": self.frame_ms, "bitrate": self.bitrate,
+                "loss_perc": self.loss_perc, "dred_duration": self.dred_duration, "lbrr": self.lbrr,
+                "complexity": self.complexity, "vbr": self.vbr, "application": "voip", "channels": 1}
+
+
+_B = GridPoint()
+#: The encoder grid: one base point and variations of one setting each (issue 5 item 3).
+GRID: tuple[GridPoint, ...] = tuple(dict.fromkeys([
+    _B,
+    *(replace(_B, bitrate=b) for b in (6000, 12000, 16000, 20000, 32000, 48000, 64000)),
+    *(replace(_B, frame_ms=f) for f in (10, 40, 60)),
+    *(replace(_B, sample_rate=48000, bitrate=b) for b in (24000, 32000, 64000)),
+    replace(_B, sample_rate=48000, frame_ms=10, bitrate=32000),
+    replace(_B, sample_rate=48000, frame_ms=60, bitrate=32000),
+    *(replace(_B, sample_rate=r) for r in (8000, 12000)),
+    *(replace(_B, dred_duration=d) for d in (0, 10, 50, 104)),
+    *(replace(_B, loss_perc=p) for p in (0, 5, 50)),
+    *(replace(_B, lbrr=True, bitrate=b) for b in (24000, 32000, 64000)),
+    *(replace(_B, complexity=c) for c in (0, 5, 7)),
+    replace(_B, vbr=False, bitrate=32000),
+]))
+
+
+def _speech(rate: int) -> tuple[np.ndarray, dict]:
+    from opus_dred.speech._corpus import list_clips, load_clip
+
+    clip = next(c for c in list_clips() if c.id == GRID_CLIP)
+    if rate in (16000, 48000):
+        speech = load_clip(GRID_CLIP, rate=rate)[: int(SPEECH_S * rate)]
+    else:  # 8 and 12 kHz: polyphase resampling of the 16 kHz clip (scipy.signal.resample_poly)
+        from scipy.signal import resample_poly
+
+        x = load_clip(GRID_CLIP, rate=16000)[: int(SPEECH_S * 16000)].astype(np.float64)
+        g = np.gcd(rate, 16000)
+        speech = np.clip(np.round(resample_poly(x, rate // g, 16000 // g)), -32768, 32767).astype(np.int16)
+    pcm = np.concatenate([np.zeros(int(SILENCE_S * rate), np.int16), speech.astype(np.int16)])
+    info = {"clip": clip.id, "package": clip.package, "package_version": clip.version, "file": clip.file,
+            "licence": clip.licence, "pcm_sha256": clip.pcm_sha256, "leading_silence_s": SILENCE_S,
+            "speech_s": SPEECH_S, "input_sha256": hashlib.sha256(pcm.astype("<i2").tobytes()).hexdigest()}
+    return pcm, info
+
+
+def encode_stream(profile: str, gp: GridPoint):
+    """Encode the grid clip at ``gp`` with the profile's libopus build (oracle) → (packets, speech info)."""
+    from opus_dred.libopus._oracle import Oracle
+
+    pcm, info = _speech(gp.sample_rate)
+    enc = Oracle.for_build(profile).encode(
+        pcm, fs=gp.sample_rate, bitrate=gp.bitrate, frame_ms=gp.frame_ms, complexity=gp.complexity,
+        dred_duration=gp.dred_duration, loss_perc=gp.loss_perc, lbrr=gp.lbrr, vbr=gp.vbr, application="voip")
+    return enc, info
+
+
+def _pick(profile: str, packets: list[bytes], gp: GridPoint) -> tuple[list[tuple[str, int]], int]:
+    """Packets to keep: (role, index). First DRED packet, first after the silence, one mid-speech."""
+    from opus_dred.bitstream._extensions import find_dred_extension
+
+    prof = get_profile(profile)
+    dred = [i for i, p in enumerate(packets) if find_dred_extension(p, prof) is not None]
+    n = len(packets)
+    speech_start = int(round(SILENCE_S * 1000 / gp.frame_ms))
+    if not dred:
+        return [("nodred", n // 2)], 0
+    picks = [("first", dred[0])]
+    after = next((i for i in dred if i >= speech_start + 2), None)
+    if after is not None and after != dred[0]:
+        picks.append(("speech", after))
+    mid = next((i for i in dred if i >= (speech_start + n) // 2), None)
+    if mid is not None and mid not in [p for _, p in picks]:
+        picks.append(("mid", mid))
+    return picks, len(dred)
+
+
+def _speech_grid(profile: str, *, only: str | None = None) -> Iterator[dict]:
+    prof = get_profile(profile)
+    full = prof.max_latents * 4  # 10 ms frames: the largest request that changes anything
+    for gp in GRID:
+        encoded, speech = encode_stream(profile, gp)
+        packets = [e.data for e in encoded]
+        picks, nb_dred = _pick(profile, packets, gp)
+        sr = gp.sample_rate
+        prov = {"inputs_from": f"{profile} encoder through the oracle", "speech": speech, "encoder": gp.encoder(),
+                "stream_packets": len(packets), "stream_dred_packets": nb_dred,
+                "stream_sha256": hashlib.sha256(b"".join(len(p).to_bytes(4, "big") + p for p in packets)).hexdigest(),
+                "seed": 0}
+        for j, (role, idx) in enumerate(picks):
+            pkt = Part("packet.bin", packets[idx])
+            base = f"{gp.name}.p{idx:04d}"
+            pprov = {**prof_pick(prov, idx, role), "dred_present": nb_dred > 0}
+            what = f"packet {idx} ({role}) of real speech, {profile} encoder, {gp.name}"
+            if j == 0:
+                yield _case(profile, "packet", "speech_grid", base, what, {"packet": pkt}, {"self_delimited": False},
+                            pprov)
+            yield _case(profile, "dred_payload", "speech_grid", base, what, {"packet": pkt},
+                        {"max_dred_samples": full * sr // 100, "sampling_rate": sr}, pprov)
+            requests = [2 * sr // 100, sr // 2, full * sr // 100] if j == 0 else [full * sr // 100]
+            if role == "nodred":
+                requests = [full * sr // 100]
+            for m in requests:
+                yield _case(profile, "dred_features", "speech_grid", f"{base}.m{m}",
+                            f"{what}; max_dred_samples {m} at {sr} Hz", {"packet": pkt},
+                            {"max_dred_samples": m, "sampling_rate": sr}, pprov)
+
+
+def prof_pick(prov: dict, idx: int, role: str) -> dict:
+    return {**prov, "packet_index": idx, "pick": role}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# writer_edges: packets our writer builds
+# ----------------------------------------------------------------------------------------------------------
+def _base_payload(profile: str):
+    """A real DRED payload (mid-speech packet of the base grid point) and the packet's TOC and SILK frame."""
+    from opus_dred.bitstream._dred import read_dred_payload
+    from opus_dred.bitstream._extensions import find_dred_extension
+    from opus_dred.bitstream._packet import parse_packet
+
+    prof = get_profile(profile)
+    encoded, speech = encode_stream(profile, _B)
+    packets = [e.data for e in encoded]
+    picks, _ = _pick(profile, packets, _B)
+    idx = dict(picks).get("mid", picks[-1][1])
+    pkt = packets[idx]
+    loc = find_dred_extension(pkt, prof)
+    payload = read_dred_payload(loc.payload, prof, dred_frame_offset=loc.dred_frame_offset)
+    parsed = parse_packet(pkt)
+    return payload, parsed.toc, parsed.frames[0], {"speech": speech, "encoder": _B.encoder(), "packet_index": idx}
+
+
+def _codable(prof, state_q, latents_q, q0: int, dq: int, qmax: int) -> tuple[np.ndarray, np.ndarray]:
+    """Zero the values the statistics of their quantizer level give zero probability."""
+    from opus_dred.bitstream._dred import coding_tables, compute_quantizer
+
+    t = coding_tables(prof)
+    s = np.array(state_q, np.int32)
+    s[[i for i, par in enumerate(t.state[q0]) if par is None]] = 0
+    lat = np.array(latents_q, np.int32)
+    for k in range(lat.shape[0]):
+        lvl = compute_quantizer(q0, dq, qmax, k, prof.dq_table)
+        lat[k, [i for i, par in enumerate(t.latent[lvl]) if par is None]] = 0
+    return s, lat
+
+
+def _dred_ext_data(prof, payload, **changes) -> bytes:
+    from opus_dred.bitstream._dred import DredPayload, dred_extension_data, write_dred_payload
+
+    p = DredPayload(profile=prof.name, q0=payload.q0, dq=payload.dq, qmax=payload.qmax,
+                    extended_offset=payload.extended_offset, extra=payload.extra, off=payload.off,
+                    state_q=payload.state_q, latents_q=payload.latents_q)
+    for k, v in changes.items():
+        setattr(p, k, v)
+    p.q_levels = np.zeros(0, np.int32)
+    p.state_q, p.latents_q = _codable(prof, p.state_q, p.latents_q, p.q0, p.dq, p.qmax)
+    return dred_extension_data(write_dred_payload(p, prof), prof)
+
+
+def _writer_edges(profile: str) -> Iterator[dict]:
+    from opus_dred.bitstream._extensions import Extension, write_extensions
+    from opus_dred.bitstream._packet import Toc, write_packet
+
+    prof = get_profile(profile)
+    base, toc, frame, src = _base_payload(profile)
+    eid = prof.extension_id
+    rte = prof.extension_syntax == "rte"
+    lat = np.asarray(base.latents_q)
+    many = np.concatenate([lat] * (-(-prof.max_latents // max(1, lat.shape[0]))))[: prof.max_latents]
+    prov = {"inputs_from": "opus-dred writer (bitstream.packet/extensions/dred), values of a real payload",
+            "source_payload": src, "seed": 0}
+
+    def packet(exts, nb_frames=1, frames=None) -> bytes:
+        frames = frames if frames is not None else [frame] * nb_frames
+        pad = write_extensions(exts, len(frames), syntax=prof.extension_syntax)
+        return write_packet(Toc(toc.config, toc.stereo, 3), frames, padding=pad, code=3)
+
+    d = lambda **kw: _dred_ext_data(prof, base, **kw)  # noqa: E731
+    cases: list[tuple[str, str, bytes]] = [
+        ("max_latents", f"{prof.max_latents} latent chunks (the most a payload holds)",
+         packet([Extension(eid, 0, d(latents_q=many))])),
+        ("max_latents_q0_0_dq0", "26 chunks at the finest quantizer, dQ 0",
+         packet([Extension(eid, 0, d(latents_q=many, q0=0, dq=0, qmax=15))])),
+        ("q0_15", "q0 15 (qmax not coded)", packet([Extension(eid, 0, d(q0=15, dq=3, qmax=15))])),
+        ("dq7_qmax14", "dQ 7, qmax 14", packet([Extension(eid, 0, d(q0=4, dq=7, qmax=14))])),
+        ("off0", "offset field 0 (dred_offset 16)", packet([Extension(eid, 0, d(off=0, extended_offset=False, extra=0))])),
+        ("off31", "offset field 31 (negative dred_offset)",
+         packet([Extension(eid, 0, d(off=31, extended_offset=False, extra=0))])),
+        ("extended_extra0", "extended offset flag with extra 0",
+         packet([Extension(eid, 0, d(extended_offset=True, extra=0, off=8))])),
+        ("extended_extra1", "extended offset, extra 1 (32 units further back)",
+         packet([Extension(eid, 0, d(extended_offset=True, extra=1, off=0))])),
+        ("extended_extra255", "extended offset, extra 255 (coverage entirely in the past)",
+         packet([Extension(eid, 0, d(extended_offset=True, extra=255, off=31))])),
+        ("no_latents", "a payload with the state and no latent", packet([Extension(eid, 0, d(latents_q=lat[:0]))])),
+        ("prefix_only", "a DRED extension holding only the 'D', version prefix (no DRED)",
+         packet([Extension(eid, 0, bytes(prof.experimental_prefix))])),
+        ("wrong_version_then_dred", "a DRED-id extension of another version, then the real one",
+         packet([Extension(eid, 0, b"D" + bytes([(prof.dred_version + 1) & 0xFF]) + d()[2:]),
+                 Extension(eid, 0, d(off=3))])),
+        ("two_dred", "two DRED extensions in frame 0 (the first counts)",
+         packet([Extension(eid, 0, d(off=2)), Extension(eid, 0, d(off=9))])),
+        ("dred_frame2_of3", "DRED only in the last frame of a 3-frame packet",
+         packet([Extension(eid, 2, d())], nb_frames=3)),
+        ("dred_every_frame", "DRED in every frame of a 3-frame packet",
+         packet([Extension(eid, f, d(off=f + 1)) for f in range(3)], nb_frames=3)),
+        ("long_ext_before", "a 300-byte long extension (id 33) and a short one (id 5) before DRED",
+         packet([Extension(33, 0, bytes(range(256)) + bytes(44)), Extension(5, 0, b"\x07"), Extension(eid, 0, d())])),
+        ("many_exts_after", "DRED followed by ten other extensions",
+         packet([Extension(eid, 0, d())] + [Extension(3 + i, 0, bytes([i])) for i in range(10)])),
+    ]
+    if rte:
+        cases.append(("rte_repeated", "the same extensions in every frame of a 4-frame packet (RTE repeat)",
+                      packet([e for f in range(4) for e in (Extension(7, f, b"\x01"), Extension(eid, f, d()))],
+                             nb_frames=4)))
+    sr = 48000
+    for name, what, pkt in cases:
+        for m, tag in ((prof.max_latents * 4 * sr // 100, "full"), (sr // 10, "m100ms")):
+            yield _case(profile, "dred_features", "writer_edges", f"{name}.{tag}", what, {"packet": Part("packet.bin", pkt)},
+                        {"max_dred_samples": m, "sampling_rate": sr}, prov)
+        yield _case(profile, "dred_payload", "writer_edges", name, what, {"packet": Part("packet.bin", pkt)},
+                    {"max_dred_samples": prof.max_latents * 4 * sr // 100, "sampling_rate": sr}, prov)
+        yield _case(profile, "packet", "writer_edges", name, what, {"packet": Part("packet.bin", pkt)},
+                    {"self_delimited": False}, prov)
+
+    # packet framings
+    t = Toc(toc.config, toc.stereo, 0)
+    f2 = frame[: len(frame) // 2]
+    framings = [
+        ("code0", write_packet(t, [frame])),
+        ("code1", write_packet(t, [f2, f2])),
+        ("code2", write_packet(t, [frame, f2])),
+        ("code3_cbr", write_packet(t, [f2, f2, f2], code=3)),
+        ("code3_vbr_pad", write_packet(t, [frame, f2, f2], padding=b"\x01" * 300, code=3)),
+        ("code3_pad_chain", write_packet(t, [f2], padding=b"\x01" * 254, padding_chain=[255, 0], code=3)),
+        ("code3_empty_frames", write_packet(t, [b"", b"", b""], code=3)),
+        ("self_delimited_code0", write_packet(t, [frame], self_delimited=True)),
+        ("self_delimited_code3", write_packet(t, [frame, f2], code=3, self_delimited=True)),
+    ]
+    for name, pkt in framings:
+        yield _case(profile, "packet", "writer_edges", name, f"framing: {name}", {"packet": Part("packet.bin", pkt)},
+                    {"self_delimited": name.startswith("self_delimited")}, prov)
+
+    # extensions, both directions
+    ext_sets = [
+        ("short_long_mix", 3, [Extension(5, 0, b""), Extension(6, 0, b"\x11"), Extension(40, 1, bytes(300)),
+                               Extension(eid, 2, d())]),
+        ("frame_skip", 20, [Extension(9, 0, b"\x01"), Extension(9, 17, b"\x02"), Extension(9, 19, b"\x03")]),
+        ("long_last_no_length", 2, [Extension(4, 0, b"\x05"), Extension(100, 1, bytes(range(200)))]),
+        ("repeated_all_frames", 6, [e for f in range(6) for e in (Extension(8, f, b"\xaa"), Extension(50, f, b"xyz"))]),
+    ]
+    for name, nbf, exts in ext_sets:
+        ext_json = [{"id": e.id, "frame": e.frame, "data": e.data.hex()} for e in exts]
+        gen = _case(profile, "extensions", "writer_edges", f"{name}.generate", f"generate: {name}",
+                    {"extensions": Part("extensions.json", ext_json)},
+                    {"direction": "generate", "nb_frames": nbf, "pad_to": None}, prov)
+        yield gen
+        pad = gen["expected"]["padding"].value
+        yield _case(profile, "extensions", "writer_edges", f"{name}.parse", f"parse: {name}",
+                    {"padding": Part("padding.bin", pad)}, {"direction": "parse", "nb_frames": nbf}, prov)
+        padded = write_extensions(exts, nbf, syntax=prof.extension_syntax, pad_to=len(pad) + 7)
+        yield _case(profile, "extensions", "writer_edges", f"{name}.padded.parse", f"parse: {name} after 7 padding bytes",
+                    {"padding": Part("padding.bin", padded)}, {"direction": "parse", "nb_frames": nbf}, prov)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# receiver/patterns
+# ----------------------------------------------------------------------------------------------------------
+def _receiver(profile: str) -> Iterator[dict]:
+    from opus_dred.refimpl._decode import decode_dred
+    from opus_dred.libopus._oracle import Oracle
+
+    prof = get_profile(profile)
+    gp = replace(_B, lbrr=True, bitrate=32000)
+    encoded, speech = encode_stream(profile, gp)
+    packets = [e.data for e in encoded][:60]
+    oracle = Oracle.for_build(profile)
+    sr = gp.sample_rate
+    info = []
+    for p in packets:
+        from opus_dred.bitstream._dred import read_dred_payload
+        from opus_dred.bitstream._extensions import find_dred_extension
+
+        loc = find_dred_extension(p, prof)
+        nl, off = 0, 0
+        if loc is not None:
+            pl = read_dred_payload(loc.payload, prof, dred_frame_offset=loc.dred_frame_offset)
+            nl, off = pl.nb_latents, pl.dred_offset
+        info.append({"samples": sr * gp.frame_ms // 1000, "has_lbrr": bool(oracle.packet_has_lbrr(p)),
+                     "dred_latents": nl, "dred_offset": off})
+    own_policy = "opus_demo-" + profile.split("-", 1)[1]
+    patterns: list[tuple[str, list[int]]] = [
+        ("single_loss", [10]), ("burst3", [10, 11, 12]), ("burst12", list(range(20, 32))),
+        ("leading", [0, 1]), ("trailing", [57, 58, 59]), ("alternate", list(range(30, 50, 2))),
+    ]
+    for i in range(3):
+        rng = np.random.default_rng(SEED + 100 + i)
+        patterns.append((f"bernoulli{i}", [int(x) for x in np.flatnonzero(rng.random(len(packets)) < 0.2)]))
+    for name, lost in patterns:
+        lost_set = set(lost)
+        events: list[dict] = []
+        for s in range(len(packets)):
+            events.append({"type": "lost", "seq": s} if s in lost_set else {"type": "arrived", "seq": s, **info[s]})
+        events.append({"type": "end"})
+        for policy, depth in ((own_policy, 0), ("best", 0), ("best", 2)):
+            seed = {"seed": SEED + 100 + int(name[-1])} if name.startswith("bernoulli") else {"seed": 0}
+            yield _case(profile, "receiver", "patterns", f"{name}.{policy}.d{depth}",
+                        f"loss pattern {name}: frames {lost[:12]}{'…' if len(lost) > 12 else ''}; policy {policy}, depth {depth}",
+                        {"events": Part("events.json", events)},
+                        {"policy": policy, "sampling_rate": sr, "jitter_depth": depth},
+                        {"inputs_from": f"packet facts of {profile} encoder output (oracle), loss pattern",
+                         "speech": speech, "encoder": gp.encoder(), **seed})
+
+
+# ----------------------------------------------------------------------------------------------------------
+# invalid/mutations
+# ----------------------------------------------------------------------------------------------------------
+def _libopus_says(profile: str, layer: str, data: bytes, params: dict) -> dict | None:
+    from opus_dred.libopus._oracle import Oracle, error_name
+
+    o = Oracle.for_build(profile)
+    if layer == "packet":
+        r = o.packet_parse(data, self_delimited=bool(params.get("self_delimited"))).ret
+        fn = "opus_packet_parse_impl"
+    elif layer == "extensions":
+        r = o.ext_parse(data, int(params.get("nb_frames", 48))).ret
+        fn = "opus_packet_extensions_parse"
+    elif layer == "dred":
+        r = o.dred_parse(data, max_dred_samples=params.get("max_dred_samples"),
+                         sampling_rate=int(params.get("sampling_rate", 48000))).ret
+        fn = "opus_dred_parse"
+    else:
+        return None
+    return {"function": fn, "return": int(r), "name": error_name(r) if r < 0 else "OK"}
+
+
+def _invalid(profile: str) -> Iterator[dict]:
+    from opus_dred.bitstream._extensions import Extension, write_extensions
+    from opus_dred.bitstream._packet import Toc, write_packet
+
+    prof = get_profile(profile)
+    base, toc, frame, src = _base_payload(profile)
+    eid = prof.extension_id
+    t0 = Toc(toc.config, toc.stereo, 0).to_byte()
+    c3 = Toc(toc.config, toc.stereo, 3).to_byte()
+    dred = _dred_ext_data(prof, base)
+    good = write_packet(Toc(toc.config, toc.stereo, 3), [frame],
+                        padding=write_extensions([Extension(eid, 0, dred)], 1, syntax=prof.extension_syntax), code=3)
+    hand: list[tuple[str, str, bytes, dict]] = [
+        ("packet", "empty", b"", {}),
+        ("packet", "code1_odd", bytes([t0 | 1]) + frame[:5], {}),
+        ("packet", "code2_len_past_end", bytes([t0 | 2, 250]) + frame[:10], {}),
+        ("packet", "code3_no_count", bytes([c3]), {}),
+        ("packet", "code3_zero_frames", bytes([c3, 0]), {}),
+        ("packet", "code3_over_120ms", bytes([c3, 49]) + bytes(49), {}),
+        ("packet", "code3_padding_past_end", bytes([c3, 0x41, 200]) + frame[:20], {}),
+        ("packet", "code3_cbr_uneven", bytes([c3, 3]) + frame[:10], {}),
+        ("packet", "frame_over_1275", bytes([t0 | 2, 255, 255]) + bytes(1400), {}),
+        ("packet", "self_delimited_short", bytes([t0, 100]) + frame[:20], {"self_delimited": True}),
+        ("extensions", "long_len_past_end", bytes([(40 << 1) | 1, 200]) + bytes(10), {"nb_frames": 1}),
+        ("extensions", "short_past_end", bytes([(5 << 1) | 1]), {"nb_frames": 1}),
+        ("extensions", "separator_beyond_frames", bytes([0x06, 0x01, 0x03, 60, 0x06, 0x02]), {"nb_frames": 2}),
+        ("extensions", "frame_increment_past_end", bytes([0x02] * 5 + [0x06, 0x01]), {"nb_frames": 3}),
+        ("dred", "dred_after_bad_extension", bytes([c3, 0x41]) + bytes([4 + len(dred)]) + frame
+         + bytes([(40 << 1) | 1, 255]) + dred[:2], {"sampling_rate": 48000}),
+        ("dred_stream", "odd_chunks", (3).to_bytes(4, "big") + (5).to_bytes(4, "big") + (4).to_bytes(4, "big") + bytes(4), {}),
+        ("dred_stream", "q0_16", (16).to_bytes(4, "big") + (2).to_bytes(4, "big") + (4).to_bytes(4, "big") + bytes(4), {}),
+        ("dred_stream", "truncated", (3).to_bytes(4, "big") + (2).to_bytes(4, "big") + (40).to_bytes(4, "big") + bytes(4), {}),
+        ("dred_stream", "header_short", bytes(7), {}),
+    ]
+    rng = np.random.default_rng(SEED + 7)
+    found = 0
+    for trial in range(400):
+        if found >= 12:
+            break
+        data = bytearray(good)
+        kind = trial % 3
+        if kind == 0:
+            data = data[: int(rng.integers(1, len(data)))]
+        elif kind == 1:
+            pos = int(rng.integers(0, min(len(data), 8)))
+            data[pos] = int(rng.integers(0, 256))
+        else:
+            pos = int(rng.integers(len(data) - len(dred) - 4, len(data)))
+            data[pos] ^= 1 << int(rng.integers(0, 8))
+        layer = "dred"
+        params = {"sampling_rate": 48000}
+        try:
+            parse_layer(profile, layer, bytes(data), params)
+            continue
+        except BitstreamError:
+            pass
+        hand.append((layer, f"mutation{trial:03d}", bytes(data), {**params, "seed": SEED + 7}))
+        found += 1
+    seen = set()
+    for layer, name, data, params in hand:
+        params = dict(params)
+        seed = params.pop("seed", 0)
+        params["layer"] = layer
+        try:
+            parse_layer(profile, layer, data, params)
+            continue  # the reference accepts these bytes for this profile: not an invalid case here
+        except BitstreamError:
+            pass
+        if (layer, data) in seen:
+            continue
+        seen.add((layer, data))
+        prov = {"inputs_from": "hand-written bytes" if seed == 0 else "seeded mutation of a valid DRED packet",
+                "seed": seed, "libopus": _libopus_says(profile, layer, data, params)}
+        yield _case(profile, "invalid", "mutations", f"{layer}.{name}", f"{layer}: {name}",
+                    {"data": Part("data.bin", data)}, params, prov)
+
+
+SUITES: dict[str, Callable[[str], Iterator[dict]]] = {
+    "basic": _range_coder,
+    "speech_grid": _speech_grid,
+    "writer_edges": _writer_edges,
+    "patterns": _receiver,
+    "mutations": _invalid,
+}
+
+
+def generate_cases(profile: str, suite: str | None = None) -> Iterator[dict]:
+    get_profile(profile)
+    for name, fn in SUITES.items():
+        if suite is None or suite == name:
+            yield from fn(profile)
+
+
+def generate(profiles: list[str], out: str | Path, *, suite: str | None = None, manifest: bool = True,
+             progress: Callable[[str], None] | None = None) -> int:
+    """Write the cases of ``profiles`` under ``out`` (replacing those folders) and the manifest; returns the count."""
+    import shutil
+
+    out = Path(out)
+    n = 0
+    for profile in profiles:
+        if suite is None and (out / profile).exists():
+            shutil.rmtree(out / profile)
+        for case in generate_cases(profile, suite):
+            write_case(out, case)
+            n += 1
+            if progress:
+                progress(f"{case['profile']}/{case['handler']}/{case['suite']}/{case['case']}")
+    if manifest:
+        write_manifest(out, generator=generator_name())
+    return n

@@ -29,8 +29,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-
 from opus_dred.bitstream._errors import RangeCoderError
+from opus_dred.bitstream._extensions import find_dred_extension
+from opus_dred.bitstream._packet import Toc
 from opus_dred.bitstream._profiles import Profile, get_profile
 from opus_dred.bitstream._rangecoder import (
     BITRES,
@@ -480,8 +481,6 @@ _FRAME_48K: tuple[int, ...] | None = None
 def _frame_sizes() -> tuple[int, ...]:
     global _FRAME_48K
     if _FRAME_48K is None:
-        from opus_dred.bitstream._packet import Toc
-
         _FRAME_48K = tuple(Toc.from_byte(b).frame_size_48k for b in range(256))
     return _FRAME_48K
 
@@ -545,8 +544,6 @@ def locate_dred_payloads(packets: Sequence[bytes], profile: Profile | str) -> Dr
     ``find_dred_extension``, whose typed error (``PacketError``, ``ExtensionError``) propagates for the
     first packet that has one, as a loop over ``find_dred_extension`` would raise it.
     """
-    from opus_dred.bitstream._extensions import find_dred_extension
-
     prof = get_profile(profile) if isinstance(profile, str) else profile
     prefix = bytes(prof.experimental_prefix)
     lp = len(prefix)

@@ -44,11 +44,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Sequence
 
-import numpy as np
-
 import jax
 import jax.numpy as jnp
-
+import numpy as np
+from opus_dred.accel._bitstream import dred_tables, locate_dred_payloads
+from opus_dred.bitstream._profiles import get_profile
+from opus_dred.models._pack import load_pack
 from opus_dred.refimpl import _nnet as nnet
 from opus_dred.refimpl import _rdovae as rdovae
 from opus_dred.refimpl._nnet import FLOAT, Numerics
@@ -409,8 +410,6 @@ _JTABS: dict = {}
 
 
 def _jax_tables(prof):
-    from opus_dred.accel._bitstream import dred_tables
-
     key = (prof.name, prof.model_pack, id(prof.stats))
     t = _JTABS.get(key)
     if t is None:
@@ -449,8 +448,6 @@ def read_dred_payloads_jax(payloads, profile, *, min_feature_frames: int = 104, 
     it; the latent axis has ``ceil(min(2 * max_latents, (min_feature_frames + 1) // 2) / 2)`` rows (the
     chunk bound) instead of ``max_latents``. ``packed``: ``pack_payloads(payloads)`` when already done.
     """
-    from opus_dred.bitstream._profiles import get_profile
-
     prof = get_profile(profile) if isinstance(profile, str) else profile
     tabs, dq_table = _jax_tables(prof)
     buf, lens = packed if packed is not None else pack_payloads(payloads)
@@ -495,8 +492,6 @@ _PREPARED_LOCK = threading.Lock()
 
 
 def _prepared(profile, num: Numerics) -> dict:
-    from opus_dred.models._pack import load_pack
-
     key = (profile.name, profile.model_pack, num)
     with _PREPARED_LOCK:
         fp = _PREPARED.get(key)
@@ -524,8 +519,6 @@ def decode_packets(packets: Sequence[bytes], profile, num: Numerics = nnet.LIBOP
     in libopus (``2 + 100 * max_dred_samples // sampling_rate``, at most ``4 * max_latents``). A packet
     that cannot be parsed raises the typed error of ``find_dred_extension``.
     """
-    from opus_dred.accel._bitstream import locate_dred_payloads
-    from opus_dred.bitstream._profiles import get_profile
 
     prof = get_profile(profile) if isinstance(profile, str) else profile
     fp = _prepared(prof, num)

@@ -31,6 +31,15 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from opus_dred.accel._bitstream import locate_dred_payloads, read_dred_payloads
+from opus_dred.bench._decode import StreamSpec, build_stream
+from opus_dred.bitstream._dred import min_feature_frames_for, read_dred_payload
+from opus_dred.bitstream._extensions import find_dred_extension, parse_extensions
+from opus_dred.bitstream._formats import write_opus_demo_bit
+from opus_dred.bitstream._packet import parse_packet
+from opus_dred.bitstream._profiles import get_profile
+from opus_dred.libopus._oracle import Oracle
+
 __all__ = ["BitstreamBench", "bench_bitstream", "cold_inspect"]
 
 
@@ -79,8 +88,6 @@ def _best(fn, repeats: int) -> float:
 
 def cold_inspect(packets: list[bytes], runs: int = 5) -> tuple[list[float], list[float]]:
     """Wall and CPU seconds of ``python -m opus_dred.cli inspect FILE --json`` on a ``.bit`` of ``packets``."""
-    from opus_dred.bitstream._formats import write_opus_demo_bit
-
     walls, cpus = [], []
     with tempfile.TemporaryDirectory() as tmp:
         f = Path(tmp) / "stream.bit"
@@ -98,14 +105,6 @@ def cold_inspect(packets: list[bytes], runs: int = 5) -> tuple[list[float], list
 
 def bench_bitstream(profile: str = "libopus-1.6.1", packets: int = 3000, repeats: int = 3,
                     inspect_packets: int = 500, inspect_runs: int = 5) -> BitstreamBench:
-    from opus_dred.accel._bitstream import locate_dred_payloads, read_dred_payloads
-    from opus_dred.bitstream._dred import min_feature_frames_for, read_dred_payload
-    from opus_dred.bitstream._extensions import find_dred_extension, parse_extensions
-    from opus_dred.bitstream._packet import parse_packet
-    from opus_dred.bitstream._profiles import get_profile
-
-    from opus_dred.bench._decode import StreamSpec, build_stream
-    from opus_dred.libopus._oracle import Oracle
 
     prof = get_profile(profile)
     oracle = Oracle.for_build(profile)

@@ -35,8 +35,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-
+from opus_dred.accel._bitstream import locate_dred_payloads, read_dred_payloads
+from opus_dred.bitstream._extensions import find_dred_extension
+from opus_dred.bitstream._profiles import get_profile
+from opus_dred.conformance._metric import compare_features
 from opus_dred.libopus._builds import cache_dir
+from opus_dred.libopus._oracle import DredParse, Oracle
+from opus_dred.models._pack import load_pack
+from opus_dred.speech._corpus import load_clip
 
 __all__ = ["StreamSpec", "build_stream", "DecodeBench", "bench_decode", "NUMERICS_CHOICES", "PIPELINE_CHOICES",
            "HOIST_LOOPS_FLAG", "hoist_small_loops"]
@@ -119,8 +125,6 @@ def _read_packets(path: Path) -> list[bytes]:
 
 def build_stream(spec: StreamSpec, oracle=None, *, refresh: bool = False) -> list[bytes]:
     """``spec.packets`` packets that carry DRED (packets without it are dropped), cached on disk."""
-    from opus_dred.libopus._oracle import Oracle
-    from opus_dred.speech._corpus import load_clip
 
     oracle = oracle or Oracle.for_build(spec.profile)
     d = cache_dir() / "bench"
@@ -133,7 +137,6 @@ def build_stream(spec: StreamSpec, oracle=None, *, refresh: bool = False) -> lis
     need = int(spec.packets * 1.15 + 50) * frame  # some packets (silence, the first) carry no DRED
     reps = -(-need // len(pcm))
     pcm = np.tile(pcm, reps)[:need]
-    from opus_dred.bitstream._extensions import find_dred_extension
 
     enc = oracle.encode(pcm, fs=spec.fs, bitrate=spec.bitrate, frame_ms=20, complexity=spec.complexity,
                         loss_perc=spec.loss_perc, dred_duration=spec.dred_duration)
@@ -187,8 +190,6 @@ class DecodeBench:
 
 
 def _time_libopus(oracle, packets: list[bytes], fs: int, max_samples: int, repeats: int) -> float:
-    from opus_dred.libopus._oracle import DredParse
-
     lib = oracle._lib
     dred = DredParse(oracle)
     end = ctypes.c_int(0)
@@ -222,17 +223,10 @@ def bench_decode(
     one batch at a time)."""
     import tracemalloc
 
-    import jax
-
-    from opus_dred.accel._bitstream import locate_dred_payloads, read_dred_payloads
-    from opus_dred.bitstream._profiles import get_profile
-    from opus_dred.models._pack import load_pack
-    from opus_dred.accel import _decode as fast
-    from opus_dred.refimpl import _nnet as nnet
-    from opus_dred.refimpl import _rdovae as rdovae
-
-    from opus_dred.conformance._metric import compare_features
-    from opus_dred.libopus._oracle import Oracle
+    import jax  # lazy: loads JAX
+    from opus_dred.accel import _decode as fast  # lazy: loads JAX
+    from opus_dred.refimpl import _nnet as nnet  # lazy: loads JAX
+    from opus_dred.refimpl import _rdovae as rdovae  # lazy: loads JAX
 
     if numerics not in NUMERICS_CHOICES:
         raise ValueError(f"numerics must be one of {NUMERICS_CHOICES}")

@@ -17,6 +17,9 @@ from dataclasses import asdict, dataclass
 from typing import Sequence
 
 import numpy as np
+from opus_dred.experiments import _simulate as S
+from opus_dred.libopus._oracle import Oracle
+from opus_dred.speech import _corpus as speech
 
 __all__ = ["BenchPoint", "bench_simulate", "scaling_exponent"]
 
@@ -43,8 +46,6 @@ class BenchPoint:
 
 
 def _input(seconds: float, rate: int) -> np.ndarray:
-    from opus_dred.speech import _corpus as speech
-
     x = speech.load_clip(None, rate)
     n = int(round(seconds * rate))
     return np.resize(x, n).astype(np.int16)
@@ -55,8 +56,6 @@ def bench_simulate(lengths: Sequence[float] = (5, 10, 20, 40), *, build: str = "
                    rate: int = 16000, progress=None) -> list[BenchPoint]:
     """One timed run of the experiment per input length (after a short warm-up run that builds and
     loads everything)."""
-    from opus_dred.experiments import _simulate as S
-    from opus_dred.libopus._oracle import Oracle
 
     oracle = Oracle.for_build(build)
     spec = S.parse_loss(loss)

@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
 from opus_dred.bitstream._errors import DredPayloadError, RangeCoderError
+from opus_dred.bitstream._profiles import get_profile
 from opus_dred.bitstream._rangecoder import RangeDecoder, RangeEncoder, laplace_decode_p0, laplace_encode_p0
 
 __all__ = [
@@ -47,8 +47,6 @@ __all__ = [
 
 def _profile(profile):
     if isinstance(profile, str):
-        from opus_dred.bitstream._profiles import get_profile
-
         return get_profile(profile)
     return profile
 

@@ -26,8 +26,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import bitstring
-
 from opus_dred.bitstream._errors import ExtensionError
+from opus_dred.bitstream._packet import parse_packet
+from opus_dred.bitstream._profiles import get_profile
 
 __all__ = [
     "Extension",
@@ -512,11 +513,7 @@ def find_dred_extension(data: bytes, profile) -> DredLocation | None:
 
     ``profile`` is a profile object or name (:func:`opus_dred.bitstream._profiles.get_profile`).
     """
-    from opus_dred.bitstream._packet import parse_packet
-
     if isinstance(profile, str):
-        from opus_dred.bitstream._profiles import get_profile
-
         profile = get_profile(profile)
     pkt = parse_packet(data)
     frame_size = pkt.toc.frame_size_48k

@@ -25,7 +25,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from opus_dred.bitstream._dred import read_dred_payload
+from opus_dred.bitstream._dredstream import read_stream_record
 from opus_dred.bitstream._errors import BitstreamError, FormatError
+from opus_dred.bitstream._extensions import DredLocation, find_dred_extension, iter_extensions
+from opus_dred.bitstream._formats import detect_format, read_dred_stream, read_ogg_opus, read_opus_demo_bit
+from opus_dred.bitstream._packet import parse_packet
+from opus_dred.bitstream._profiles import get_profile, list_profiles, profile_for_version
 
 __all__ = [
     "PacketInspection",
@@ -145,7 +151,6 @@ class FileInspection:
 def _profile_obj(profile):
     if profile is None or not isinstance(profile, str):
         return profile
-    from opus_dred.bitstream._profiles import get_profile
 
     return get_profile(profile)
 
@@ -159,8 +164,6 @@ class _ProfileGuess:
 
     def extension_ids(self) -> set[int]:
         if self._ids is None:
-            from opus_dred.bitstream._profiles import get_profile, list_profiles
-
             ids = set()
             for name in list_profiles():
                 try:
@@ -172,8 +175,6 @@ class _ProfileGuess:
 
     def for_version(self, v: int):
         if v not in self._by_version:
-            from opus_dred.bitstream._profiles import profile_for_version
-
             try:
                 self._by_version[v] = profile_for_version(v)
             except Exception:  # noqa: BLE001 - a profile whose pack is missing counts as unknown
@@ -183,8 +184,6 @@ class _ProfileGuess:
 
 def _scan_version(padding: bytes, nb_frames: int, ids: set[int]) -> int | None:
     """The version byte of the first ``'D'``-prefixed extension with a DRED id, either syntax."""
-    from opus_dred.bitstream._extensions import iter_extensions
-
     for syntax in ("rte", "v1"):
         try:
             for e in iter_extensions(padding, nb_frames, syntax=syntax):
@@ -215,9 +214,6 @@ def inspect_packet(
     picks the profile from the DRED extension's version byte (and lists extensions with the ``"rte"``
     syntax when there is none).
     """
-    from opus_dred.bitstream._dred import read_dred_payload
-    from opus_dred.bitstream._extensions import find_dred_extension, iter_extensions
-    from opus_dred.bitstream._packet import parse_packet
 
     data = bytes(data)
     out = PacketInspection(index=index, offset=offset, length=len(data), final_range=final_range)
@@ -334,8 +330,6 @@ def inspect_packet(
 
 
 def _first_dred(exts, prof, pkt, base: int):
-    from opus_dred.bitstream._extensions import DredLocation
-
     prefix = bytes(prof.experimental_prefix)
     lp = len(prefix)
     for e in exts:
@@ -352,8 +346,6 @@ def _first_dred(exts, prof, pkt, base: int):
 
 def inspect_stream_record(record, profile, *, index: int = 0, bits: bool = False) -> RecordInspection:
     """One record of a DRED-only stream (:func:`~opus_dred.bitstream._dredstream.read_stream_record`)."""
-    from opus_dred.bitstream._dredstream import read_stream_record
-
     out = RecordInspection(index=index, offset=record.offset, q0=record.q0, nb_chunks=record.nb_chunks,
                            nb_bytes=len(record.data))
     try:
@@ -390,8 +382,6 @@ def _read_prefix(reader, data: bytes, exc: BitstreamError):
 
 
 def _detect(data: bytes, name: str) -> str:
-    from opus_dred.bitstream._formats import detect_format
-
     try:
         return detect_format(data)
     except BitstreamError:
@@ -424,8 +414,6 @@ def inspect_bytes(
     ``fmt``: ``"bit"``, ``"ogg"``, ``"dred"``, ``"hex"`` (``data`` is one packet), or ``None`` to detect.
     ``progress(done, total)`` is called as items are inspected.
     """
-    from opus_dred.bitstream._formats import read_dred_stream, read_ogg_opus, read_opus_demo_bit
-
     data = bytes(data)
     prof = _profile_obj(profile)
     res = FileInspection(name=name, format=fmt or "?", size=len(data), profile=prof.name if prof else None,
@@ -442,8 +430,6 @@ def inspect_bytes(
 
     if fmt == "dred":
         if prof is None:
-            from opus_dred.bitstream._profiles import get_profile
-
             prof = get_profile("libopus-1.6.1")  # the DRED-only stream is fargan_demo's (1.6.x)
             res.profile, res.profile_source = prof.name, "default"
         try:

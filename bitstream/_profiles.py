@@ -36,6 +36,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
+from opus_dred.models._pack import PackError, load_manifest, load_pack
 
 from opus_dred.errors import OpusDredError
 
@@ -161,8 +162,6 @@ class Profile:
 
 @functools.lru_cache(maxsize=None)
 def _stats_for(pack_id: str, levels: int, latent_dim: int, state_dim: int, _packs_path: str) -> DredStats:
-    from opus_dred.models._pack import PackError, load_pack
-
     try:
         pack = load_pack(pack_id)
     except PackError as exc:
@@ -313,8 +312,6 @@ def profile_from_dict(raw: dict, *, source: str | None = None, expected_name: st
 
 def check_against_pack(prof: Profile) -> None:
     """Raise :class:`ProfileError` where the profile's constants differ from its model pack's."""
-    from opus_dred.models._pack import PackError, load_manifest
-
     try:
         m = load_manifest(prof.model_pack)
     except PackError as exc:

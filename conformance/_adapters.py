@@ -35,8 +35,16 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
-
+from opus_dred.bitstream._dredstream import chronological, read_stream_record
+from opus_dred.bitstream._errors import BitstreamError
+from opus_dred.bitstream._formats import read_dred_stream
+from opus_dred.bitstream._profiles import get_profile
 from opus_dred.conformance._runner import ErrorInfo, Result
+from opus_dred.libopus import _upstream as upstream
+from opus_dred.libopus._builds import cache_dir
+from opus_dred.libopus._oracle import Oracle
+from opus_dred.refimpl._decode import DEFAULT_NUMERICS, features_of
+from opus_dred.vectors._expected import expected_for, parse_layer
 
 __all__ = [
     "Adapter",
@@ -66,8 +74,6 @@ class Adapter(Protocol):
 
 
 def _profile(name: str):
-    from opus_dred.bitstream._profiles import get_profile
-
     return get_profile(name)
 
 
@@ -95,8 +101,6 @@ class ReferenceAdapter:
                 "dred_stream")
 
     def __init__(self, numerics: str | None = None):
-        from opus_dred.refimpl._decode import DEFAULT_NUMERICS
-
         self.numerics = numerics or DEFAULT_NUMERICS
         self.description = f"opus-dred reference (bitstream + refimpl, numerics {self.numerics})"
         _persistent_jax_cache()
@@ -118,18 +122,13 @@ class ReferenceAdapter:
         pass
 
     def run(self, case: Any) -> Result:
-        from opus_dred.bitstream._errors import BitstreamError
-
         try:
             if case.handler == "dred_stream":
                 return self._dred_stream(case)
             if case.handler == "invalid":
-                from opus_dred.vectors._expected import parse_layer
-
                 parse_layer(case.profile, str(case.parameters.get("layer")), bytes(case.inputs["data"]),
                             dict(case.parameters))
                 return Result(values={"accepted": True})
-            from opus_dred.vectors._expected import expected_for
 
             values, _tol = expected_for(case.handler, case.profile, dict(case.inputs), dict(case.parameters))
         except BitstreamError as exc:
@@ -139,9 +138,6 @@ class ReferenceAdapter:
     def _dred_stream(self, case: Any) -> Result:
         """The official layout's DRED decoding vector: every record of a DRED-only stream decoded, features in
         time order as ``fargan_demo -dred-decoding`` writes them."""
-        from opus_dred.bitstream._dredstream import chronological, read_stream_record
-        from opus_dred.bitstream._formats import read_dred_stream
-        from opus_dred.refimpl._decode import features_of
 
         prof = _profile(case.profile)
         out = []
@@ -159,9 +155,7 @@ def _persistent_jax_cache() -> None:
     if os.environ.get("OPUS_DRED_JAX_CACHE", "1") == "0":
         return
     try:
-        import jax
-
-        from opus_dred.libopus._builds import cache_dir
+        import jax  # lazy: loads JAX
 
         if not jax.config.jax_compilation_cache_dir:
             d = cache_dir() / "jax"
@@ -194,8 +188,6 @@ class LibopusAdapter:
     HANDLERS = ("range_coder", "packet", "extensions", "dred_payload", "dred_features", "invalid", "dred_stream")
 
     def __init__(self, build: str):
-        from opus_dred.libopus import _upstream as upstream
-
         self.name = build
         st = upstream.status(build)  # raises UnknownBuildError for a name the manager does not know
         self.dred_version = st.get("dred_version")
@@ -206,8 +198,6 @@ class LibopusAdapter:
     @property
     def oracle(self):
         if self._oracle is None:
-            from opus_dred.libopus._oracle import Oracle
-
             self._oracle = Oracle.for_build(self.name)
             self.dred_version = self._oracle.layout.dred_version
         return self._oracle
@@ -619,8 +609,6 @@ class ExternalAdapter:
 
 def adapter_names() -> list[str]:
     """``reference`` and every libopus build the upstream manager knows."""
-    from opus_dred.libopus import _upstream as upstream
-
     return ["reference", *upstream.known_builds()]
 
 

@@ -15,6 +15,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+from opus_dred.conformance._metric import compare_features
+from opus_dred.libopus._oracle import Oracle
+from opus_dred.refimpl._decode import decode_dred
+from opus_dred.speech._corpus import load_clip
 
 __all__ = ["Setting", "SETTINGS", "PairFigures", "Row", "measure", "to_markdown"]
 
@@ -87,8 +91,6 @@ class Row:
 
 
 def _pair(ref: np.ndarray, test: np.ndarray) -> PairFigures:
-    from opus_dred.conformance._metric import compare_features
-
     cmp = compare_features(ref, test)
     diff = np.abs(ref.astype(np.float64) - test.astype(np.float64))
     return PairFigures(
@@ -105,9 +107,6 @@ def _pair(ref: np.ndarray, test: np.ndarray) -> PairFigures:
 def measure(profiles=("libopus-1.5.2", "libopus-1.6.1"), settings=SETTINGS, *, seconds: float | None = None,
             clip: str | None = None, progress=None) -> list[Row]:
     """Encode, decode three ways, compare. ``seconds`` cuts the speech (None: the whole clip)."""
-    from opus_dred.libopus._oracle import Oracle
-    from opus_dred.speech._corpus import load_clip
-    from opus_dred.refimpl._decode import decode_dred
 
     rows: list[Row] = []
     for profile in profiles:

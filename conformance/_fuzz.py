@@ -45,14 +45,21 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-
-from opus_dred.bitstream._dred import DredPayload, dred_extension_data, min_feature_frames_for, read_dred_payload, write_dred_payload
-from opus_dred.bitstream._dred import coding_tables
+from opus_dred.bitstream._dred import (
+    DredPayload,
+    coding_tables,
+    dred_extension_data,
+    min_feature_frames_for,
+    read_dred_payload,
+    write_dred_payload,
+)
 from opus_dred.bitstream._errors import BitstreamError
 from opus_dred.bitstream._extensions import Extension, find_dred_extension, parse_extensions, write_extensions
 from opus_dred.bitstream._packet import Toc, parse_packet, write_packet
 from opus_dred.bitstream._profiles import Profile, get_profile
 from opus_dred.bitstream._rangecoder import RangeDecoder, laplace_decode_p0
+from opus_dred.libopus._oracle import Oracle
+from opus_dred.speech._corpus import load_clip
 
 __all__ = [
     "KINDS",
@@ -145,8 +152,6 @@ class Fuzzer:
     """Runs cases for one profile against one libopus build (one per process)."""
 
     def __init__(self, profile: str, build: str | None = None, corpus: list[bytes] | None = None):
-        from opus_dred.libopus._oracle import Oracle
-
         self.profile: Profile = get_profile(profile)
         self.build = build or default_build(profile)
         self.oracle = Oracle.for_build(self.build)
@@ -579,8 +584,6 @@ def real_packets(oracle, *, seconds: float = 2.0) -> list[bytes]:
     """Packets of libopus' own encoder (the oracle's build) over speech, in several configurations:
     SILK/hybrid/CELT, 10-120 ms, mono/stereo, DRED on and off, LBRR. Deterministic."""
     try:
-        from opus_dred.speech._corpus import load_clip
-
         base16 = load_clip(None, rate=16000)
     except Exception:  # noqa: BLE001 - no corpus on this machine: a synthetic signal will do
         t = np.arange(int(16000 * 10.8)) / 16000.0

@@ -26,10 +26,12 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
+from opus_dred.conformance._metric import FeatureThresholds, MetricError, compare_features
+
+from opus_dred import __version__
 
 __all__ = [
     "STATUSES",
@@ -227,8 +229,6 @@ def per_frame_error(ref: np.ndarray, test: np.ndarray) -> list[float]:
 
 
 def _compare_features(exp: np.ndarray, got: np.ndarray, tol: dict, path: str, extra: dict) -> Difference | None:
-    from opus_dred.conformance._metric import FeatureThresholds, MetricError, compare_features
-
     g = _as_array(got, exp)
     if g is None:
         return Difference(path, None, _short(exp), _short(got), "not an array of numbers")
@@ -479,10 +479,6 @@ def run_suite(adapters: Sequence[Any], cases: Iterable[Any], *, suite: str = "",
                 close()
         run.seconds = time.perf_counter() - t0
         impls.append(run)
-    try:
-        from opus_dred import __version__
-    except Exception:  # pragma: no cover
-        __version__ = "?"
     return RunReport(
         suite=suite,
         impls=impls,

@@ -16,10 +16,10 @@ __all__ = ["plot_signals", "plot_quality"]
 
 
 def _plt():
-    import matplotlib
+    import matplotlib  # lazy: matplotlib is slow to import
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: matplotlib is slow to import
 
     return plt
 

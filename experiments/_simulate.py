@@ -33,9 +33,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
-
 from opus_dred.bitstream._errors import FormatError, OpusDredError
 from opus_dred.experiments import _loss as lossmod
+from opus_dred.libopus._oracle import Oracle
+from opus_dred.libopus._receiver import LibopusExecutor, opus_demo_policy, packet_events
 from opus_dred.refimpl import _receiver as rx
 
 __all__ = [
@@ -395,8 +396,6 @@ class Decoded:
 
 def resolve_policy(oracle: Any, policy: str) -> rx.Policy:
     """``"opus_demo"``: the policy of this build's opus_demo; ``"best"`` or any receiver policy name."""
-    from opus_dred.libopus._receiver import opus_demo_policy
-
     if policy in ("opus_demo", "demo", "default"):
         return opus_demo_policy(oracle)
     if policy in rx.POLICIES:
@@ -419,8 +418,6 @@ def decode_with_loss(oracle: Any, packets: Sequence[bytes], flags: Iterable[int]
 
     Every action that reads a packet is checked to come after that packet's arrival (the receiver
     guarantees it; a violation raises :class:`SimulateError`)."""
-    from opus_dred.libopus._receiver import LibopusExecutor, packet_events
-
     frame = frame or rate // 50
     events = packet_events(oracle, packets, flags, rate)
     if jitter is not None:
@@ -466,15 +463,15 @@ def decode_with_loss(oracle: Any, packets: Sequence[bytes], flags: Iterable[int]
 def metrics(ref: np.ndarray, deg: np.ndarray, rate: int) -> dict[str, float]:
     """Wideband PESQ (MOS-LQO, P.862.2; at 16 kHz, input at 48 kHz is resampled) and STOI of ``deg``
     against ``ref``. NaN where PESQ finds no utterance."""
-    from pesq import pesq
-    from pystoi import stoi
+    from pesq import pesq  # lazy: pesq and pystoi load scipy
+    from pystoi import stoi  # lazy: pesq and pystoi load scipy
 
     r = np.asarray(ref, np.float64) / 32768.0
     g = np.asarray(deg, np.float64) / 32768.0
     n = min(len(r), len(g))
     r, g = r[:n], g[:n]
     if rate != 16000:
-        from scipy.signal import resample_poly
+        from scipy.signal import resample_poly  # lazy: scipy is slow to import
 
         r16 = resample_poly(r, 16000 // math.gcd(16000, rate), rate // math.gcd(16000, rate))
         g16 = resample_poly(g, 16000 // math.gcd(16000, rate), rate // math.gcd(16000, rate))
@@ -622,8 +619,6 @@ def simulate(
     """
     import time
 
-    from opus_dred.libopus._oracle import Oracle
-
     if rate not in (16000, 48000):
         raise SimulateError(f"rate {rate}: 16000 or 48000")
     for c in configs:
@@ -720,7 +715,7 @@ def read_wav(path: str | Path, rate: int) -> np.ndarray:
     except (wave.Error, EOFError) as e:
         raise FormatError(f"{path}: not a readable WAV file: {e}", byte_offset=0) from None
     if fs != rate:
-        from scipy.signal import resample_poly
+        from scipy.signal import resample_poly  # lazy: scipy is slow to import
 
         g = math.gcd(rate, fs)
         x = np.clip(np.rint(resample_poly(x.astype(np.float64), rate // g, fs // g)), -32768, 32767)

@@ -19,8 +19,8 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-
 from opus_dred.libopus._builds import cache_dir
+from opus_dred.libopus._oracle import OracleError, _compiler
 
 __all__ = ["measure_rcpps", "matching_rcpps_table"]
 
@@ -28,8 +28,6 @@ _PROBE = Path(__file__).parent / "shim" / "rcpps_probe.c"
 
 
 def _probe_binary() -> Path | None:
-    from opus_dred.libopus._oracle import OracleError, _compiler
-
     try:
         cc = _compiler()
     except OracleError:
@@ -78,7 +76,7 @@ def measure_rcpps() -> np.ndarray | None:
 
 def matching_rcpps_table() -> str | None:
     """The name (``nnet.RCPPS_TABLES``) of the emulated table equal to this CPU's ``RCPPS``, or ``None``."""
-    from opus_dred.refimpl import _nnet as nnet
+    from opus_dred.refimpl import _nnet as nnet  # lazy: loads JAX
 
     got = measure_rcpps()
     if got is None:

@@ -43,9 +43,10 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
+from opus_dred.libopus import _upstream as upstream
+from opus_dred.libopus._builds import Build, cache_dir
 
 from opus_dred.errors import OpusDredError
-from opus_dred.libopus._builds import Build, cache_dir
 
 __all__ = [
     "APPLICATIONS",
@@ -407,8 +408,6 @@ def _load(
 
 def resolve_build(name: str) -> Build:
     """The upstream manager's :class:`Build` for ``name``, built first if it is missing."""
-    from opus_dred.libopus import _upstream as upstream
-
     build = None
     try:
         build = upstream.get_build(name)

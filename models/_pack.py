@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from opus_dred.models._extract import extract
 
 from opus_dred.errors import OpusDredError
 
@@ -296,8 +297,6 @@ def verify_against_source(pack: ModelPack, source: str | os.PathLike | None) -> 
     """Re-extract the pack's release from ``source`` (a source tree or tarball; the upstream manager finds
     the release's own tree: ``opus_dred.libopus.source_for_pack``) and list the differences. Raises
     :class:`PackError` if there is no source."""
-    from opus_dred.models._extract import extract
-
     if source is None:
         raise PackError("no libopus source for this release (run `opus-dred upstream fetch`, or pass one)", pack=pack.id)
     src = Path(source)

@@ -18,10 +18,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
 from opus_dred.bitstream._dred import DredPayload, read_dred_payload
-from opus_dred.bitstream._extensions import find_dred_extension
-from opus_dred.bitstream._profiles import Profile, get_profile
+from opus_dred.bitstream._errors import BitstreamError, ProfileMismatchError
+from opus_dred.bitstream._extensions import find_dred_extension, iter_extensions
+from opus_dred.bitstream._packet import parse_packet
+from opus_dred.bitstream._profiles import Profile, get_profile, profile_for_version
+from opus_dred.models._pack import load_pack
 
 __all__ = ["DredResult", "NUMERICS", "decode_dred", "decode_payload", "features_of", "params_for"]
 
@@ -37,7 +39,7 @@ DEFAULT_NUMERICS = "libopus-avx2"
 
 
 def _numerics(name: str):
-    from opus_dred.refimpl import _nnet as nnet
+    from opus_dred.refimpl import _nnet as nnet  # lazy: loads JAX
 
     presets = {
         "libopus-avx2": nnet.LIBOPUS_AVX2,
@@ -98,8 +100,7 @@ class DredResult:
 @functools.lru_cache(maxsize=None)
 def params_for(profile_name: str):
     """The RDO-VAE decoder parameters of a profile, from its model pack (loaded once per process)."""
-    from opus_dred.models._pack import load_pack
-    from opus_dred.refimpl._rdovae import params_from_pack
+    from opus_dred.refimpl._rdovae import params_from_pack  # lazy: loads JAX
 
     prof = get_profile(profile_name)
     return params_from_pack(load_pack(prof.model_pack))
@@ -110,9 +111,8 @@ def features_of(profile: str | Profile, state, latents, *, numerics: str = DEFAU
 
     ``dtype=np.float64`` runs the float path in double precision (for studying numerics).
     """
-    import jax
-
-    from opus_dred.refimpl._rdovae import decode_features_jit
+    import jax  # lazy: loads JAX
+    from opus_dred.refimpl._rdovae import decode_features_jit  # lazy: loads JAX
 
     prof = get_profile(profile) if isinstance(profile, str) else profile
     latents = np.asarray(latents)
@@ -177,10 +177,6 @@ def decode_payload(
 
 def _raise_if_other_version(packet: bytes, prof: Profile) -> None:
     """Raise ProfileMismatchError if the packet carries a DRED extension (id, 'D') of another version."""
-    from opus_dred.bitstream._errors import BitstreamError, ProfileMismatchError
-    from opus_dred.bitstream._extensions import iter_extensions
-    from opus_dred.bitstream._packet import parse_packet
-    from opus_dred.bitstream._profiles import profile_for_version
 
     marker = prof.experimental_prefix[:1]
     try:

@@ -32,9 +32,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from opus_dred.libopus._builds import cache_dir
+from opus_dred.libopus._upstream import UpstreamError, _apt_opts, apt_update
 
 from opus_dred.errors import OpusDredError
-from opus_dred.libopus._builds import cache_dir
 
 
 class SpeechError(OpusDredError):
@@ -196,7 +197,6 @@ def _download_deb(package: str, dest: Path) -> Path:
     deb = attempt(["-q", "-o", "APT::Sandbox::User=root"], "system apt lists")
     if deb is not None:
         return deb
-    from opus_dred.libopus._upstream import UpstreamError, _apt_opts, apt_update
 
     try:
         state = apt_update(("bookworm", "trixie", "sid"), kind="deb")
@@ -297,7 +297,7 @@ def load_clip(clip_id: str | None = None, rate: int = 16000) -> np.ndarray:
         return pcm
     from math import gcd
 
-    from scipy.signal import resample_poly
+    from scipy.signal import resample_poly  # lazy: scipy is slow to import
 
     g = gcd(rate, clip.sample_rate)
     y = resample_poly(pcm.astype(np.float64), rate // g, clip.sample_rate // g)

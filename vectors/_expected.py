@@ -13,10 +13,17 @@ from dataclasses import asdict
 from typing import Any, Callable
 
 import numpy as np
-
+from opus_dred.bitstream import _rangecoder as rc
+from opus_dred.bitstream._dred import read_dred_payload
+from opus_dred.bitstream._dredstream import read_stream_record
 from opus_dred.bitstream._errors import BitstreamError
+from opus_dred.bitstream._extensions import Extension, find_dred_extension, parse_extensions, write_extensions
+from opus_dred.bitstream._formats import read_dred_stream
+from opus_dred.bitstream._packet import parse_packet
 from opus_dred.bitstream._profiles import get_profile
-
+from opus_dred.refimpl import _receiver as rx
+from opus_dred.refimpl._decode import decode_dred
+from opus_dred.refimpl._receiver import run
 from opus_dred.vectors._format import Part
 
 __all__ = ["EXPECTED", "FEATURE_TOLERANCE", "expected_for", "error_record", "run_ops", "events_from_json",
@@ -32,8 +39,6 @@ FEATURE_TOLERANCE = {"metric": "dred_compare-features", "total": 0.5, "max": 0.1
 # ----------------------------------------------------------------------------------------------------------
 def run_ops(direction: str, ops: list[dict], *, stream: bytes | None = None, size: int = 0) -> dict[str, Any]:
     """Run range-coder ``ops`` (the ``ops.json`` schema of docs/vector-format.md) with our coder."""
-    from opus_dred.bitstream import _rangecoder as rc
-
     if direction == "encode":
         coder = rc.RangeEncoder(size)
     elif direction == "decode":
@@ -93,8 +98,6 @@ def _range_coder(profile, inputs, params):
 # packet, extensions
 # ----------------------------------------------------------------------------------------------------------
 def packet_record(data: bytes, self_delimited: bool = False) -> dict[str, Any]:
-    from opus_dred.bitstream._packet import parse_packet
-
     p = parse_packet(data, self_delimited=self_delimited)
     return {
         "toc": p.toc.to_byte(),
@@ -125,8 +128,6 @@ def extensions_record(exts) -> list[dict[str, Any]]:
 
 
 def _extensions(profile, inputs, params):
-    from opus_dred.bitstream._extensions import Extension, parse_extensions, write_extensions
-
     syntax = params.get("syntax") or get_profile(profile).extension_syntax
     nb_frames = int(params["nb_frames"])
     if params["direction"] == "parse":
@@ -141,8 +142,6 @@ def _extensions(profile, inputs, params):
 # DRED
 # ----------------------------------------------------------------------------------------------------------
 def _dred_payload(profile, inputs, params):
-    from opus_dred.bitstream._dred import read_dred_payload
-    from opus_dred.bitstream._extensions import find_dred_extension
 
     prof = get_profile(profile)
     loc = find_dred_extension(inputs["packet"], prof)
@@ -164,8 +163,6 @@ def _dred_payload(profile, inputs, params):
 
 
 def _dred_features(profile, inputs, params):
-    from opus_dred.refimpl._decode import decode_dred
-
     r = decode_dred(inputs["packet"], profile, max_dred_samples=params.get("max_dred_samples"),
                     sampling_rate=int(params.get("sampling_rate", 48000)))
     if not r.found:
@@ -179,8 +176,6 @@ def _dred_features(profile, inputs, params):
 # receiver
 # ----------------------------------------------------------------------------------------------------------
 def events_from_json(events: list[dict]) -> list:
-    from opus_dred.refimpl import _receiver as rx
-
     out = []
     for e in events:
         t = e["type"]
@@ -201,8 +196,6 @@ def actions_to_json(actions) -> list[dict]:
 
 
 def _receiver(profile, inputs, params):
-    from opus_dred.refimpl._receiver import run
-
     actions = run(events_from_json(inputs["events"]), params["policy"], rate=int(params["sampling_rate"]),
                   depth=int(params.get("jitter_depth", 0)))
     return {"actions": Part("actions.json", actions_to_json(actions))}, None
@@ -219,16 +212,10 @@ def parse_layer(profile: str, layer: str, data: bytes, params: dict) -> Any:
     """Read ``data`` as ``layer`` with the reference; returns what was read or raises a BitstreamError."""
     prof = get_profile(profile)
     if layer == "packet":
-        from opus_dred.bitstream._packet import parse_packet
-
         return parse_packet(data, self_delimited=bool(params.get("self_delimited")))
     if layer == "extensions":
-        from opus_dred.bitstream._extensions import parse_extensions
-
         return parse_extensions(data, int(params.get("nb_frames", 48)), syntax=prof.extension_syntax)
     if layer == "dred":
-        from opus_dred.bitstream._dred import read_dred_payload
-        from opus_dred.bitstream._extensions import find_dred_extension
 
         loc = find_dred_extension(data, prof)
         if loc is None:
@@ -237,8 +224,6 @@ def parse_layer(profile: str, layer: str, data: bytes, params: dict) -> Any:
                                  sampling_rate=int(params.get("sampling_rate", 48000)),
                                  dred_frame_offset=loc.dred_frame_offset)
     if layer == "dred_stream":
-        from opus_dred.bitstream._dredstream import read_stream_record
-        from opus_dred.bitstream._formats import read_dred_stream
 
         return [read_stream_record(r, prof) for r in read_dred_stream(data, quant_levels=prof.quant_levels)]
     raise ValueError(f"unknown layer {layer!r}")

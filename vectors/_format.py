@@ -33,8 +33,9 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 import numpy as np
-
 from opus_dred.bitstream._errors import FormatError
+
+from opus_dred import __version__
 
 __all__ = [
     "FORMAT",
@@ -385,8 +386,6 @@ def build_manifest(root: str | Path, *, generator: str | None = None) -> dict[st
     """The manifest of every file under ``root`` except ``manifest.json`` itself."""
     root = Path(root)
     if generator is None:
-        from opus_dred import __version__
-
         generator = f"opus-dred {__version__}"
     files: dict[str, Any] = {}
     for p in sorted(root.rglob("*")):

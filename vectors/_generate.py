@@ -17,15 +17,27 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
 import numpy as np
-
+from opus_dred.bitstream._dred import (
+    DredPayload,
+    coding_tables,
+    compute_quantizer,
+    dred_extension_data,
+    read_dred_payload,
+    write_dred_payload,
+)
 from opus_dred.bitstream._errors import BitstreamError
+from opus_dred.bitstream._extensions import Extension, find_dred_extension, write_extensions
+from opus_dred.bitstream._packet import Toc, parse_packet, write_packet
 from opus_dred.bitstream._profiles import get_profile
-
+from opus_dred.libopus._oracle import Oracle, error_name
+from opus_dred.speech._corpus import list_clips, load_clip
 from opus_dred.vectors._expected import expected_for, parse_layer
 from opus_dred.vectors._format import Part, write_case, write_manifest
+
+from opus_dred import __version__
 
 __all__ = ["SUITES", "GRID", "GridPoint", "generate", "generate_cases", "generator_name", "encode_stream",
            "GRID_CLIP", "SEED"]
@@ -39,8 +51,6 @@ SPEECH_S = 3.0
 
 
 def generator_name() -> str:
-    from opus_dred import __version__
-
     return f"opus-dred {__version__}"
 
 
@@ -152,13 +162,11 @@ GRID: tuple[GridPoint, ...] = tuple(dict.fromkeys([
 
 
 def _speech(rate: int) -> tuple[np.ndarray, dict]:
-    from opus_dred.speech._corpus import list_clips, load_clip
-
     clip = next(c for c in list_clips() if c.id == GRID_CLIP)
     if rate in (16000, 48000):
         speech = load_clip(GRID_CLIP, rate=rate)[: int(SPEECH_S * rate)]
     else:  # 8 and 12 kHz: polyphase resampling of the 16 kHz clip (scipy.signal.resample_poly)
-        from scipy.signal import resample_poly
+        from scipy.signal import resample_poly  # lazy: scipy is slow to import
 
         x = load_clip(GRID_CLIP, rate=16000)[: int(SPEECH_S * 16000)].astype(np.float64)
         g = np.gcd(rate, 16000)
@@ -172,8 +180,6 @@ def _speech(rate: int) -> tuple[np.ndarray, dict]:
 
 def encode_stream(profile: str, gp: GridPoint):
     """Encode the grid clip at ``gp`` with the profile's libopus build (oracle) → (packets, speech info)."""
-    from opus_dred.libopus._oracle import Oracle
-
     pcm, info = _speech(gp.sample_rate)
     enc = Oracle.for_build(profile).encode(
         pcm, fs=gp.sample_rate, bitrate=gp.bitrate, frame_ms=gp.frame_ms, complexity=gp.complexity,
@@ -183,8 +189,6 @@ def encode_stream(profile: str, gp: GridPoint):
 
 def _pick(profile: str, packets: list[bytes], gp: GridPoint) -> tuple[list[tuple[str, int]], int]:
     """Packets to keep: (role, index). First DRED packet, first after the silence, one mid-speech."""
-    from opus_dred.bitstream._extensions import find_dred_extension
-
     prof = get_profile(profile)
     dred = [i for i, p in enumerate(packets) if find_dred_extension(p, prof) is not None]
     n = len(packets)
@@ -241,9 +245,6 @@ def prof_pick(prov: dict, idx: int, role: str) -> dict:
 # ----------------------------------------------------------------------------------------------------------
 def _base_payload(profile: str):
     """A real DRED payload (mid-speech packet of the base grid point) and the packet's TOC and SILK frame."""
-    from opus_dred.bitstream._dred import read_dred_payload
-    from opus_dred.bitstream._extensions import find_dred_extension
-    from opus_dred.bitstream._packet import parse_packet
 
     prof = get_profile(profile)
     encoded, speech = encode_stream(profile, _B)
@@ -259,8 +260,6 @@ def _base_payload(profile: str):
 
 def _codable(prof, state_q, latents_q, q0: int, dq: int, qmax: int) -> tuple[np.ndarray, np.ndarray]:
     """Zero the values the statistics of their quantizer level give zero probability."""
-    from opus_dred.bitstream._dred import coding_tables, compute_quantizer
-
     t = coding_tables(prof)
     s = np.array(state_q, np.int32)
     s[[i for i, par in enumerate(t.state[q0]) if par is None]] = 0
@@ -272,8 +271,6 @@ def _codable(prof, state_q, latents_q, q0: int, dq: int, qmax: int) -> tuple[np.
 
 
 def _dred_ext_data(prof, payload, **changes) -> bytes:
-    from opus_dred.bitstream._dred import DredPayload, dred_extension_data, write_dred_payload
-
     p = DredPayload(profile=prof.name, q0=payload.q0, dq=payload.dq, qmax=payload.qmax,
                     extended_offset=payload.extended_offset, extra=payload.extra, off=payload.off,
                     state_q=payload.state_q, latents_q=payload.latents_q)
@@ -285,8 +282,6 @@ def _dred_ext_data(prof, payload, **changes) -> bytes:
 
 
 def _writer_edges(profile: str) -> Iterator[dict]:
-    from opus_dred.bitstream._extensions import Extension, write_extensions
-    from opus_dred.bitstream._packet import Toc, write_packet
 
     prof = get_profile(profile)
     base, toc, frame, src = _base_payload(profile)
@@ -394,8 +389,6 @@ def _writer_edges(profile: str) -> Iterator[dict]:
 # receiver/patterns
 # ----------------------------------------------------------------------------------------------------------
 def _receiver(profile: str) -> Iterator[dict]:
-    from opus_dred.refimpl._decode import decode_dred
-    from opus_dred.libopus._oracle import Oracle
 
     prof = get_profile(profile)
     gp = replace(_B, lbrr=True, bitrate=32000)
@@ -405,8 +398,6 @@ def _receiver(profile: str) -> Iterator[dict]:
     sr = gp.sample_rate
     info = []
     for p in packets:
-        from opus_dred.bitstream._dred import read_dred_payload
-        from opus_dred.bitstream._extensions import find_dred_extension
 
         loc = find_dred_extension(p, prof)
         nl, off = 0, 0
@@ -443,8 +434,6 @@ def _receiver(profile: str) -> Iterator[dict]:
 # invalid/mutations
 # ----------------------------------------------------------------------------------------------------------
 def _libopus_says(profile: str, layer: str, data: bytes, params: dict) -> dict | None:
-    from opus_dred.libopus._oracle import Oracle, error_name
-
     o = Oracle.for_build(profile)
     if layer == "packet":
         r = o.packet_parse(data, self_delimited=bool(params.get("self_delimited"))).ret
@@ -462,8 +451,6 @@ def _libopus_says(profile: str, layer: str, data: bytes, params: dict) -> dict |
 
 
 def _invalid(profile: str) -> Iterator[dict]:
-    from opus_dred.bitstream._extensions import Extension, write_extensions
-    from opus_dred.bitstream._packet import Toc, write_packet
 
     prof = get_profile(profile)
     base, toc, frame, src = _base_payload(profile)

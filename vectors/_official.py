@@ -31,10 +31,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-
+from opus_dred.bitstream._dred import coding_tables, read_dred_payload
+from opus_dred.bitstream._dredstream import chronological, read_stream_record, write_stream_record
+from opus_dred.bitstream._errors import FormatError
+from opus_dred.bitstream._extensions import find_dred_extension
+from opus_dred.bitstream._formats import read_dred_stream, write_dred_stream, write_opus_demo_bit
 from opus_dred.bitstream._profiles import get_profile
-
+from opus_dred.libopus._oracle import Oracle
+from opus_dred.libopus._upstream import get_build
+from opus_dred.refimpl._decode import features_of
+from opus_dred.speech._corpus import list_clips, load_clip
 from opus_dred.vectors._format import dumps_json
+
+from opus_dred import __version__
 
 __all__ = ["OFFICIAL_CLIPS", "OfficialVector", "export_official", "read_official", "official_files",
            "DRED_THRESHOLDS", "VOCODER_THRESHOLDS", "SYSTEM_THRESHOLDS"]
@@ -98,10 +107,6 @@ def read_official(directory: str | Path) -> list[OfficialVector]:
 
 
 def _records(profile: str, packets: list[bytes]):
-    from opus_dred.bitstream._dred import coding_tables, read_dred_payload
-    from opus_dred.bitstream._dredstream import write_stream_record
-    from opus_dred.bitstream._errors import FormatError
-    from opus_dred.bitstream._extensions import find_dred_extension
 
     prof = get_profile(profile)
     tables = coding_tables(prof)
@@ -130,18 +135,11 @@ def _records(profile: str, packets: list[bytes]):
 def export_official(directory: str | Path, profile: str = "libopus-1.6.1", *, count: int = len(OFFICIAL_CLIPS),
                     fargan_demo: str | Path | None = None) -> list[Path]:
     """Write ``vector1 … vector<count>`` of ``profile`` in the official layout under ``directory``."""
-    from opus_dred.bitstream._dredstream import chronological, read_stream_record
-    from opus_dred.bitstream._formats import read_dred_stream, write_dred_stream, write_opus_demo_bit
-    from opus_dred.libopus._oracle import Oracle
-    from opus_dred.speech._corpus import list_clips, load_clip
-    from opus_dred.refimpl._decode import features_of
 
     prof = get_profile(profile)
     if not 1 <= count <= min(8, len(OFFICIAL_CLIPS)):
         raise ValueError(f"count must be within 1..{min(8, len(OFFICIAL_CLIPS))}")
     if fargan_demo is None:
-        from opus_dred.libopus._upstream import get_build
-
         fargan_demo = get_build(profile).build_dir / "fargan_demo"
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
@@ -192,6 +190,4 @@ def export_official(directory: str | Path, profile: str = "libopus-1.6.1", *, co
 
 
 def _generator() -> str:
-    from opus_dred import __version__
-
     return f"opus-dred {__version__}"

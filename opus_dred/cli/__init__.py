@@ -12,6 +12,8 @@ import importlib
 
 import typer
 
+from opus_dred import __version__
+
 app = typer.Typer(
     name="opus-dred",
     help="Reference implementation, bitstream toolkit and conformance suite for Opus DRED.",
@@ -58,8 +60,6 @@ def _root(
     version: bool = typer.Option(False, "--version", help="Print the version and exit."),
 ) -> None:
     if version:
-        from opus_dred import __version__
-
         typer.echo(__version__)
         raise typer.Exit()
 

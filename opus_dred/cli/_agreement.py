@@ -8,6 +8,8 @@ from typing import List, Optional
 
 import typer
 
+from opus_dred.conformance._agreement import _fmt_short, measure, to_markdown
+
 
 def agreement(
     profile: Optional[List[str]] = typer.Option(None, "--profile", "-p", help="Profiles (default: both pinned)."),
@@ -24,8 +26,6 @@ def agreement(
     from rich.console import Console
     from rich.table import Table
 
-    from opus_dred.conformance._agreement import measure, to_markdown
-
     console = Console(stderr=True)
     profiles = tuple(profile) if profile else ("libopus-1.5.2", "libopus-1.6.1")
 
@@ -39,7 +39,6 @@ def agreement(
         t = Table(title="dred_compare total (✓ pass) · max abs / p99 abs error")
         for col in ("profile", "setting", "DRED", "ints", "ref vs default", "ref vs generic", "default vs generic"):
             t.add_column(col, overflow="fold")
-        from opus_dred.conformance._agreement import _fmt_short
 
         for r in rows:
             t.add_row(r.profile.removeprefix("libopus-"), r.setting.short, f"{r.dred_packets}/{r.packets}",

@@ -6,6 +6,11 @@ import json
 
 import typer
 
+from opus_dred.bench import _bitstream as bench_bitstream_mod
+from opus_dred.bench import _simulate as bench_simulate_mod
+from opus_dred.bench._decode import NUMERICS_CHOICES, PIPELINE_CHOICES, StreamSpec, bench_decode, hoist_small_loops
+from opus_dred.cli._conform import run_conform
+
 app = typer.Typer(no_args_is_help=True, help="Speed benchmarks against libopus.")
 
 
@@ -29,8 +34,6 @@ def decode(
     """Decode a long DRED stream with libopus (opus_dred_parse with processing) and with the reference
     (batched entropy decoding + fast JAX decoder, warm); print packets/s, ratio, memory and the
     compliance metric of our features against libopus'."""
-    from opus_dred.bench._decode import NUMERICS_CHOICES, PIPELINE_CHOICES, StreamSpec, bench_decode, hoist_small_loops
-
     hoist_small_loops()  # before JAX starts: this process only (see its docstring)
 
     if numerics not in NUMERICS_CHOICES:
@@ -87,8 +90,6 @@ def conform_bench(
     the shim for a libopus build)."""
     from pathlib import Path
 
-    from opus_dred.cli._conform import run_conform
-
     rep = run_conform(impl, Path(suite) if suite else None, profile)
     rows = [{"impl": r.impl, "seconds": round(r.seconds, 3), "cases_run": sum(1 for o in r.outcomes if o.status != "skip"),
              **r.counts()} for r in rep.impls]
@@ -117,10 +118,8 @@ def simulate(
 ) -> None:
     """Frames/s of the whole ``opus-dred simulate`` pipeline (4 configurations, one loss condition) and
     how its time scales with the input length."""
-    from opus_dred.bench._simulate import bench_simulate, print_report
-
-    pts = bench_simulate([float(s) for s in lengths.split(",") if s.strip()], build=build, bitrate=bitrate)
-    print_report(pts, as_json=as_json, title=f"bench simulate: {build}, {bitrate / 1000:g} kb/s, ge:bursty-20")
+    pts = bench_simulate_mod.bench_simulate([float(s) for s in lengths.split(",") if s.strip()], build=build, bitrate=bitrate)
+    bench_simulate_mod.print_report(pts, as_json=as_json, title=f"bench simulate: {build}, {bitrate / 1000:g} kb/s, ge:bursty-20")
 
 
 @app.command("bitstream")
@@ -132,6 +131,4 @@ def bitstream(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Our bitstream parser against libopus' opus_dred_parse (deferred) on the same packets, and cold inspect time."""
-    from opus_dred.bench._bitstream import bench_bitstream, print_report
-
-    print_report(bench_bitstream(profile, packets, repeats, inspect_runs=inspect_runs), as_json=as_json)
+    bench_bitstream_mod.print_report(bench_bitstream_mod.bench_bitstream(profile, packets, repeats, inspect_runs=inspect_runs), as_json=as_json)

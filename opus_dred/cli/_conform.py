@@ -13,6 +13,12 @@ from typing import Any, Optional
 import numpy as np
 import typer
 
+from opus_dred.conformance._adapters import adapter_names, make_adapter
+from opus_dred.conformance._report import print_summary, write_reports
+from opus_dred.conformance._runner import run_suite
+from opus_dred.vectors._format import Case, iter_cases, load_case, suite_root
+from opus_dred.vectors._official import read_official
+
 __all__ = ["register", "conform", "load_suite", "official_cases", "is_official_dir", "resolve_impls"]
 
 _OFFICIAL_RE = re.compile(r"^vector(\d+)_dred\.bit$")
@@ -32,8 +38,6 @@ def official_cases(path: Path, profile: str = "libopus-1.6.1") -> list[Any]:
     whole-decoder parts of the script (``vectorN_features.f32``, ``vectorN_opus.bit`` against
     ``vectorN_orig.sw``) need a vocoder and are not run here. The stream carries no version byte: ``profile``
     says which DRED version it is."""
-    from opus_dred.vectors._format import Case
-    from opus_dred.vectors._official import read_official
 
     out = []
     for v in read_official(path):
@@ -50,8 +54,6 @@ def official_cases(path: Path, profile: str = "libopus-1.6.1") -> list[Any]:
 
 def load_suite(suite: Optional[Path], profile: Optional[str], handler: Optional[str] = None) -> tuple[str, list[Any]]:
     """(suite label, cases) from a format-1 suite root, one case folder, or an official-layout directory."""
-    from opus_dred.vectors._format import iter_cases, load_case, suite_root
-
     root = Path(suite) if suite is not None else suite_root()
     if not root.exists():
         raise typer.BadParameter(f"{root}: no such directory", param_hint="--suite")
@@ -69,8 +71,6 @@ def load_suite(suite: Optional[Path], profile: Optional[str], handler: Optional[
 
 
 def resolve_impls(impls: list[str]) -> list[str]:
-    from opus_dred.conformance._adapters import adapter_names
-
     out: list[str] = []
     for i in impls or ["reference"]:
         for name in (adapter_names() if i == "all" else [i]):
@@ -82,8 +82,6 @@ def resolve_impls(impls: list[str]) -> list[str]:
 def run_conform(impls: list[str], suite: Optional[Path], profile: Optional[str], handler: Optional[str] = None,
                 timeout: float = 20.0, progress: bool = False):
     """Run and return the :class:`~opus_dred.conformance._runner.RunReport`."""
-    from opus_dred.conformance._adapters import make_adapter
-    from opus_dred.conformance._runner import run_suite
 
     label, cases = load_suite(suite, profile, handler)
     adapters = []
@@ -117,8 +115,6 @@ def conform(
     """Run implementations against the test vectors: pass/fail per case, the first differing field and its
     offset, dred_compare figures; a pass table, and JSON + HTML reports with --report. Exit status 1 when
     any case fails or errs."""
-    from opus_dred.conformance._report import print_summary, write_reports
-
     rep = run_conform(impl, suite, profile, handler, timeout, progress=not as_json)
     if not rep.cases:
         typer.echo("no cases found", err=True)

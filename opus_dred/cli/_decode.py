@@ -8,12 +8,22 @@ from typing import Optional
 
 import typer
 
+from opus_dred.bitstream._dredstream import chronological, read_stream_record
+from opus_dred.bitstream._errors import BitstreamError
+from opus_dred.bitstream._extensions import iter_extensions
+from opus_dred.bitstream._formats import (
+    detect_format,
+    existing_file,
+    read_dred_stream,
+    read_ogg_opus,
+    read_opus_demo_bit,
+)
+from opus_dred.bitstream._packet import parse_packet
+from opus_dred.bitstream._profiles import get_profile, list_profiles, profile_for_version
+
 
 def _packets_of(path: str):
     """(kind, items): ``("packets", [bytes...])`` for .bit/.opus/hex, ``("dred", [records])`` for DRED-only."""
-    from opus_dred.bitstream._formats import (detect_format, existing_file, read_dred_stream, read_ogg_opus,
-                                             read_opus_demo_bit)
-
     p = existing_file(path)
     if p is None:
         try:
@@ -31,10 +41,6 @@ def _packets_of(path: str):
 
 def _guess_profile(packets) -> str:
     """The profile whose DRED version byte the first DRED extension carries."""
-    from opus_dred.bitstream._extensions import iter_extensions
-    from opus_dred.bitstream._errors import BitstreamError
-    from opus_dred.bitstream._packet import parse_packet
-    from opus_dred.bitstream._profiles import get_profile, list_profiles, profile_for_version
 
     ext_id = {get_profile(name).extension_id for name in list_profiles()}
     for data in packets:
@@ -67,9 +73,7 @@ def decode(
     """
     import numpy as np
 
-    from opus_dred.bitstream._dredstream import chronological, read_stream_record
-    from opus_dred.bitstream._errors import BitstreamError
-    from opus_dred.refimpl._decode import NUMERICS, decode_dred, decode_payload
+    from opus_dred.refimpl._decode import NUMERICS, decode_dred, decode_payload  # lazy: only this command needs the reference decoder (and JAX)
 
     if numerics not in NUMERICS:
         raise typer.BadParameter(f"must be one of {', '.join(NUMERICS)}", param_hint="--numerics")

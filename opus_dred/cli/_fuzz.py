@@ -8,6 +8,8 @@ from typing import Optional
 
 import typer
 
+from opus_dred.conformance._fuzz import Fuzzer, run_campaign
+
 
 def fuzz(
     profile: str = typer.Option("libopus-1.6.1", "--profile", "-p", help="Profile; fuzzed against the libopus build of the same name."),
@@ -24,8 +26,6 @@ def fuzz(
 
     Exit status 1 if there is any disagreement or unexpected exception.
     """
-    from opus_dred.conformance._fuzz import Fuzzer, run_campaign
-
     if case is not None:
         f = Fuzzer(profile, build)
         kind, data, params = f.case(seed, case)

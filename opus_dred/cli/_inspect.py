@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from typing import Optional
 
 import typer
+
+from opus_dred.bitstream._errors import BitstreamError
+from opus_dred.bitstream._formats import existing_file
+from opus_dred.bitstream._inspect import inspect_bytes
+from opus_dred.bitstream._profiles import ProfileError, get_profile
 
 #: files with more items than this get a progress bar (on a terminal only)
 PROGRESS_MIN_ITEMS = 2000
@@ -18,8 +22,6 @@ _FORMATS = ("bit", "ogg", "dred", "hex")
 
 
 def _load(file: str, fmt: Optional[str]) -> tuple[bytes, str, Optional[str]]:
-    from opus_dred.bitstream._formats import existing_file
-
     p = existing_file(file)
     if p is not None:
         return p.read_bytes(), str(p), fmt
@@ -65,15 +67,11 @@ def inspect(
     Errors are shown per packet with their byte/bit offset and the rule violated; a file that breaks off
     is read up to that point.
     """
-    from opus_dred.bitstream._errors import BitstreamError
-    from opus_dred.bitstream._inspect import inspect_bytes
 
     if fmt is not None and fmt not in _FORMATS:
         raise typer.BadParameter(f"must be one of {', '.join(_FORMATS)}", param_hint="--format")
     data, name, fmt = _load(file, fmt)
     if profile is not None:
-        from opus_dred.bitstream._profiles import ProfileError, get_profile
-
         try:
             get_profile(profile)
         except ProfileError as exc:

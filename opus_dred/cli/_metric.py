@@ -12,6 +12,8 @@ from typing import Optional
 
 import typer
 
+from opus_dred.conformance import _metric as m
+
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
 
@@ -33,8 +35,6 @@ def features(
     as_json: bool = typer.Option(False, "--json", help="Print every figure as JSON."),
 ) -> None:
     """Compare DRED feature files as `dred_compare -features -thresholds TOTAL MAX PITCH` does."""
-    from opus_dred.conformance import _metric as m
-
     try:
         r = m.compare_features(reference, test, m.FeatureThresholds(total, max_, pitch))
     except m.MetricError as exc:
@@ -63,8 +63,6 @@ def audio(
     as_json: bool = typer.Option(False, "--json", help="Print every figure as JSON."),
 ) -> None:
     """Compare PCM files as `dred_compare -audio [-FORMAT] [-skip N] -thresholds ERR4 ERR16 PITCH` does."""
-    from opus_dred.conformance import _metric as m
-
     if preset not in m.AUDIO_PRESETS:
         typer.echo(f"error: unknown preset {preset!r}; use one of {sorted(m.AUDIO_PRESETS)}", err=True)
         raise typer.Exit(2)

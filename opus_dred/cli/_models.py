@@ -8,6 +8,10 @@ from typing import Optional
 
 import typer
 
+from opus_dred.libopus._upstream import source_for_pack
+from opus_dred.models._extract import ExtractError, extract
+from opus_dred.models._pack import PackError, list_packs, load_pack, verify_against_source, write_pack
+
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Model packs: RDO-VAE weights and DRED statistics tables.")
 
@@ -35,8 +39,6 @@ def _summary(p) -> dict:
 @app.command("list")
 def list_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """List the packs found (packaged and in $OPUS_DRED_PACKS_PATH)."""
-    from opus_dred.models._pack import PackError, list_packs, load_pack
-
     rows = []
     for pid in list_packs():
         try:
@@ -58,8 +60,6 @@ def list_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) 
 def show_cmd(pack_id: str = typer.Argument(..., help="Pack id, e.g. libopus-1.6.1, or a pack directory."),
              as_json: bool = typer.Option(False, "--json", help="Print JSON (the whole manifest).")) -> None:
     """Show a pack: source, licence, constants, layers, arrays (dtype, shape, sha256)."""
-    from opus_dred.models._pack import PackError, load_pack
-
     try:
         p = load_pack(pack_id)
     except PackError as exc:
@@ -103,8 +103,6 @@ def verify_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Check every array's sha256 against the manifest (and optionally against the release sources)."""
-    from opus_dred.libopus._upstream import source_for_pack
-    from opus_dred.models._pack import PackError, list_packs, load_pack, verify_against_source
 
     ids = pack_ids or list_packs()
     results = []
@@ -149,8 +147,6 @@ def extract_cmd(
     release: Optional[str] = typer.Option(None, help="Release label (default: the tree's package_version)."),
 ) -> None:
     """Extract a pack from a libopus source tree or release tarball."""
-    from opus_dred.models._extract import ExtractError, extract
-    from opus_dred.models._pack import PackError, load_pack, write_pack
 
     try:
         ex = extract(src, release=release)

@@ -6,13 +6,13 @@ import json
 
 import typer
 
+from opus_dred.bitstream._profiles import ProfileError, diff_profiles, get_profile, list_profiles
+
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Bitstream profiles: DRED variants and their constants.")
 
 
 def _get(name: str):
-    from opus_dred.bitstream._profiles import ProfileError, get_profile
-
     try:
         return get_profile(name)
     except ProfileError as exc:
@@ -23,8 +23,6 @@ def _get(name: str):
 @app.command("list")
 def list_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """List the profiles (packaged and in $OPUS_DRED_PROFILES_PATH)."""
-    from opus_dred.bitstream._profiles import ProfileError, get_profile, list_profiles
-
     rows = []
     for n in list_profiles():
         try:
@@ -64,8 +62,6 @@ def show_cmd(name: str = typer.Argument(..., help="Profile name, e.g. libopus-1.
 def diff_cmd(a: str = typer.Argument(...), b: str = typer.Argument(...),
              as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """What differs between two profiles: constants, statistics tables, model pack, payload layout."""
-    from opus_dred.bitstream._profiles import ProfileError, diff_profiles
-
     pa, pb = _get(a), _get(b)
     try:
         d = diff_profiles(pa, pb)

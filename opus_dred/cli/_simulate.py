@@ -13,13 +13,17 @@ from typing import List, Optional
 
 import typer
 
+from opus_dred.errors import OpusDredError
+from opus_dred.experiments import _plots as P
+from opus_dred.experiments import _simulate as S
+from opus_dred.experiments._simulate import read_wav
+from opus_dred.speech import _corpus as speech
+
 #: ``SPEECH`` = "corpus": the default clip and the LibriVox reading (the five utterances joined).
 CORPUS = ("codec2-speech-orig-16k", "ps-librivox-all")
 
 
 def _inputs(speech_args: List[str], rate: int) -> list:
-    from opus_dred.speech import _corpus as speech
-    from opus_dred.experiments._simulate import read_wav
 
     names: list[str] = []
     for a in speech_args or [speech.DEFAULT_CLIP]:
@@ -148,9 +152,6 @@ def simulate(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from opus_dred.errors import OpusDredError
-    from opus_dred.experiments import _simulate as S
-
     if dec_complexity < 0 or dec_complexity > 10:
         raise typer.BadParameter("0..10", param_hint="--dec-complexity")
     if depth < 0:
@@ -194,8 +195,6 @@ def simulate(
         for name, pcm in res.conditions[0].noloss.items():
             S.write_wav(out / f"noloss-{name}.wav", pcm, rate)
     if plots:
-        from opus_dred.experiments import _plots as P
-
         main = next((c for c in res.conditions if c.spec.label == spec.label), res.conditions[0])
         labels = {n: S.CONFIGS[n].label for n in cfgs}
         P.plot_signals(out / "signals.png", res.clean, {labels[k]: v for k, v in main.decoded.items()}, main.flags,

@@ -9,6 +9,8 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from opus_dred.speech import _corpus as sp
+
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 _err = Console(stderr=True)
 
@@ -16,8 +18,6 @@ _err = Console(stderr=True)
 @app.command("list")
 def list_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
     """Show every clip: id, package, file, licence, speaker, duration, rate, PCM hash, cached or not."""
-    from opus_dred.speech import _corpus as sp
-
     rows = []
     for c in sp.list_clips():
         d = c.to_json()
@@ -42,8 +42,6 @@ def list_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON inst
 @app.command()
 def fetch(as_json: bool = typer.Option(False, "--json", help="Print the package folders as JSON.")) -> None:
     """Download and unpack the corpus packages into the cache (once), then check every clip's hash."""
-    from opus_dred.speech import _corpus as sp
-
     try:
         dirs = sp.ensure_corpus()
         for c in sp.list_clips():
@@ -68,8 +66,6 @@ def export(
 ) -> None:
     """Write a clip as a 16-bit mono WAV file."""
     import wave
-
-    from opus_dred.speech import _corpus as sp
 
     try:
         pcm = sp.load_clip(clip_id, rate)

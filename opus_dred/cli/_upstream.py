@@ -11,6 +11,8 @@ from typing import Iterator, List, Optional
 import typer
 from rich.console import Console
 
+from opus_dred.libopus import _upstream as up
+
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 _err = Console(stderr=True)
 
@@ -39,8 +41,6 @@ def _fail(exc: Exception) -> None:
 
 
 def _names(names: Optional[List[str]]) -> list[str]:
-    from opus_dred.libopus import _upstream as up
-
     return list(names) if names else list(up.DEFAULT_BUILDS)
 
 
@@ -50,8 +50,6 @@ def list_cmd(
     paths: bool = typer.Option(False, "--paths", help="Add the build directories to the table."),
 ) -> None:
     """Show every build (pinned and registered): release, variant, pin, state, DRED version, paths."""
-    from opus_dred.libopus import _upstream as up
-
     rows = [up.status(n) for n in up.known_builds()]
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
@@ -79,8 +77,6 @@ def fetch(
     as_json: bool = typer.Option(False, "--json", help="Print the fetched tarballs as JSON."),
 ) -> None:
     """Fetch and verify release tarballs (cache, --source, $OPUS_DRED_LIBOPUS_SOURCES, apt, official URL)."""
-    from opus_dred.libopus import _upstream as up
-
     out = {}
     for rel in releases or list(up.PINS):
         try:
@@ -103,8 +99,6 @@ def build(
     as_json: bool = typer.Option(False, "--json", help="Print the build records as JSON."),
 ) -> None:
     """Fetch, unpack and build libopus; a build that exists already is left alone."""
-    from opus_dred.libopus import _upstream as up
-
     records = []
     for n in _names(names):
         try:
@@ -131,8 +125,6 @@ def path(
     src: bool = typer.Option(False, "--source", help="Print the source tree."),
 ) -> None:
     """Print a build's folder (or its libopus.a, or its source tree)."""
-    from opus_dred.libopus import _upstream as up
-
     try:
         if lib:
             typer.echo(str(up.get_build(name).static_lib))
@@ -154,8 +146,6 @@ def register_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the build record as JSON."),
 ) -> None:
     """Add a libopus source as an extra implementation and build it."""
-    from opus_dred.libopus import _upstream as up
-
     try:
         with _progress(name, not as_json) as prog:
             b = up.register(name, source, label=label, variant="generic" if generic else "default",
@@ -171,8 +161,6 @@ def register_cmd(
 @app.command()
 def unregister(name: str = typer.Argument(..., help="A registered build.")) -> None:
     """Forget a registered build and delete its copies."""
-    from opus_dred.libopus import _upstream as up
-
     try:
         up.unregister(name)
     except up.UpstreamError as exc:

@@ -9,6 +9,21 @@ from typing import Optional
 
 import typer
 
+from opus_dred.bitstream._profiles import list_profiles
+from opus_dred.vectors._expected import expected_for
+from opus_dred.vectors._format import (
+    Part,
+    case_meta_and_parts,
+    check_manifest,
+    dumps_json,
+    iter_case_dirs,
+    load_case,
+    load_manifest,
+    suite_root,
+)
+from opus_dred.vectors._generate import generate as gen
+from opus_dred.vectors._official import export_official
+
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
 
@@ -17,8 +32,6 @@ def verify_suite(root: Path, *, regenerate: bool = False, echo=typer.echo) -> di
 
     Returns ``{"manifest": [...problems], "expected": [...case ids that differ], "inputs": [...] or None}``.
     """
-    from opus_dred.vectors._expected import expected_for
-    from opus_dred.vectors._format import case_meta_and_parts, iter_case_dirs, load_case, check_manifest
 
     out: dict = {"manifest": check_manifest(root), "expected": [], "inputs": None, "cases": 0}
     for folder in iter_case_dirs(root):
@@ -33,24 +46,20 @@ def verify_suite(root: Path, *, regenerate: bool = False, echo=typer.echo) -> di
              "description": case.description,
              "inputs": {k: case.meta["inputs"][k] for k in case.meta.get("inputs", {})},
              "parameters": case.parameters, "expected": exp, "tolerance": tol, "provenance": case.provenance}
-        from opus_dred.vectors._format import Part
 
         c["inputs"] = {k: (Part(case.files[f"inputs.{k}"], v) if f"inputs.{k}" in case.files else v)
                        for k, v in case.inputs.items()}
         meta, parts = case_meta_and_parts(c)
-        from opus_dred.vectors._format import dumps_json
 
         same = (folder / "meta.json").read_bytes() == dumps_json(meta).encode("ascii") and all(
             (folder / f).is_file() and (folder / f).read_bytes() == b for f, b in parts.items())
         if not same:
             out["expected"].append(case.id)
     if regenerate:
-        from opus_dred.vectors._generate import generate
-        from opus_dred.vectors._format import load_manifest
 
         manifest = load_manifest(root)
         with tempfile.TemporaryDirectory() as tmp:
-            generate(manifest["profiles"], tmp)
+            gen(manifest["profiles"], tmp)
             fresh = json.loads((Path(tmp) / "manifest.json").read_text())["files"]
         old = manifest["files"]
         out["inputs"] = sorted(k for k in set(old) | set(fresh) if old.get(k, {}).get("sha256") != fresh.get(k, {}).get("sha256"))
@@ -64,10 +73,6 @@ def generate(
     suite: Optional[str] = typer.Option(None, "--suite", help="Only this suite (basic, speech_grid, writer_edges, patterns, mutations)."),
 ) -> None:
     """Generate the vectors of a profile deterministically (same inputs, byte-identical files)."""
-    from opus_dred.bitstream._profiles import list_profiles
-
-    from opus_dred.vectors._format import suite_root
-    from opus_dred.vectors._generate import generate as gen
 
     profiles = list(profile) if profile else list_profiles()
     root = out or suite_root()
@@ -82,8 +87,6 @@ def verify(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Check every file against the manifest and that the reference recomputes the expected values byte for byte."""
-    from opus_dred.vectors._format import suite_root
-
     r = verify_suite(root or suite_root(), regenerate=regenerate, echo=(lambda *a, **k: None) if as_json else typer.echo)
     if as_json:
         typer.echo(json.dumps(r, indent=2))
@@ -110,8 +113,6 @@ def export(
     count: int = typer.Option(8, "--count", help="How many vectors (1..8)."),
 ) -> None:
     """Write vectors in the layout of libopus' tests/dred_vectors.sh."""
-    from opus_dred.vectors._official import export_official
-
     files = export_official(official, profile, count=count)
     typer.echo(f"{len(files)} files written to {official}")
 
@@ -122,8 +123,6 @@ def list_(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Count the cases per profile, handler and suite."""
-    from opus_dred.vectors._format import iter_case_dirs, suite_root
-
     base = root or suite_root()
     counts: dict[str, int] = {}
     for d in iter_case_dirs(base):

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
 from opus_dred.bitstream._errors import RangeCoderError
 from opus_dred.bitstream._extensions import find_dred_extension
 from opus_dred.bitstream._packet import Toc

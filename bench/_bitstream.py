@@ -33,7 +33,8 @@ from pathlib import Path
 
 from opus_dred.accel._bitstream import locate_dred_payloads, read_dred_payloads
 from opus_dred.bench._decode import StreamSpec, build_stream
-from opus_dred.bitstream._dred import min_feature_frames_for, read_dred_payload
+from opus_dred.bitstream._arith import min_feature_frames_for
+from opus_dred.bitstream._dred import read_dred_payload
 from opus_dred.bitstream._extensions import find_dred_extension, parse_extensions
 from opus_dred.bitstream._formats import write_opus_demo_bit
 from opus_dred.bitstream._packet import parse_packet

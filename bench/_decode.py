@@ -7,7 +7,7 @@ One run measures, on the same stream of DRED-carrying packets:
   about 1 µs, is included and small next to the 50-80 µs a packet costs).
 * **ours**: :func:`opus_dred.accel._decode.decode_packets`: per batch, locating the DRED payloads
   (:func:`opus_dred.accel._bitstream.locate_dred_payloads`), batched entropy decoding
-  (:func:`opus_dred.accel._decode.read_dred_payloads_jax`, one XLA computation) and the batched decoder
+  (:func:`opus_dred.accel._reader.read_dred_payloads_jax`, one XLA computation) and the batched decoder
   (:func:`opus_dred.accel._decode.decode_batch`, scanning the longest packet's latents), with batches
   spread over worker threads (default two per core; libopus runs on one core), warm: compiled on a first
   pass, then timed (wall time of the whole stream). Every batch has the same size (the last one padded
@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+
 from opus_dred.accel._bitstream import locate_dred_payloads, read_dred_payloads
 from opus_dred.bitstream._extensions import find_dred_extension
 from opus_dred.bitstream._profiles import get_profile
@@ -218,12 +219,13 @@ def bench_decode(
 ) -> DecodeBench:
     """Run the benchmark (see the module docstring). ``repeats``: best of that many timed passes.
     ``pipeline``: ``"jax"`` (:func:`opus_dred.accel._decode.decode_packets`: entropy decoding by
-    :func:`~opus_dred.accel._decode.read_dred_payloads_jax`, batches spread over ``workers`` threads, default
+    :func:`~opus_dred.accel._reader.read_dred_payloads_jax`, batches spread over ``workers`` threads, default
     two per core) or ``"numpy"`` (:func:`opus_dred.accel._bitstream.read_dred_payloads`, the first round's,
     one batch at a time)."""
     import tracemalloc
 
     import jax  # lazy: loads JAX
+
     from opus_dred.accel import _decode as fast  # lazy: loads JAX
     from opus_dred.refimpl import _nnet as nnet  # lazy: loads JAX
     from opus_dred.refimpl import _rdovae as rdovae  # lazy: loads JAX

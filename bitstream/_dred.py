@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from opus_dred.bitstream._arith import c_div, compute_quantizer, min_feature_frames_for
 from opus_dred.bitstream._errors import DredPayloadError, RangeCoderError
 from opus_dred.bitstream._profiles import get_profile
 from opus_dred.bitstream._rangecoder import RangeDecoder, RangeEncoder, laplace_decode_p0, laplace_encode_p0
@@ -36,9 +38,6 @@ __all__ = [
     "DredPayload",
     "read_dred_payload",
     "write_dred_payload",
-    "compute_quantizer",
-    "requested_chunks",
-    "min_feature_frames_for",
     "dred_extension_data",
     "CodingTables",
     "coding_tables",
@@ -49,36 +48,6 @@ def _profile(profile):
     if isinstance(profile, str):
         return get_profile(profile)
     return profile
-
-
-def _c_div(a: int, b: int) -> int:
-    """C integer division (truncates toward zero)."""
-    q = abs(a) // abs(b)
-    return q if (a >= 0) == (b > 0) else -q
-
-
-def _i32(x: int) -> int:
-    """Wrap to a signed 32-bit int as C arithmetic on ``int`` does on the platforms libopus targets."""
-    return ((x + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
-
-
-def compute_quantizer(q0: int, dq: int, qmax: int, k: int, dq_table=(0, 2, 3, 4, 6, 8, 12, 16)) -> int:
-    """Quantizer level of latent chunk ``k`` (``dnn/dred_coding.c:compute_quantizer``)."""
-    return min(qmax, q0 + (dq_table[dq] * k + 8) // 16)
-
-
-def min_feature_frames_for(max_dred_samples: int, sampling_rate: int, max_latents: int = 26) -> int:
-    """``min_feature_frames`` as ``src/opus_decoder.c:opus_dred_parse`` computes it (C int arithmetic)."""
-    if sampling_rate == 0:
-        raise DredPayloadError("sampling_rate must not be 0")
-    offset = _c_div(_i32(100 * max_dred_samples), sampling_rate)
-    return min(2 + offset, 4 * max_latents)
-
-
-def requested_chunks(min_feature_frames: int, max_latents: int = 26) -> int:
-    """Latent chunks ``dred_ec_decode`` reads at most for ``min_feature_frames`` (byte limit aside)."""
-    bound = min(2 * max_latents, _c_div(min_feature_frames + 1, 2))
-    return max(0, (bound + 1) // 2)
 
 
 @dataclass
@@ -128,11 +97,11 @@ class DredPayload:
 
     def available_samples(self, sampling_rate: int = 48000) -> int:
         """What ``opus_dred_parse`` returns: ``max(0, nb_latents*sr/25 - dred_offset*sr/400)`` (C ints)."""
-        return max(0, _c_div(self.nb_latents * sampling_rate, 25) - _c_div(self.dred_offset * sampling_rate, 400))
+        return max(0, c_div(self.nb_latents * sampling_rate, 25) - c_div(self.dred_offset * sampling_rate, 400))
 
     def dred_end(self, sampling_rate: int = 48000) -> int:
         """``*dred_end`` of ``opus_dred_parse``: silence skipped at the recent end, in samples."""
-        return max(0, _c_div(-self.dred_offset * sampling_rate, 400))
+        return max(0, c_div(-self.dred_offset * sampling_rate, 400))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -222,7 +191,7 @@ def read_dred_payload(
             min_feature_frames = min_feature_frames_for(max_dred_samples, sampling_rate, prof.max_latents)
         else:
             min_feature_frames = 4 * prof.max_latents
-    bound = min(2 * prof.max_latents, _c_div(min_feature_frames + 1, 2))
+    bound = min(2 * prof.max_latents, c_div(min_feature_frames + 1, 2))
     if max_latents is not None:
         if max_latents < 0:
             raise DredPayloadError(f"max_latents {max_latents} is negative", profile=prof.name)

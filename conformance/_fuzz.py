@@ -45,11 +45,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+
+from opus_dred.bitstream._arith import min_feature_frames_for
 from opus_dred.bitstream._dred import (
     DredPayload,
     coding_tables,
     dred_extension_data,
-    min_feature_frames_for,
     read_dred_payload,
     write_dred_payload,
 )

@@ -10,12 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from opus_dred.bitstream._arith import compute_quantizer, min_feature_frames_for, requested_chunks
 from opus_dred.bitstream._dred import (
     DredPayload,
-    compute_quantizer,
-    min_feature_frames_for,
     read_dred_payload,
-    requested_chunks,
     write_dred_payload,
 )
 from opus_dred.bitstream._errors import DredPayloadError

@@ -7,7 +7,7 @@ also checked per layer on worst-case inputs), and for FLOAT within float32 round
 (a batched GEMM sums in another order than a matrix-vector product). A sample is also checked against
 libopus' own features (opus_dred_parse of the default build).
 
-``fast.read_dred_payloads_jax`` (the entropy decoder as one XLA computation) is compared field by field
+``reader.read_dred_payloads_jax`` (the entropy decoder as one XLA computation) is compared field by field
 with ``bitstream.batch.read_dred_payloads`` (itself checked against the scalar decoder and libopus'
 ``dred_ec_decode``) on real payloads, cut ones, and random bytes.
 """
@@ -20,13 +20,13 @@ import os
 import jax
 import numpy as np
 import pytest
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from opus_dred.accel import _decode as fast
+from opus_dred.accel import _reader as reader
 from opus_dred.accel._bitstream import read_dred_payloads
 from opus_dred.models._pack import load_pack
-from opus_dred.accel import _decode as fast
 from opus_dred.refimpl import _nnet as nnet
 from opus_dred.refimpl import _rdovae as rdovae
 
@@ -120,8 +120,8 @@ def _compare_entropy(pays, profile, mff, fo):
     pays = list(pays) + [b""] * (ROWS - len(pays))  # empty lanes: shared compiled shape
     fo = np.resize(np.asarray(fo, np.int64), ROWS)
     b = read_dred_payloads(pays, profile, min_feature_frames=mff, dred_frame_offset=fo)
-    packed = fast.pack_payloads(pays, width=WIDTH)
-    j = fast.read_dred_payloads_jax(None, profile, min_feature_frames=mff, dred_frame_offset=fo, packed=packed)
+    packed = reader.pack_payloads(pays, width=WIDTH)
+    j = reader.read_dred_payloads_jax(None, profile, min_feature_frames=mff, dred_frame_offset=fo, packed=packed)
     for k, v in j.items():
         a, v = getattr(b, k), np.asarray(v)
         if a.ndim >= 2 and a.shape[1] != v.shape[1]:  # the JAX rows stop at the chunk bound

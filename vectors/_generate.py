@@ -20,10 +20,12 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
+
+from opus_dred import __version__
+from opus_dred.bitstream._arith import compute_quantizer
 from opus_dred.bitstream._dred import (
     DredPayload,
     coding_tables,
-    compute_quantizer,
     dred_extension_data,
     read_dred_payload,
     write_dred_payload,
@@ -36,8 +38,6 @@ from opus_dred.libopus._oracle import Oracle, error_name
 from opus_dred.speech._corpus import list_clips, load_clip
 from opus_dred.vectors._expected import expected_for, parse_layer
 from opus_dred.vectors._format import Part, write_case, write_manifest
-
-from opus_dred import __version__
 
 __all__ = ["SUITES", "GRID", "GridPoint", "generate", "generate_cases", "generator_name", "encode_stream",
            "GRID_CLIP", "SEED"]

@@ -1,0 +1,149 @@
+"""The DRED arithmetic, once: every integer rule that turns a payload's header and a parse request into
+chunk counts, quantizer levels, offsets and coverage.
+
+Every reader (the scalar one in :mod:`._dred`, the batched numpy and JAX readers in ``opus_dred.accel``), the
+receiver, ``inspect`` and ``decode`` import these functions; none writes them again. Integer arithmetic is C's
+(division truncates toward zero, ``int`` wraps at 32 bits) wherever libopus computes in C ``int``.
+
+Units: ``dred_offset`` and ``offset`` in 2.5 ms units (as ``OpusDRED.dred_offset``), ``extra_offset`` in the same
+units after scaling (``32 * extra``), sample counts at the caller's ``rate``.
+"""
+
+from __future__ import annotations
+
+from opus_dred.bitstream._errors import DredPayloadError
+
+__all__ = [
+    "DRED_MAX_LATENTS",
+    "DRED_NUM_REDUNDANCY_FRAMES",
+    "DQ_TABLE",
+    "c_div",
+    "i32",
+    "compute_quantizer",
+    "min_feature_frames_for",
+    "requested_chunks",
+    "latents_for_request",
+    "dred_parse_return",
+    "dred_window",
+    "dred_latents_read",
+    "request_for_latents",
+    "dred_feature_frames",
+    "frame_request",
+]
+
+#: ``DRED_MAX_LATENTS`` and ``DRED_NUM_REDUNDANCY_FRAMES`` of ``dnn/dred_config.h`` (equal in 1.5.2 and 1.6.1).
+DRED_MAX_LATENTS = 26
+DRED_NUM_REDUNDANCY_FRAMES = 2 * DRED_MAX_LATENTS
+
+#: the quantizer step per ``dQ`` code (``dnn/dred_coding.c:compute_quantizer``), in 1/16 of a level per chunk
+DQ_TABLE = (0, 2, 3, 4, 6, 8, 12, 16)
+
+
+def c_div(a: int, b: int) -> int:
+    """C integer division (truncates toward zero)."""
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b > 0) else -q
+
+
+def i32(x: int) -> int:
+    """Wrap to a signed 32-bit int as C arithmetic on ``int`` does on the platforms libopus targets."""
+    return ((x + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+
+
+def compute_quantizer(q0: int, dq: int, qmax: int, k: int, dq_table=DQ_TABLE) -> int:
+    """Quantizer level of latent chunk ``k`` (``dnn/dred_coding.c:compute_quantizer``)."""
+    return min(qmax, q0 + (dq_table[dq] * k + 8) // 16)
+
+
+def min_feature_frames_for(max_dred_samples: int, sampling_rate: int, max_latents: int = DRED_MAX_LATENTS) -> int:
+    """``min_feature_frames`` as ``src/opus_decoder.c:opus_dred_parse`` computes it (C int arithmetic)."""
+    if sampling_rate == 0:
+        raise DredPayloadError("sampling_rate must not be 0")
+    offset = c_div(i32(100 * max_dred_samples), sampling_rate)
+    return min(2 + offset, 4 * max_latents)
+
+
+def requested_chunks(min_feature_frames: int, max_latents: int = DRED_MAX_LATENTS) -> int:
+    """Latent chunks ``dnn/dred_decoder.c:dred_ec_decode`` reads at most for ``min_feature_frames`` (its loop
+    ``for (i = 0; i < IMIN(2 * max_latents, (min_feature_frames + 1) / 2); i += 2)``), byte limit aside."""
+    bound = min(2 * max_latents, c_div(min_feature_frames + 1, 2))
+    return max(0, (bound + 1) // 2)
+
+
+def latents_for_request(max_dred_samples: int, rate: int, max_latents: int = DRED_MAX_LATENTS) -> int:
+    """How many latents a parse request of ``max_dred_samples`` (clamped at 0) reads at most."""
+    return requested_chunks(min_feature_frames_for(max(0, max_dred_samples), rate, max_latents), max_latents)
+
+
+def dred_latents_read(nb_latents: int, rate: int, max_dred_samples: int | None) -> int:
+    """Latents a parse request of ``max_dred_samples`` (``None``: the largest) reads from a packet whose full
+    parse found ``nb_latents``: the payload decoder stops at the same latent whatever the request when the
+    bytes run out, so a smaller request reads ``min(nb_latents, latents_for_request(request))``."""
+    if nb_latents <= 0:
+        return 0
+    return nb_latents if max_dred_samples is None else min(nb_latents, latents_for_request(max_dred_samples, rate))
+
+
+def dred_parse_return(nb_latents: int, dred_offset: int, rate: int, max_dred_samples: int | None = None) -> int:
+    """The value ``opus_dred_parse`` returns at ``rate`` for a packet whose full parse found ``nb_latents``
+    latents and ``dred_offset`` (2.5 ms units), when asked for ``max_dred_samples`` (``None``: the largest
+    request). 0 for a packet without DRED (``nb_latents == 0``)."""
+    if nb_latents <= 0:
+        return 0
+    n = dred_latents_read(nb_latents, rate, max_dred_samples)
+    return max(0, c_div(n * rate, 25) - c_div(dred_offset * rate, 400))
+
+
+def dred_window(nb_latents: int, dred_offset: int, rate: int) -> tuple[int, int]:
+    """``(end, coverage)`` of a packet's DRED in samples before the packet's start: features exist for the
+    samples from ``coverage`` to ``end`` before the packet (``dred_end`` and the return value of
+    ``opus_dred_parse``). ``(0, 0)`` without DRED."""
+    if nb_latents <= 0:
+        return (0, 0)
+    return (max(0, -c_div(dred_offset * rate, 400)), dred_parse_return(nb_latents, dred_offset, rate))
+
+
+def request_for_latents(n: int, rate: int) -> int:
+    """The smallest ``max_dred_samples`` whose parse reads ``n`` latents (``n - 1`` latents of 40 ms; 0 reads
+    one): the inverse of :func:`latents_for_request` for ``1 <= n <= 26``."""
+    return max(0, 4 * n - 4) * rate // 100
+
+
+def dred_feature_frames(offset_samples: int, samples: int, nb_latents: int, dred_offset: int, rate: int) -> tuple[int, int]:
+    """``(from_dred, total)``: of the 10 ms feature vectors with which libopus conceals a frame of ``samples``
+    starting ``offset_samples`` before the packet's start, how many come from the packet's DRED when its parse
+    read ``nb_latents`` latents.
+
+    This is the indexing of ``src/opus_decoder.c:opus_decode_native`` (the block run when a DRED is given,
+    1.5.2 and 1.6.1 alike): the frame needs ``max(1, samples / F10)`` feature vectors (``F10 = rate / 100``);
+    the ``i``-th has index ``floor((offset + dred_offset*F10/4) / F10) - 2 - i`` into ``fec_features`` (4 per
+    latent; index 0 is the newest); an index in ``0 .. 4*nb_latents - 1`` queues DRED features, a larger one
+    queues a "skip" (``dnn/lpcnet_plc.c:lpcnet_plc_fec_add(NULL)``: the neural PLC predicts that vector), a
+    negative one queues nothing (predicted as well). The two extra vectors queued before a first loss
+    (``init_frames`` when ``blend == 0``) describe audio the decoder already has and are not counted. Because of
+    the ``- 2`` (the causal PLC model lags two vectors), a frame can draw DRED features up to 10 ms beyond the
+    coverage that ``opus_dred_parse`` returns; the coverage is therefore not the right test for "this frame is
+    recovered from DRED".
+    """
+    f10 = rate // 100
+    if samples <= 0:  # opus_decoder_dred_decode rejects frame_size <= 0 (OPUS_BAD_ARG): no feature
+        return (0, 0)
+    total = max(1, samples // f10)
+    if nb_latents <= 0:
+        return (0, total)
+    base = (offset_samples + c_div(dred_offset * f10, 4)) // f10  # floor, as (int)floor(float)
+    top = 4 * nb_latents - 1
+    used = sum(1 for i in range(total) if 0 <= base - 2 - i <= top)
+    return (used, total)
+
+
+def frame_request(offset_samples: int, samples: int, nb_latents: int, dred_offset: int, rate: int) -> int | None:
+    """The smallest parse request whose latents give the frame every DRED feature vector the packet has for it
+    (see :func:`dred_feature_frames`); ``None`` if the packet has none for it."""
+    best = dred_feature_frames(offset_samples, samples, nb_latents, dred_offset, rate)[0]
+    if best == 0:
+        return None
+    for n in range(1, nb_latents + 1):
+        if dred_feature_frames(offset_samples, samples, n, dred_offset, rate)[0] == best:
+            return request_for_latents(n, rate)
+    return None  # pragma: no cover - n = nb_latents reaches best

@@ -3,7 +3,7 @@
 Inputs come from three places, each recorded in a case's provenance:
 
 * the libopus encoder of the profile's build, through the oracle, on real recorded speech
-  (``speech_grid``: the encoder grid of issue 5 item 3, with and without DRED);
+  (``speech_grid``: a grid of encoder settings, with and without DRED);
 * opus-dred's own writers (``writer_edges``: framings, extensions and DRED payloads libopus never emits);
 * seeded pseudo-random generators (``basic`` range-coder operations, ``patterns`` of arrivals and losses,
   ``mutations`` of valid bytes).
@@ -144,7 +144,7 @@ class GridPoint:
 
 
 _B = GridPoint()
-#: The encoder grid: one base point and variations of one setting each (issue 5 item 3).
+#: The encoder grid: one base point and variations of one setting each.
 GRID: tuple[GridPoint, ...] = tuple(dict.fromkeys([
     _B,
     *(replace(_B, bitrate=b) for b in (6000, 12000, 16000, 20000, 32000, 48000, 64000)),

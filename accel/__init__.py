@@ -1,1 +1,38 @@
-"""TODO facade"""
+"""``opus_dred.accel``: the same DRED decoding as the reference, reorganised for throughput.
+
+One job: decode many packets fast without computing anything the reference would not: the batched numpy reader
+of DRED payloads, the JAX entropy reader (one XLA computation for a batch), and the batched RDO-VAE decoder,
+which injects its exact integer GEMMs into the reference's own decoder step. ``decode_packets`` runs the three
+stages on every core. Every path is tested equal to the reference (``tests/test_batch.py``,
+``tests/test_fast.py``); speed is measured by ``opus-dred bench``.
+
+The JAX names load JAX on first use.
+"""
+
+import importlib
+
+from opus_dred.accel._bitstream import BatchDred, locate_dred_payloads, read_dred_payloads
+
+#: names that load JAX, resolved on first use: name -> private module
+_LAZY = {
+    "decode_packets": "_decode",
+    "StreamDecode": "_decode",
+    "prepare": "_decode",
+    "decode_batch": "_decode",
+    "read_dred_payloads_jax": "_reader",
+    "pack_payloads": "_reader",
+}
+
+__all__ = ["read_dred_payloads", "locate_dred_payloads", "BatchDred", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

@@ -1,1 +1,42 @@
-"""``opus_dred.refimpl``: the pure-JAX reference RDO-VAE decoder and the receiver state machine."""
+"""``opus_dred.refimpl``: the readable reference in JAX, and the receiver.
+
+One job: compute what a DRED decoder must output, in code a reader can follow: the nnet primitives with
+libopus' numerics as explicit presets (``Numerics``), the RDO-VAE decoder (initial state and latents to 20
+acoustic features per 10 ms, newest first), ``decode_dred`` from a packet to features, and the receiver that
+chooses, frame by frame, between normal decoding, LBRR, DRED and PLC. Everything is a pure function
+(``jit``/``vmap``/``grad`` apply from outside); the fast paths in ``opus_dred.accel`` reuse this math and are tested
+equal to it.
+
+The networks' names load JAX on first use, so importing this package (and the receiver) stays cheap.
+"""
+
+import importlib
+
+from opus_dred.refimpl._decode import DEFAULT_NUMERICS, NUMERICS, DredResult, decode_dred, decode_payload
+from opus_dred.refimpl._receiver import POLICIES, Receiver, ReceiverError, run
+
+#: names that load JAX, resolved on first use: name -> private module
+_LAZY = {
+    "Numerics": "_nnet",
+    "FLOAT": "_nnet",
+    "LIBOPUS_AVX2": "_nnet",
+    "for_host": "_nnet",
+    "params_from_pack": "_rdovae",
+    "decode_step": "_rdovae",
+    "decode_features": "_rdovae",
+}
+
+__all__ = ["decode_dred", "decode_payload", "DredResult", "NUMERICS", "DEFAULT_NUMERICS", "Receiver",
+           "ReceiverError", "POLICIES", "run", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

@@ -140,3 +140,25 @@ def test_importing_the_cli_loads_no_heavy_library():
             f"print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert r.stdout.strip() == ""
+
+
+@pytest.mark.parametrize("package", sorted(p for p in PACKAGE_DIR if p not in ("opus_dred",)))
+def test_each_package_states_its_job_and_exports_a_small_facade(package):
+    """Every package's ``__init__`` says what the package is for and re-exports the names a user needs (a
+    handful to about twenty), each one resolving, none private."""
+    import importlib
+
+    mod = importlib.import_module(package)
+    assert mod.__doc__ and "One job" in mod.__doc__ or package == "opus_dred.cli", f"{package} has no job statement"
+    names = list(getattr(mod, "__all__", []))
+    if package == "opus_dred.cli":
+        assert names == ["app", "main"]
+    else:
+        assert 4 <= len(names) <= 24, f"{package} exports {len(names)} names"
+    assert len(set(names)) == len(names)
+    for name in names:
+        assert not name.startswith("_")
+        assert getattr(mod, name) is not None
+    public_modules = [f.stem for f in (ROOT / PACKAGE_DIR[package]).glob("*.py")
+                      if not f.stem.startswith("_")]
+    assert not public_modules, f"{package} has public modules {public_modules}: make them private (_name)"

@@ -12,6 +12,8 @@ import importlib
 
 import typer
 
+__all__ = ["app", "main"]
+
 from opus_dred import __version__
 
 app = typer.Typer(

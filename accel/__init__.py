@@ -9,8 +9,7 @@ stages on every core. Every path is tested equal to the reference (``tests/test_
 The JAX names load JAX on first use.
 """
 
-import importlib
-
+from opus_dred._lazy import lazy_names
 from opus_dred.accel._bitstream import BatchDred, locate_dred_payloads, read_dred_payloads
 
 #: names that load JAX, resolved on first use: name -> private module
@@ -26,13 +25,4 @@ _LAZY = {
 __all__ = ["read_dred_payloads", "locate_dred_payloads", "BatchDred", *_LAZY]
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())

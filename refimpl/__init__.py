@@ -10,8 +10,7 @@ equal to it.
 The networks' names load JAX on first use, so importing this package (and the receiver) stays cheap.
 """
 
-import importlib
-
+from opus_dred._lazy import lazy_names
 from opus_dred.refimpl._decode import DEFAULT_NUMERICS, NUMERICS, DredResult, decode_dred, decode_payload
 from opus_dred.refimpl._receiver import POLICIES, Receiver, ReceiverError, run
 
@@ -30,13 +29,4 @@ __all__ = ["decode_dred", "decode_payload", "DredResult", "NUMERICS", "DEFAULT_N
            "ReceiverError", "POLICIES", "run", *_LAZY]
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())

@@ -19,7 +19,8 @@ zero probability in the encoder, ...) raise :class:`~opus_dred.bitstream._errors
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import NamedTuple, TypeVar
 
 import bitstring
 
@@ -33,6 +34,8 @@ __all__ = [
     "EC_UINT_BITS",
     "BITRES",
     "RangeDecoder",
+    "TracingDecoder",
+    "TracedRead",
     "RangeEncoder",
     "laplace_decode_p0",
     "laplace_encode_p0",
@@ -52,6 +55,7 @@ EC_UINT_BITS = 8  # ec_dec_uint/ec_enc_uint code at most this many high bits wit
 BITRES = 3  # ec_tell_frac resolution: 1/8 bit
 
 _MASK32 = 0xFFFFFFFF
+_T = TypeVar("_T")
 
 # Thresholds of celt/entcode.c:ec_tell_frac (the table-driven variant libopus compiles), data.
 _TELL_FRAC_CORRECTION = (35733, 38967, 42495, 46340, 50535, 55109, 60097, 65535)
@@ -264,6 +268,58 @@ class RangeDecoder:
     def past_end(self) -> bool:
         """Whether :meth:`tell` has gone beyond the input (zeros were read)."""
         return self.tell() > 8 * self.storage
+
+    # -- named reads -----------------------------------------------------------------------------
+    def read(self, name: str, read: Callable[..., _T], *args) -> _T:
+        """A named read of the syntax: ``read(self, *args)``; ``name`` is the field it reads.
+
+        A plain decoder only runs the read; :class:`TracingDecoder` also records where it began and
+        ended. Syntax written with named reads therefore carries no position bookkeeping of its own.
+        """
+        return read(self, *args)
+
+
+class TracedRead(NamedTuple):
+    """One named read and the bits it took: ``ec_tell`` (whole bits) and ``ec_tell_frac`` (1/8 bit)
+    before and after (RFC 6716 §4.1.6)."""
+
+    name: str
+    tell_before: int
+    tell_after: int
+    frac_before: int
+    frac_after: int
+
+
+class TracingDecoder:
+    """A :class:`RangeDecoder` that records, for each named read (:meth:`RangeDecoder.read`), the bit
+    position before and after it (``ec_tell`` and ``ec_tell_frac``, RFC 6716 §4.1.6).
+
+    It decodes nothing itself: every read runs on the wrapped decoder, and every other attribute
+    (``tell``, ``dec_uint``, ``storage``, ...) is the wrapped decoder's, so decoded values are those
+    of the plain decoder. Positions count from the start of the buffer; a fresh decoder has used 1 bit.
+    """
+
+    __slots__ = ("decoder", "reads")
+
+    def __init__(self, decoder: RangeDecoder) -> None:
+        self.decoder = decoder
+        self.reads: list[TracedRead] = []
+
+    def __getattr__(self, name: str):
+        return getattr(self.decoder, name)
+
+    def read(self, name: str, read: Callable[..., _T], *args) -> _T:
+        """Run ``read(decoder, *args)`` on the wrapped decoder and record its span under ``name``."""
+        dec = self.decoder
+        t0, f0 = dec.tell(), dec.tell_frac()
+        value = read(dec, *args)
+        self.reads.append(TracedRead(name, t0, dec.tell(), f0, dec.tell_frac()))
+        return value
+
+    @property
+    def fields(self) -> list[tuple[str, int, int]]:
+        """``(name, tell_before, tell_after)`` of each read so far, in bits."""
+        return [(r.name, r.tell_before, r.tell_after) for r in self.reads]
 
 
 def _tell_frac(nbits_total: int, rng: int) -> int:

@@ -13,6 +13,7 @@ from opus_dred.bitstream._errors import RangeCoderError
 from opus_dred.bitstream._rangecoder import (
     RangeDecoder,
     RangeEncoder,
+    TracingDecoder,
     laplace_decode_p0,
     laplace_encode_p0,
     laplace_p0_icdfs,
@@ -157,30 +158,35 @@ def _encode(ops, size):
     return e.done(), trace, e
 
 
+def _read_op(d, op):
+    """Decode the symbol ``op`` was encoded with (the oracle's op format)."""
+    k = op[0]
+    if k == "uint":
+        return d.dec_uint(op[2])
+    if k == "encode":
+        v = d.decode(op[3])
+        d.update(op[1], op[2], op[3])
+        return v
+    if k == "encode_bin":
+        v = d.decode_bin(op[3])
+        d.update(op[1], op[2], 1 << op[3])
+        return v
+    if k == "bits":
+        return d.dec_bits(op[2])
+    if k == "icdf":
+        return d.dec_icdf(op[2], op[3])
+    if k == "icdf16":
+        return d.dec_icdf16(op[2], op[3])
+    if k == "laplace_p0":
+        return laplace_decode_p0(d, op[2], op[3])
+    return d.dec_bit_logp(op[2])
+
+
 def _decode(data, ops):
     d = RangeDecoder(data)
     values, trace = [], []
     for op in ops:
-        k = op[0]
-        if k == "uint":
-            v = d.dec_uint(op[2])
-        elif k == "encode":
-            v = d.decode(op[3])
-            d.update(op[1], op[2], op[3])
-        elif k == "encode_bin":
-            v = d.decode_bin(op[3])
-            d.update(op[1], op[2], 1 << op[3])
-        elif k == "bits":
-            v = d.dec_bits(op[2])
-        elif k == "icdf":
-            v = d.dec_icdf(op[2], op[3])
-        elif k == "icdf16":
-            v = d.dec_icdf16(op[2], op[3])
-        elif k == "laplace_p0":
-            v = laplace_decode_p0(d, op[2], op[3])
-        else:
-            v = d.dec_bit_logp(op[2])
-        values.append(v)
+        values.append(_read_op(d, op))
         trace.append((d.tell(), d.tell_frac(), d.rng))
     return values, trace, d
 
@@ -241,6 +247,43 @@ def _apply(e, op):
         laplace_encode_p0(e, op[1], op[2], op[3])
     else:
         e.enc_bit_logp(op[1], op[2])
+
+
+# -- the tracing decoder ----------------------------------------------------------------------------
+
+
+def _state(d):
+    return (d.rng, d.val, d.offs, d.end_offs, d.end_window, d.nend_bits, d.nbits_total, d.rem, d.error)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_ops(), max_size=40))
+def test_tracing_decoder_records_each_named_read(ops):
+    data, etrace, _ = _encode(ops, 2000)
+    t = TracingDecoder(RangeDecoder(data))
+    values = [t.read(f"op{i}", _read_op, op) for i, op in enumerate(ops)]
+    plain_values, _, plain = _decode(data, ops)
+    # the tracer changes nothing: same values, same decoder state
+    assert values == plain_values and _state(t.decoder) == _state(plain)
+    # each span starts where the previous ended (a fresh decoder has used 1 bit, 8 eighths) and ends at
+    # the encoder's ec_tell / ec_tell_frac after that symbol
+    assert [r.name for r in t.reads] == [f"op{i}" for i in range(len(ops))]
+    starts = [(1, 8)] + [(a, b) for a, b, _ in etrace]
+    assert [(r.tell_before, r.frac_before) for r in t.reads] == starts[:len(ops)]
+    assert [(r.tell_after, r.frac_after) for r in t.reads] == [(a, b) for a, b, _ in etrace]
+    assert t.fields == [(r.name, r.tell_before, r.tell_after) for r in t.reads]
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(_ops(), max_size=30), st.binary(max_size=48))
+def test_tracing_decoder_on_any_bytes_decodes_what_the_plain_one_does(ops, junk):
+    t = TracingDecoder(RangeDecoder(junk))
+    plain = RangeDecoder(junk)
+    for i, op in enumerate(ops):
+        assert t.read(str(i), _read_op, op) == plain.read(str(i), _read_op, op)
+        assert t.tell() == plain.tell() and t.tell_frac() == plain.tell_frac()  # delegated to the wrapped decoder
+    assert _state(t.decoder) == _state(plain)
+    assert all(r.tell_before <= r.tell_after and r.frac_before <= r.frac_after for r in t.reads)
 
 
 # -- against libopus -------------------------------------------------------------------------------

@@ -31,8 +31,9 @@ runs, repeated or version-changed DRED extensions); writer-generated packets; ra
 programs. Case ``i`` of seed ``s`` depends on ``(s, i)`` only (``random.Random``), so any case can be
 replayed alone (:func:`run_case`).
 
-Anything our readers raise other than a :class:`~opus_dred.bitstream._errors.BitstreamError` carrying a
-byte offset is an *unexpected exception*.
+Anything our readers raise other than a :class:`~opus_dred.bitstream._errors.BitstreamError` is an
+*unexpected exception*; a ``BitstreamError`` must carry a byte offset (stage ``error-offset``) that lies
+inside the input, as must its bit offset (stage ``error-offset-outside-input``).
 """
 
 from __future__ import annotations
@@ -46,7 +47,13 @@ from typing import Any
 
 import numpy as np
 
-from opus_dred.bitstream._arith import min_feature_frames_for
+from opus_dred.bitstream._arith import (
+    compute_quantizer,
+    dequantize,
+    extra_offset_from_code,
+    min_feature_frames_for,
+    qmax_is_coded,
+)
 from opus_dred.bitstream._dred import (
     DredPayload,
     coding_tables,
@@ -143,10 +150,20 @@ def _eq(stage: str, what: str, ours: Any, ref: Any) -> None:
         raise _Mismatch(stage, f"{what}: ours {ours!r} != libopus {ref!r}")
 
 
-def _check_error(stage: str, exc: BitstreamError) -> None:
-    """A typed error must say where: a byte offset within the input (``None`` is a defect)."""
-    if exc.byte_offset is None or exc.byte_offset < 0:
-        raise _Mismatch("error-offset", f"{stage}: {type(exc).__name__} without a byte offset: {exc}")
+def _check_error(stage: str, exc: BitstreamError, data: bytes) -> None:
+    """A typed error must say where: a byte offset, and a bit offset, inside the input it was given
+    (``0 <= byte_offset <= len(data)``, ``0 <= bit_offset <= 8 * len(data)``; the end itself is where a
+    truncated input fails). No offset is an ``error-offset`` disagreement, one outside the input an
+    ``error-offset-outside-input`` one."""
+    name = type(exc).__name__
+    if exc.byte_offset is None:
+        raise _Mismatch("error-offset", f"{stage}: {name} without a byte offset: {exc}")
+    if not 0 <= exc.byte_offset <= len(data):
+        raise _Mismatch("error-offset-outside-input",
+                        f"{stage}: {name} at byte {exc.byte_offset} of a {len(data)}-byte input: {exc}")
+    if exc.bit_offset is not None and not 0 <= exc.bit_offset <= 8 * len(data):
+        raise _Mismatch("error-offset-outside-input",
+                        f"{stage}: {name} at bit {exc.bit_offset} of a {8 * len(data)}-bit input: {exc}")
 
 
 class Fuzzer:
@@ -289,19 +306,19 @@ class Fuzzer:
         prof = self.profile
         q0 = r.randrange(prof.quant_levels)
         dq = r.randrange(8)
-        qmax = r.randint(q0 + 1, 15) if (q0 < 14 and dq > 0) else 15
+        qmax = r.randint(q0 + 1, 15) if qmax_is_coded(q0, dq) else 15
         extended = r.random() < 0.3
         extra = r.randrange(256) if extended else 0
         nb = min(prof.max_latents, int(r.expovariate(1 / 3)))  # mostly short; now and then the most
-        levels = [min(qmax, q0 + (prof.dq_table[dq] * k + 8) // 16) for k in range(nb)]
+        levels = [compute_quantizer(q0, dq, qmax, k, prof.dq_table) for k in range(nb)]
 
         def values(params):
             return [0 if p is None or r.random() < 0.4 else r.randint(-3, 3) for p in params]
 
         state_q = np.array(values(self.tables.state[q0]), np.int32)
         lat = np.array([values(self.tables.latent[q]) for q in levels], np.int32).reshape(nb, prof.latent_dim)
-        payload = DredPayload(prof.name, q0=q0, dq=dq, qmax=qmax, extended_offset=extended, extra=extra,
-                              off=r.randrange(32), state_q=state_q, latents_q=lat,
+        payload = DredPayload(prof.name, q0=q0, dQ=dq, qmax=qmax, extended_offset=extended,
+                              extra_offset=extra_offset_from_code(extra), offset=r.randrange(32), state_q=state_q, latents_q=lat,
                               q_levels=np.array(levels, np.int32))
         pbytes = write_dred_payload(payload, prof)
         config = r.randrange(32)
@@ -418,7 +435,7 @@ class Fuzzer:
         try:
             pkt = parse_packet(data, self_delimited=sd)
         except BitstreamError as exc:
-            _check_error("packet", exc)
+            _check_error("packet", exc, data)
             if ref.ret >= 0:
                 raise _Mismatch("packet", f"ours rejects ({exc}), libopus accepts ({ref.ret} frames)") from None
             pkt = None
@@ -449,7 +466,7 @@ class Fuzzer:
         try:
             got = parse_extensions(padding, nb_frames, syntax=self.syntax)
         except BitstreamError as exc:
-            _check_error("extensions", exc)
+            _check_error("extensions", exc, padding)
             if ref.ret != _OPUS_INVALID_PACKET:
                 raise _Mismatch("extensions", f"ours rejects ({exc}), libopus returns {ref.ret}") from None
             return
@@ -474,7 +491,7 @@ class Fuzzer:
             try:
                 loc = find_dred_extension(data, prof)
             except BitstreamError as exc:
-                _check_error("dred", exc)
+                _check_error("dred", exc, data)
                 _eq("dred", f"return (ours: {exc})", _OPUS_INVALID_PACKET, ref.ret)
                 return
             if loc is None:
@@ -506,8 +523,8 @@ class Fuzzer:
         try:
             got = read_dred_payload(data, self.profile, min_feature_frames=mff, dred_frame_offset=frame_offset)
             h = ref.header
-            _eq("payload", "header", (got.q0, got.dq, got.qmax, int(got.extended_offset), got.extra, got.off),
-                (h.q0, h.dQ, h.qmax, h.extra_flag, h.extra, h.offset))
+            _eq("payload", "header", (got.q0, got.dQ, got.qmax, int(got.extended_offset), got.extra_offset, got.offset),
+                (h.q0, h.dQ, h.qmax, h.extra_flag, extra_offset_from_code(h.extra), h.offset))
             _eq("payload", "nb_latents", got.nb_latents, ref.ret)
             _eq("payload", "dred_offset", got.dred_offset, ref.dred_offset)
             if not np.array_equal(got.state, ref.state[: self.profile.state_dim]):
@@ -553,8 +570,8 @@ class Fuzzer:
         pl: DredPayload = info["payload"]
         prof = self.profile
         h = o.dred_header(info["payload_bytes"])
-        _eq("written", "DRED header", (pl.q0, pl.dq, pl.qmax, int(pl.extended_offset), pl.extra, pl.off),
-            (h.q0, h.dQ, h.qmax, h.extra_flag, h.extra, h.offset))
+        _eq("written", "DRED header", (pl.q0, pl.dQ, pl.qmax, int(pl.extended_offset), pl.extra_offset, pl.offset),
+            (h.q0, h.dQ, h.qmax, h.extra_flag, extra_offset_from_code(h.extra), h.offset))
         d = o.dred_parse(data, defer_processing=True)
         try:
             n = pl.latents_q.shape[0]
@@ -566,11 +583,11 @@ class Fuzzer:
                 if mine.stop_reason != "bits" or 8 * mine.num_bytes - mine.end_tell > 7:
                     raise _Mismatch("written", f"libopus reads {d.nb_latents} latents of {n} written")
             tabs = self.tables
-            state = (pl.state_q.astype(np.float32) * np.float32(256.0)) / tabs.state_div[pl.q0]
+            state = dequantize(pl.state_q, tabs.state_div[pl.q0])
             if not np.array_equal(state, d.state[: prof.state_dim]):
                 raise _Mismatch("written", "libopus reads another initial state than written")
             k = d.nb_latents
-            lat = (pl.latents_q[:k].astype(np.float32) * np.float32(256.0)) / tabs.latent_div[pl.q_levels[:k]]
+            lat = dequantize(pl.latents_q[:k], tabs.latent_div[pl.q_levels[:k]])
             if not np.array_equal(lat, d.latents[:k, : prof.latent_dim]):
                 raise _Mismatch("written", "libopus reads other latents than written")
         finally:

@@ -85,6 +85,46 @@ def test_harness_reports_a_foreign_exception(monkeypatch):
     f._read_cache.clear()
 
 
+def _packet_error_at(monkeypatch, byte_offset, bit_offset=None):
+    """Make the fuzzer's packet reader reject every packet, at ``byte_offset(data)`` (and ``bit_offset(data)``)."""
+    import opus_dred.conformance._fuzz as fz
+    from opus_dred.bitstream._errors import PacketError
+
+    def rejects(data, **kw):
+        raise PacketError("deliberately misplaced", byte_offset=byte_offset(data),
+                          bit_offset=None if bit_offset is None else bit_offset(data))
+
+    monkeypatch.setattr(fz, "parse_packet", rejects)
+
+
+def test_campaign_catches_an_error_offset_past_the_input(monkeypatch):
+    """A reader whose typed error points past the end of its input: every packet case of a tiny campaign is an
+    ``error-offset-outside-input`` disagreement, the detail says where and how long the input was."""
+    from opus_dred.conformance._fuzz import run_campaign
+
+    _packet_error_at(monkeypatch, lambda data: len(data) + 3)
+    r = run_campaign("libopus-1.6.1", 40, seed=2, jobs=1, chunk=20, keep=40)
+    packet_cases = sum(r.by_kind.get(k, 0) for k in ("random", "mutated", "written"))
+    assert packet_cases > 0 and r.unexpected_count == 0
+    assert r.disagreement_count == packet_cases == r.by_stage["error-offset-outside-input"]
+    d = r.disagreements[0]
+    n = len(bytes.fromhex(d.input_hex))
+    assert d.stage == "error-offset-outside-input" and f"byte {n + 3} of a {n}-byte input" in d.detail
+
+
+def test_harness_catches_a_bit_offset_past_the_input(monkeypatch):
+    """The bit offset is held to the input too, and the end itself (where a truncated input fails) is inside:
+    there the case goes on to the comparison with libopus."""
+    f = _fuzzer("libopus-1.6.1")
+    i = next(i for i in range(100) if f.case(11, i)[0] == "mutated")
+    _packet_error_at(monkeypatch, lambda data: len(data), lambda data: 8 * len(data) + 1)
+    _, stage, d = f.run_case(11, i)
+    assert stage == "error-offset-outside-input" and "bit" in d.detail
+    _packet_error_at(monkeypatch, lambda data: len(data))
+    _, stage, d = f.run_case(11, i)
+    assert stage == "packet" and "ours rejects" in d.detail  # libopus accepts the (real, mutated) packet
+
+
 def test_campaign_and_cli_replay():
     import typer
     from typer.testing import CliRunner

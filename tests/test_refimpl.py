@@ -196,6 +196,41 @@ def test_rcpps_tables_are_12_bit_reciprocals(mode, bits):
         np.testing.assert_array_equal(r2, r * 2.0 ** -e)
 
 
+@pytest.mark.parametrize("mode", nnet.RCPPS_TABLES)
+def test_rcpps_data_files_are_the_recorded_measurements(mode):
+    """Each measured table is shipped as a data file whose sha256 is the one its provenance records
+    (``refimpl/data/rcpps.json``), with the entry count the mode indexes by, and says where it was measured."""
+    import hashlib
+
+    entry = nnet.rcpps_provenance()["tables"][mode]
+    path = nnet.RCPPS_DATA / entry["file"]
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == entry["sha256"]
+    assert entry["entries"] == {"rcp12": 4096, "rcp11": 2048}[mode] and entry["cpu"]
+    raw = np.load(path, allow_pickle=False)
+    np.testing.assert_array_equal(raw, nnet.rcpps_measured(mode))
+    assert raw.dtype == np.dtype("<u2") and int(raw.max()) < 4096
+
+
+def test_rcpps_table_with_another_checksum_is_refused(tmp_path, monkeypatch):
+    """A table file that is not the recorded measurement is refused, not emulated."""
+    import shutil
+
+    for f in nnet.RCPPS_DATA.iterdir():
+        shutil.copy(f, tmp_path / f.name)
+    raw = np.load(tmp_path / "rcpps_amd_zen4.npy")
+    raw[7] ^= 1
+    np.save(tmp_path / "rcpps_amd_zen4.npy", raw)
+    monkeypatch.setattr(nnet, "RCPPS_DATA", tmp_path)
+    nnet.rcpps_measured.cache_clear()
+    nnet.rcpps_provenance.cache_clear()
+    try:
+        with pytest.raises(ValueError, match="sha256"):
+            nnet.rcpps_measured("rcp12")
+    finally:
+        nnet.rcpps_measured.cache_clear()
+        nnet.rcpps_provenance.cache_clear()
+
+
 def test_intel_rcpps_formula_is_the_measured_table():
     """``recip(., "rcp11")`` computes Intel's RCPPS by formula; it must give every measured entry."""
     m = np.arange(4096, dtype=np.uint32)

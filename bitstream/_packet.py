@@ -152,6 +152,26 @@ def _read_length(data: bytes, pos: int, end: int) -> tuple[int, int]:
     return 4 * data[pos + 1] + b0, 2
 
 
+@dataclass
+class _Framing:
+    """Where :func:`parse_packet` stands: ``pos`` is the next byte to read, ``remaining`` the bytes after it
+    that are neither read nor padding (``len`` in ``opus_packet_parse_impl``), ``last_size`` the room the
+    last frame has."""
+
+    pos: int
+    remaining: int
+    last_size: int
+    count: int = 1
+    cbr: bool = False
+    vbr: bool = False
+    pad: int = 0
+    has_padding: bool = False
+    count_byte_offset: int | None = None
+    sizes: list[int] = field(default_factory=list)
+    frame_length_offsets: list[int] = field(default_factory=list)
+    padding_length_offsets: list[int] = field(default_factory=list)
+
+
 def parse_packet(data: bytes, *, self_delimited: bool = False) -> Packet:
     """Split an Opus packet into its frames and padding (RFC 6716 §3; ``opus_packet_parse_impl``).
 
@@ -163,144 +183,183 @@ def parse_packet(data: bytes, *, self_delimited: bool = False) -> Packet:
     is where the fault was found.
     """
     data = bytes(data)
-    n = len(data)
-    if n == 0:
-        raise PacketError("empty packet", byte_offset=0, rule="RFC6716 R1")
+    _check_not_empty(data)
     toc = Toc.from_byte(data[0])
-    pos = 1
-    remaining = n - 1  # ``len`` in libopus: bytes after what has been read, minus padding
-    sizes: list[int] = []
-    frame_length_offsets: list[int] = []
-    padding_length_offsets: list[int] = []
-    count_byte_offset = None
-    pad = 0
-    has_padding = False
-    vbr = False
-    code = toc.code
-    last_size = remaining
-    cbr = False
-    if code == 0:
-        count = 1
-    elif code == 1:
-        count = 2
-        cbr = True
-        if not self_delimited:
-            if remaining & 1:
-                raise PacketError("code 1 packet with an odd number of frame bytes", byte_offset=1,
-                                  rule="RFC6716 R3")
-            last_size = remaining // 2
-            sizes.append(last_size)
-    elif code == 2:
-        count = 2
-        vbr = True
-        size, used = _read_length(data, pos, n)
-        if used < 0 or size > remaining - used:
-            raise PacketError("code 2 packet without room for its first frame's length and data",
-                              byte_offset=pos, rule="RFC6716 R4")
-        frame_length_offsets.append(pos)
-        sizes.append(size)
-        remaining -= used
-        pos += used
-        last_size = remaining - size
-    else:
-        if remaining < 1:
-            raise PacketError("code 3 packet without a frame-count byte", byte_offset=1, rule="RFC6716 R6")
-        count_byte_offset = pos
-        v, p, count = bitstring.Bits(uint=data[pos], length=8).unpack("uint:1, uint:1, uint:6")
-        vbr = bool(v)
-        cbr = not vbr
-        rule = "RFC6716 R7" if vbr else "RFC6716 R6"
-        if count == 0 or count * toc.frame_size_48k > MAX_PACKET_SAMPLES_48K:
-            raise PacketError(f"code 3 packet with {count} frames of {toc.frame_ms} ms (must be 1..120 ms)",
-                              byte_offset=pos, rule="RFC6716 R5")
-        pos += 1
-        remaining -= 1
-        if p:
-            has_padding = True
-            while True:
-                if remaining <= 0:
-                    raise PacketError("padding length runs past the end of the packet", byte_offset=pos,
-                                      rule=rule)
-                b = data[pos]
-                padding_length_offsets.append(pos)
-                pos += 1
-                remaining -= 1
-                add = 254 if b == 255 else b
-                remaining -= add
-                pad += add
-                if b != 255:
-                    break
-        if remaining < 0:
-            raise PacketError(f"padding of {pad} bytes does not fit in the packet",
-                              byte_offset=padding_length_offsets[-1], rule=rule)
-        if vbr:
-            last_size = remaining
-            for _ in range(count - 1):
-                size, used = _read_length(data, pos, pos + remaining)
-                if used > 0:
-                    remaining -= used
-                if used < 0 or size > remaining:
-                    raise PacketError("frame length runs past the end of the packet", byte_offset=pos,
-                                      rule="RFC6716 R7")
-                frame_length_offsets.append(pos)
-                sizes.append(size)
-                pos += used
-                last_size -= used + size
-            if last_size < 0:
-                raise PacketError("frame lengths and padding exceed the packet", byte_offset=pos,
-                                  rule="RFC6716 R7")
-        elif not self_delimited:
-            last_size = remaining // count
-            if last_size * count != remaining:
-                raise PacketError(f"{remaining} bytes of CBR frames do not divide into {count} frames",
-                                  byte_offset=pos, rule="RFC6716 R6")
-            sizes.extend([last_size] * (count - 1))
+    f = _Framing(pos=1, remaining=len(data) - 1, last_size=len(data) - 1)
+    _FRAME_PACKING[toc.code](data, f, toc, self_delimited)
     if self_delimited:
-        size, used = _read_length(data, pos, pos + remaining)
-        if used > 0:
-            remaining -= used
-        if used < 0 or size > remaining:
-            raise PacketError("self-delimited length runs past the end of the packet", byte_offset=pos,
-                              rule="RFC6716 App.B")
-        frame_length_offsets.append(pos)
-        pos += used
-        if cbr:
-            if size * count > remaining:
-                raise PacketError("self-delimited CBR frames run past the end of the packet", byte_offset=pos,
-                                  rule="RFC6716 App.B")
-            sizes = [size] * count
-        else:
-            if used + size > last_size:
-                raise PacketError("self-delimited last frame exceeds the room left", byte_offset=pos,
-                                  rule="RFC6716 App.B")
-            sizes.append(size)
+        _read_self_delimited_length(data, f)
     else:
-        if last_size > MAX_FRAME_BYTES:
-            raise PacketError(f"implicit frame length {last_size} exceeds {MAX_FRAME_BYTES} bytes",
-                              byte_offset=pos, rule="RFC6716 R2")
-        sizes.append(last_size)
-    payload_offset = pos
+        _take_implicit_last_frame(f)
+    return _cut_frames(data, toc, f, self_delimited)
+
+
+def _check_not_empty(data: bytes) -> None:
+    """R1: a packet has at least one byte, its TOC (RFC 6716 §3.4)."""
+    if not data:
+        raise PacketError("empty packet", byte_offset=0, rule="RFC6716 R1")
+
+
+def _take_frame_length(data: bytes, f: _Framing, message: str, rule: str) -> tuple[int, int]:
+    """Read one frame length (RFC 6716 §3.2.1) at ``f.pos``; it and its frame must fit in ``f.remaining``."""
+    size, used = _read_length(data, f.pos, f.pos + f.remaining)
+    if used > 0:
+        f.remaining -= used
+    if used < 0 or size > f.remaining:
+        raise PacketError(message, byte_offset=f.pos, rule=rule)
+    f.frame_length_offsets.append(f.pos)
+    f.pos += used
+    return size, used
+
+
+def _code0_one_frame(data: bytes, f: _Framing, toc: Toc, self_delimited: bool) -> None:
+    """Code 0: one frame in the packet (RFC 6716 §3.2.2); it takes what is left."""
+    f.count = 1
+
+
+def _code1_two_equal_frames(data: bytes, f: _Framing, toc: Toc, self_delimited: bool) -> None:
+    """Code 1: two frames of equal compressed size (RFC 6716 §3.2.3); R3: an even number of frame bytes."""
+    f.count = 2
+    f.cbr = True
+    if self_delimited:
+        return  # Appendix B codes the size instead
+    if f.remaining & 1:
+        raise PacketError("code 1 packet with an odd number of frame bytes", byte_offset=1, rule="RFC6716 R3")
+    f.last_size = f.remaining // 2
+    f.sizes.append(f.last_size)
+
+
+def _code2_two_frames(data: bytes, f: _Framing, toc: Toc, self_delimited: bool) -> None:
+    """Code 2: two frames of different sizes (RFC 6716 §3.2.4); R4: the first one's length and data fit."""
+    f.count = 2
+    f.vbr = True
+    size, _ = _take_frame_length(data, f, "code 2 packet without room for its first frame's length and data",
+                                 "RFC6716 R4")
+    f.sizes.append(size)
+    f.last_size = f.remaining - size
+
+
+def _code3_signaled_frames(data: bytes, f: _Framing, toc: Toc, self_delimited: bool) -> None:
+    """Code 3: a signaled number of frames (RFC 6716 §3.2.5): the frame-count byte, the padding length,
+    then the VBR frame lengths or the CBR split."""
+    _read_frame_count_byte(data, f, toc)
+    if f.has_padding:
+        _read_padding_length(data, f)
+    if f.vbr:
+        _read_vbr_frame_lengths(data, f)
+    elif not self_delimited:
+        _split_cbr_frames(f)
+
+
+def _read_frame_count_byte(data: bytes, f: _Framing, toc: Toc) -> None:
+    """The frame-count byte ``v p M`` (RFC 6716 §3.2.5); R6 (it is there) and R5 (1 to 120 ms of audio)."""
+    if f.remaining < 1:
+        raise PacketError("code 3 packet without a frame-count byte", byte_offset=1, rule="RFC6716 R6")
+    f.count_byte_offset = f.pos
+    v, p, count = bitstring.Bits(uint=data[f.pos], length=8).unpack("uint:1, uint:1, uint:6")
+    f.vbr = bool(v)
+    f.cbr = not f.vbr
+    if count == 0 or count * toc.frame_size_48k > MAX_PACKET_SAMPLES_48K:
+        raise PacketError(f"code 3 packet with {count} frames of {toc.frame_ms} ms (must be 1..120 ms)",
+                          byte_offset=f.pos, rule="RFC6716 R5")
+    f.count = count
+    f.has_padding = bool(p)
+    f.pos += 1
+    f.remaining -= 1
+
+
+def _read_padding_length(data: bytes, f: _Framing) -> None:
+    """The padding length (RFC 6716 §3.2.5): bytes of 255 add 254 and go on, the last adds itself; the
+    padding must fit in the packet (R6 for CBR, R7 for VBR)."""
+    rule = "RFC6716 R7" if f.vbr else "RFC6716 R6"
+    while True:
+        if f.remaining <= 0:
+            raise PacketError("padding length runs past the end of the packet", byte_offset=f.pos, rule=rule)
+        b = data[f.pos]
+        f.padding_length_offsets.append(f.pos)
+        f.pos += 1
+        f.remaining -= 1
+        add = 254 if b == 255 else b
+        f.remaining -= add
+        f.pad += add
+        if b != 255:
+            break
+    if f.remaining < 0:
+        raise PacketError(f"padding of {f.pad} bytes does not fit in the packet",
+                          byte_offset=f.padding_length_offsets[-1], rule=rule)
+
+
+def _read_vbr_frame_lengths(data: bytes, f: _Framing) -> None:
+    """VBR code 3 (RFC 6716 §3.2.5): the lengths of all frames but the last; R7: they fit in the packet."""
+    f.last_size = f.remaining
+    for _ in range(f.count - 1):
+        size, used = _take_frame_length(data, f, "frame length runs past the end of the packet", "RFC6716 R7")
+        f.sizes.append(size)
+        f.last_size -= used + size
+    if f.last_size < 0:
+        raise PacketError("frame lengths and padding exceed the packet", byte_offset=f.pos, rule="RFC6716 R7")
+
+
+def _split_cbr_frames(f: _Framing) -> None:
+    """CBR code 3 (RFC 6716 §3.2.5): ``M`` frames of equal size; R6: they divide the bytes left exactly."""
+    f.last_size = f.remaining // f.count
+    if f.last_size * f.count != f.remaining:
+        raise PacketError(f"{f.remaining} bytes of CBR frames do not divide into {f.count} frames",
+                          byte_offset=f.pos, rule="RFC6716 R6")
+    f.sizes.extend([f.last_size] * (f.count - 1))
+
+
+_FRAME_PACKING = (_code0_one_frame, _code1_two_equal_frames, _code2_two_frames, _code3_signaled_frames)
+
+
+def _read_self_delimited_length(data: bytes, f: _Framing) -> None:
+    """The self-delimiting framing (RFC 6716 Appendix B): one more length, of the last frame (of every
+    frame when they are CBR), which must fit in the room left."""
+    size, used = _take_frame_length(data, f, "self-delimited length runs past the end of the packet",
+                                    "RFC6716 App.B")
+    if f.cbr:
+        if size * f.count > f.remaining:
+            raise PacketError("self-delimited CBR frames run past the end of the packet", byte_offset=f.pos,
+                              rule="RFC6716 App.B")
+        f.sizes = [size] * f.count
+    else:
+        if used + size > f.last_size:
+            raise PacketError("self-delimited last frame exceeds the room left", byte_offset=f.pos,
+                              rule="RFC6716 App.B")
+        f.sizes.append(size)
+
+
+def _take_implicit_last_frame(f: _Framing) -> None:
+    """The last frame takes the room left; R2: at most 1275 bytes (RFC 6716 §3.4)."""
+    if f.last_size > MAX_FRAME_BYTES:
+        raise PacketError(f"implicit frame length {f.last_size} exceeds {MAX_FRAME_BYTES} bytes",
+                          byte_offset=f.pos, rule="RFC6716 R2")
+    f.sizes.append(f.last_size)
+
+
+def _cut_frames(data: bytes, toc: Toc, f: _Framing, self_delimited: bool) -> Packet:
+    """The frames, one after the other from the first byte after the lengths, then the padding."""
+    payload_offset = pos = f.pos
     frames: list[bytes] = []
     frame_offsets: list[int] = []
-    for size in sizes:
+    for size in f.sizes:
         frame_offsets.append(pos)
         frames.append(data[pos:pos + size])
         pos += size
-    padding = data[pos:pos + pad]
     return Packet(
         toc=toc,
         frames=frames,
-        padding=padding,
-        vbr=vbr,
-        has_padding=has_padding,
+        padding=data[pos:pos + f.pad],
+        vbr=f.vbr,
+        has_padding=f.has_padding,
         self_delimited=self_delimited,
         frame_offsets=frame_offsets,
-        padding_offset=pos if has_padding else None,
-        count_byte_offset=count_byte_offset,
-        padding_length_offsets=padding_length_offsets,
-        frame_length_offsets=frame_length_offsets,
+        padding_offset=pos if f.has_padding else None,
+        count_byte_offset=f.count_byte_offset,
+        padding_length_offsets=f.padding_length_offsets,
+        frame_length_offsets=f.frame_length_offsets,
         payload_offset=payload_offset,
-        length=pos + pad,
+        length=pos + f.pad,
     )
 
 

@@ -5,11 +5,17 @@ Every reader (the scalar one in :mod:`._dred`, the batched numpy and JAX readers
 receiver, ``inspect`` and ``decode`` import these functions; none writes them again. Integer arithmetic is C's
 (division truncates toward zero, ``int`` wraps at 32 bits) wherever libopus computes in C ``int``.
 
-Units: ``dred_offset`` and ``offset`` in 2.5 ms units (as ``OpusDRED.dred_offset``), ``extra_offset`` in the same
-units after scaling (``32 * extra``), sample counts at the caller's ``rate``.
+Names and units are libopus' (``dnn/dred_decoder.c:dred_ec_decode``, ``OpusDRED``): ``q0``, ``dQ``, ``qmax``,
+``offset`` (the coded ``uint(32)``), ``extra_offset`` (the coded ``uint(256)`` times 32), ``dred_frame_offset`` and
+``dred_offset``, all in 2.5 ms units; ``nb_latents``; sample counts at the caller's ``rate``.
+
+The functions a batched reader needs (the quantizer schedule, the qmax symbol, the offsets, the q feature,
+dequantization) use operators only, so they take Python ints, numpy arrays and JAX arrays alike.
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from opus_dred.bitstream._errors import DredPayloadError
 
@@ -17,12 +23,29 @@ __all__ = [
     "DRED_MAX_LATENTS",
     "DRED_NUM_REDUNDANCY_FRAMES",
     "DQ_TABLE",
+    "QMAX_UNCODED",
+    "EXTRA_OFFSET_STEP",
+    "LATENT_MS",
     "c_div",
     "i32",
+    "imin",
     "compute_quantizer",
+    "qmax_is_coded",
+    "qmax_nvals",
+    "qmax_of_symbol",
+    "qmax_symbol",
+    "extra_offset_from_code",
+    "extra_offset_to_code",
+    "compute_dred_offset",
+    "q_feature",
+    "dequant_divisor",
+    "dequantize",
+    "latent_coverage_ms",
     "min_feature_frames_for",
     "requested_chunks",
     "latents_for_request",
+    "parse_return",
+    "dred_end",
     "dred_parse_return",
     "dred_window",
     "dred_latents_read",
@@ -38,6 +61,15 @@ DRED_NUM_REDUNDANCY_FRAMES = 2 * DRED_MAX_LATENTS
 #: the quantizer step per ``dQ`` code (``dnn/dred_coding.c:compute_quantizer``), in 1/16 of a level per chunk
 DQ_TABLE = (0, 2, 3, 4, 6, 8, 12, 16)
 
+#: ``qmax`` when the payload does not code it (``dred_ec_decode``)
+QMAX_UNCODED = 15
+
+#: 2.5 ms units per step of the extended offset's ``uint(256)``
+EXTRA_OFFSET_STEP = 32
+
+#: audio per latent: 4 feature frames of 10 ms
+LATENT_MS = 40
+
 
 def c_div(a: int, b: int) -> int:
     """C integer division (truncates toward zero)."""
@@ -50,9 +82,73 @@ def i32(x: int) -> int:
     return ((x + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
 
 
-def compute_quantizer(q0: int, dq: int, qmax: int, k: int, dq_table=DQ_TABLE) -> int:
-    """Quantizer level of latent chunk ``k`` (``dnn/dred_coding.c:compute_quantizer``)."""
-    return min(qmax, q0 + (dq_table[dq] * k + 8) // 16)
+def imin(a, b):
+    """The smaller of two integers, or element-wise of integer arrays (numpy or JAX), by operators only."""
+    return b + (a - b) * (a < b)
+
+
+def compute_quantizer(q0, dQ, qmax, k, dq_table=DQ_TABLE):
+    """Quantizer level of latent chunk ``k`` (``dnn/dred_coding.c:compute_quantizer``). ``dq_table`` is
+    indexed by ``dQ``: a tuple for ints, an array of the caller's kind for arrays."""
+    return imin(qmax, q0 + (dq_table[dQ] * k + 8) // 16)
+
+
+def qmax_is_coded(q0, dQ):
+    """Whether the payload codes ``qmax`` (``q0 < 14 and dQ > 0``; else it is :data:`QMAX_UNCODED`)."""
+    return (q0 < 14) & (dQ > 0)
+
+
+def qmax_nvals(q0):
+    """``nvals`` of the qmax symbol: it has ``ft = 2 * nvals``; symbols below ``nvals`` mean 15."""
+    return QMAX_UNCODED - (q0 + 1)
+
+
+def qmax_of_symbol(q0, s):
+    """``qmax`` for a qmax symbol ``s >= nvals`` (``q0 + 1`` for ``s == nvals``)."""
+    return q0 + (s - qmax_nvals(q0)) + 1
+
+
+def qmax_symbol(q0, qmax):
+    """The symbol that codes ``qmax`` below 15 (the inverse of :func:`qmax_of_symbol`)."""
+    return qmax_nvals(q0) + qmax - (q0 + 1)
+
+
+def extra_offset_from_code(code):
+    """``extra_offset`` from the coded ``uint(256)``: ``32 * code`` (``dred_ec_decode``)."""
+    return EXTRA_OFFSET_STEP * code
+
+
+def extra_offset_to_code(extra_offset):
+    """The ``uint(256)`` that codes ``extra_offset`` (a multiple of 32)."""
+    return extra_offset // EXTRA_OFFSET_STEP
+
+
+def compute_dred_offset(offset, extra_offset, dred_frame_offset):
+    """``dred_offset = 16 - offset - extra_offset + dred_frame_offset`` (``dred_ec_decode``), 2.5 ms units."""
+    return 16 - offset - extra_offset + dred_frame_offset
+
+
+def q_feature(q_level):
+    """The quantizer feature 1.6.x appends to each latent vector: ``q_level * 0.125 - 1`` (``dred_ec_decode``;
+    exact in float32 for every level)."""
+    return q_level * 0.125 - 1
+
+
+def dequant_divisor(scale):
+    """The dequantization divisor per value: ``scale``, 0 taken as 1, in float32 (``dred_decode_latents``)."""
+    scale = np.asarray(scale)
+    return np.where(scale == 0, 1, scale).astype(np.float32)
+
+
+def dequantize(q, divisor):
+    """A quantized value as ``dred_decode_latents`` stores it: ``(float)q * 256.f / divisor``, every step in
+    float32. ``q`` an integer array (numpy or JAX), ``divisor`` from :func:`dequant_divisor`."""
+    return q.astype(np.float32) * np.float32(256.0) / divisor
+
+
+def latent_coverage_ms(nb_latents):
+    """Audio ``nb_latents`` latents describe: 4 feature frames of 10 ms each."""
+    return float(LATENT_MS * nb_latents)
 
 
 def min_feature_frames_for(max_dred_samples: int, sampling_rate: int, max_latents: int = DRED_MAX_LATENTS) -> int:
@@ -84,14 +180,25 @@ def dred_latents_read(nb_latents: int, rate: int, max_dred_samples: int | None) 
     return nb_latents if max_dred_samples is None else min(nb_latents, latents_for_request(max_dred_samples, rate))
 
 
+def parse_return(nb_latents: int, dred_offset: int, rate: int) -> int:
+    """What ``src/opus_decoder.c:opus_dred_parse`` returns once its payload decoder has read ``nb_latents``
+    (0 included): ``max(0, nb_latents*rate/25 - dred_offset*rate/400)`` in C ints."""
+    return max(0, c_div(nb_latents * rate, 25) - c_div(dred_offset * rate, 400))
+
+
+def dred_end(dred_offset: int, rate: int) -> int:
+    """``*dred_end`` of ``opus_dred_parse`` for a payload it found: ``max(0, -dred_offset*rate/400)`` in C ints,
+    the silence skipped at the recent end, in samples."""
+    return max(0, c_div(-dred_offset * rate, 400))
+
+
 def dred_parse_return(nb_latents: int, dred_offset: int, rate: int, max_dred_samples: int | None = None) -> int:
     """The value ``opus_dred_parse`` returns at ``rate`` for a packet whose full parse found ``nb_latents``
     latents and ``dred_offset`` (2.5 ms units), when asked for ``max_dred_samples`` (``None``: the largest
     request). 0 for a packet without DRED (``nb_latents == 0``)."""
     if nb_latents <= 0:
         return 0
-    n = dred_latents_read(nb_latents, rate, max_dred_samples)
-    return max(0, c_div(n * rate, 25) - c_div(dred_offset * rate, 400))
+    return parse_return(dred_latents_read(nb_latents, rate, max_dred_samples), dred_offset, rate)
 
 
 def dred_window(nb_latents: int, dred_offset: int, rate: int) -> tuple[int, int]:
@@ -100,7 +207,7 @@ def dred_window(nb_latents: int, dred_offset: int, rate: int) -> tuple[int, int]
     ``opus_dred_parse``). ``(0, 0)`` without DRED."""
     if nb_latents <= 0:
         return (0, 0)
-    return (max(0, -c_div(dred_offset * rate, 400)), dred_parse_return(nb_latents, dred_offset, rate))
+    return (dred_end(dred_offset, rate), dred_parse_return(nb_latents, dred_offset, rate))
 
 
 def request_for_latents(n: int, rate: int) -> int:

@@ -4,8 +4,8 @@ Syntax (identical in libopus 1.5.2 and 1.6.1; ``dnn/dred_decoder.c:dred_ec_decod
 ``dnn/dred_encoder.c:dred_encode_silk_frame``), all range coded (RFC 6716 §4.1):
 
 1. ``q0 = uint(16)``, ``dQ = uint(8)``;
-2. the offset: a 2-way flag ``uint(2)``; if set ``extra = uint(256)`` (worth 32 × 2.5 ms each);
-   then ``off = uint(32)``. ``dred_offset = 16 - off - 32*extra + dred_frame_offset`` (2.5 ms units);
+2. the offset: a 2-way flag ``uint(2)`` (``extended_offset``); if set ``extra_offset = 32 * uint(256)``;
+   then ``offset = uint(32)``. ``dred_offset = 16 - offset - extra_offset + dred_frame_offset`` (2.5 ms units);
 3. ``qmax``: 15 unless ``q0 < 14`` and ``dQ > 0``; then one symbol of ``ft = 2*nvals`` with
    ``nvals = 14 - q0``: the lower half [0, nvals) means 15, symbol ``nvals + j`` means ``q0 + 1 + j``;
 4. the initial state: ``state_dim`` Laplace values with the statistics of level ``q0``;
@@ -29,7 +29,25 @@ from typing import Any
 
 import numpy as np
 
-from opus_dred.bitstream._arith import c_div, compute_quantizer, min_feature_frames_for
+from opus_dred.bitstream._arith import (
+    QMAX_UNCODED,
+    compute_dred_offset,
+    compute_quantizer,
+    dequant_divisor,
+    dequantize,
+    dred_end,
+    extra_offset_from_code,
+    extra_offset_to_code,
+    latent_coverage_ms,
+    min_feature_frames_for,
+    parse_return,
+    q_feature,
+    qmax_is_coded,
+    qmax_nvals,
+    qmax_of_symbol,
+    qmax_symbol,
+    requested_chunks,
+)
 from opus_dred.bitstream._errors import DredPayloadError, RangeCoderError
 from opus_dred.bitstream._profiles import get_profile
 from opus_dred.bitstream._rangecoder import RangeDecoder, RangeEncoder, laplace_decode_p0, laplace_encode_p0
@@ -54,17 +72,20 @@ def _profile(profile):
 class DredPayload:
     """A DRED payload, decoded or to be written.
 
-    Quantized values are what is coded; the float arrays are libopus' dequantized decoder inputs.
-    ``fields`` lists ``(name, tell_before, tell_after)`` in bits for each coded field (``inspect``).
+    Names and units are libopus' (``dred_ec_decode``): ``q0``, ``dQ``, ``qmax``, ``extended_offset`` (the
+    flag), ``extra_offset`` (32 × the coded ``uint(256)``), ``offset`` (the coded ``uint(32)``),
+    ``dred_frame_offset`` and ``dred_offset`` in 2.5 ms units. Quantized values are what is coded; the float
+    arrays are libopus' dequantized decoder inputs. ``fields`` lists ``(name, tell_before, tell_after)`` in
+    bits for each coded field (``inspect``).
     """
 
     profile: str
     q0: int
-    dq: int
-    qmax: int = 15
+    dQ: int
+    qmax: int = QMAX_UNCODED
     extended_offset: bool = False
-    extra: int = 0
-    off: int = 0
+    extra_offset: int = 0
+    offset: int = 0
     dred_frame_offset: int = 0
     state_q: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
     latents_q: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int32))
@@ -82,38 +103,41 @@ class DredPayload:
         return int(self.latents_q.shape[0])
 
     @property
-    def extra_offset(self) -> int:
-        return 32 * self.extra
-
-    @property
     def dred_offset(self) -> int:
-        """``16 - off - 32*extra + dred_frame_offset``, in 2.5 ms units (``OpusDRED.dred_offset``)."""
-        return 16 - self.off - 32 * self.extra + self.dred_frame_offset
+        """``OpusDRED.dred_offset`` (2.5 ms units): :func:`~opus_dred.bitstream._arith.compute_dred_offset`."""
+        return compute_dred_offset(self.offset, self.extra_offset, self.dred_frame_offset)
 
     @property
     def coverage_ms(self) -> float:
         """Audio the latents describe: 4 feature frames of 10 ms per latent chunk."""
-        return 40.0 * self.nb_latents
+        return latent_coverage_ms(self.nb_latents)
 
     def available_samples(self, sampling_rate: int = 48000) -> int:
-        """What ``opus_dred_parse`` returns: ``max(0, nb_latents*sr/25 - dred_offset*sr/400)`` (C ints)."""
-        return max(0, c_div(self.nb_latents * sampling_rate, 25) - c_div(self.dred_offset * sampling_rate, 400))
+        """What ``opus_dred_parse`` returns (:func:`~opus_dred.bitstream._arith.parse_return`)."""
+        return parse_return(self.nb_latents, self.dred_offset, sampling_rate)
 
     def dred_end(self, sampling_rate: int = 48000) -> int:
-        """``*dred_end`` of ``opus_dred_parse``: silence skipped at the recent end, in samples."""
-        return max(0, c_div(-self.dred_offset * sampling_rate, 400))
+        """``*dred_end`` of ``opus_dred_parse`` (:func:`~opus_dred.bitstream._arith.dred_end`)."""
+        return dred_end(self.dred_offset, sampling_rate)
+
+    def header_dict(self) -> dict[str, Any]:
+        """The header under the names the vectors and ``inspect`` write: ``dq``, ``extra`` (the coded
+        ``uint(256)``), ``off`` (the coded ``uint(32)``)."""
+        return {
+            "q0": self.q0,
+            "dq": self.dQ,
+            "qmax": self.qmax,
+            "extended_offset": bool(self.extended_offset),
+            "extra": extra_offset_to_code(self.extra_offset),
+            "off": self.offset,
+            "dred_frame_offset": self.dred_frame_offset,
+            "dred_offset": self.dred_offset,
+        }
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "profile": self.profile,
-            "q0": self.q0,
-            "dq": self.dq,
-            "qmax": self.qmax,
-            "extended_offset": self.extended_offset,
-            "extra": self.extra,
-            "off": self.off,
-            "dred_frame_offset": self.dred_frame_offset,
-            "dred_offset": self.dred_offset,
+            **self.header_dict(),
             "nb_latents": self.nb_latents,
             "coverage_ms": self.coverage_ms,
             "q_levels": [int(x) for x in self.q_levels],
@@ -136,8 +160,8 @@ class CodingTables:
         st = prof.stats
         self.latent = [self._params(st.latent_p0[q], st.latent_r[q]) for q in range(prof.quant_levels)]
         self.state = [self._params(st.state_p0[q], st.state_r[q]) for q in range(prof.quant_levels)]
-        self.latent_div = np.where(st.latent_scale == 0, 1, st.latent_scale).astype(np.float32)
-        self.state_div = np.where(st.state_scale == 0, 1, st.state_scale).astype(np.float32)
+        self.latent_div = dequant_divisor(st.latent_scale)
+        self.state_div = dequant_divisor(st.state_scale)
 
     @staticmethod
     def _params(p0_row, r_row):
@@ -156,11 +180,6 @@ class CodingTables:
 def coding_tables(profile) -> CodingTables:
     """The per-level Laplace parameters and dequantization divisors of a profile (built once, cached)."""
     return CodingTables.of(_profile(profile))
-
-
-def _dequantize(q: np.ndarray, div: np.ndarray) -> np.ndarray:
-    # float32 throughout: (float)q * 256.f / (float)scale, each step rounded to float32 as in C.
-    return (q.astype(np.float32) * np.float32(256.0)) / div
 
 
 def read_dred_payload(
@@ -191,11 +210,11 @@ def read_dred_payload(
             min_feature_frames = min_feature_frames_for(max_dred_samples, sampling_rate, prof.max_latents)
         else:
             min_feature_frames = 4 * prof.max_latents
-    bound = min(2 * prof.max_latents, c_div(min_feature_frames + 1, 2))
+    n_chunks = requested_chunks(min_feature_frames, prof.max_latents)
     if max_latents is not None:
         if max_latents < 0:
             raise DredPayloadError(f"max_latents {max_latents} is negative", profile=prof.name)
-        bound = min(bound, 2 * max_latents)
+        n_chunks = min(n_chunks, max_latents)
 
     dec = RangeDecoder(data)
     fields: list[tuple[str, int, int]] = []
@@ -208,27 +227,27 @@ def read_dred_payload(
         q0 = dec.dec_uint(16)
         field_("q0", t)
         t = dec.tell()
-        dq = dec.dec_uint(8)
+        dQ = dec.dec_uint(8)
         field_("dq", t)
         t = dec.tell()
         extended = dec.dec_uint(2)
         field_("extended_offset", t)
-        extra = 0
+        extra_offset = 0
         if extended:
             t = dec.tell()
-            extra = dec.dec_uint(256)
+            extra_offset = extra_offset_from_code(dec.dec_uint(256))
             field_("extra", t)
         t = dec.tell()
-        off = dec.dec_uint(32)
+        offset = dec.dec_uint(32)
         field_("off", t)
-        qmax = 15
-        if q0 < 14 and dq > 0:
+        qmax = QMAX_UNCODED
+        if qmax_is_coded(q0, dQ):
             t = dec.tell()
-            nvals = 15 - (q0 + 1)
+            nvals = qmax_nvals(q0)
             ft = 2 * nvals
             s = dec.decode(ft)
             if s >= nvals:
-                qmax = q0 + (s - nvals) + 1
+                qmax = qmax_of_symbol(q0, s)
                 dec.update(s, s + 1, ft)
             else:
                 dec.update(0, nvals, ft)
@@ -244,13 +263,11 @@ def read_dred_payload(
         latents_q: list[list[int]] = []
         levels: list[int] = []
         stop = "requested"
-        i = 0
-        while i < bound:
+        for k in range(n_chunks):
             if 8 * num_bytes - dec.tell() <= 7:
                 stop = "bits"
                 break
-            k = i // 2
-            q_level = compute_quantizer(q0, dq, qmax, k, prof.dq_table)
+            q_level = compute_quantizer(q0, dQ, qmax, k, prof.dq_table)
             t = dec.tell()
             row = [0] * prof.latent_dim
             for j, par in enumerate(tables.latent[q_level]):
@@ -259,28 +276,27 @@ def read_dred_payload(
             field_(f"latent[{k}]", t)
             latents_q.append(row)
             levels.append(q_level)
-            i += 2
         else:
-            stop = "requested" if bound < 2 * prof.max_latents else "max"
+            stop = "requested" if n_chunks < prof.max_latents else "max"
     except RangeCoderError as exc:  # pragma: no cover - only a profile with zero-probability tables
         raise DredPayloadError(f"range decoder failed: {exc.message}", bit_offset=dec.tell(),
                                byte_offset=dec.tell() // 8, rule="dred: range coder", profile=prof.name) from None
 
     lq = np.array(latents_q, np.int32).reshape(len(latents_q), prof.latent_dim)
     lv = np.array(levels, np.int32)
-    state = _dequantize(state_q, tables.state_div[q0])
-    lat = _dequantize(lq, tables.latent_div[lv]) if len(levels) else np.zeros((0, prof.latent_dim), np.float32)
+    state = dequantize(state_q, tables.state_div[q0])
+    lat = dequantize(lq, tables.latent_div[lv]) if len(levels) else np.zeros((0, prof.latent_dim), np.float32)
     if prof.has_q_feature:
-        qf = (lv.astype(np.float64) * 0.125 - 1.0).astype(np.float32).reshape(-1, 1)
+        qf = q_feature(lv).astype(np.float32).reshape(-1, 1)
         lat = np.concatenate([lat, qf], axis=1)
     return DredPayload(
         profile=prof.name,
         q0=q0,
-        dq=dq,
+        dQ=dQ,
         qmax=qmax,
         extended_offset=bool(extended),
-        extra=extra,
-        off=off,
+        extra_offset=extra_offset,
+        offset=offset,
         dred_frame_offset=dred_frame_offset,
         state_q=state_q,
         latents_q=lq,
@@ -299,7 +315,7 @@ def write_dred_payload(payload: DredPayload, profile=None) -> bytes:
     """Range-code ``payload`` as libopus' ``dred_encode_silk_frame`` does, and return the bytes.
 
     Every field can be set, including values libopus' encoder never picks (any q0/dQ/qmax, an extended
-    offset with ``extra = 0``, up to ``max_latents`` chunks). The buffer is cut to
+    offset with ``extra_offset = 0``, up to ``max_latents`` chunks). The buffer is cut to
     ``ceil(tell / 8)`` bytes before ``ec_enc_done``, as libopus does. ``q_levels``, if given, must be
     what ``compute_quantizer`` gives. Values at positions the statistics make impossible
     (``r == 0`` or ``p0 == 255``) must be 0. Raises :class:`DredPayloadError` for what cannot be coded.
@@ -313,17 +329,18 @@ def write_dred_payload(payload: DredPayload, profile=None) -> bytes:
 
     if not 0 <= p.q0 < 16:
         raise bad(f"q0 {p.q0} outside 0..15")
-    if not 0 <= p.dq < 8:
-        raise bad(f"dQ {p.dq} outside 0..7")
-    if not 0 <= p.extra < 256 or (p.extra and not p.extended_offset):
-        raise bad(f"extra {p.extra} needs extended_offset and 0..255")
-    if not 0 <= p.off < 32:
-        raise bad(f"off {p.off} outside 0..31")
-    coded_qmax = p.q0 < 14 and p.dq > 0
+    if not 0 <= p.dQ < 8:
+        raise bad(f"dQ {p.dQ} outside 0..7")
+    extra = extra_offset_to_code(p.extra_offset)
+    if not 0 <= extra < 256 or extra_offset_from_code(extra) != p.extra_offset or (extra and not p.extended_offset):
+        raise bad(f"extra_offset {p.extra_offset} needs extended_offset and 32 x 0..255")
+    if not 0 <= p.offset < 32:
+        raise bad(f"offset {p.offset} outside 0..31")
+    coded_qmax = qmax_is_coded(p.q0, p.dQ)
     if coded_qmax:
-        if not p.q0 < p.qmax <= 15:
+        if not p.q0 < p.qmax <= QMAX_UNCODED:
             raise bad(f"qmax {p.qmax} outside {p.q0 + 1}..15")
-    elif p.qmax != 15:
+    elif p.qmax != QMAX_UNCODED:
         raise bad(f"qmax is 15 when q0 >= 14 or dQ == 0, not {p.qmax}")
     state_q = np.asarray(p.state_q, dtype=np.int64).reshape(-1)
     if state_q.shape[0] != prof.state_dim:
@@ -336,24 +353,24 @@ def write_dred_payload(payload: DredPayload, profile=None) -> bytes:
     nb = latents_q.shape[0]
     if nb > prof.max_latents:
         raise bad(f"{nb} latent chunks, at most {prof.max_latents}")
-    levels = [compute_quantizer(p.q0, p.dq, p.qmax, k, prof.dq_table) for k in range(nb)]
+    levels = [compute_quantizer(p.q0, p.dQ, p.qmax, k, prof.dq_table) for k in range(nb)]
     if p.q_levels is not None and len(p.q_levels) and [int(x) for x in p.q_levels] != levels:
         raise bad(f"q_levels {list(p.q_levels)} differ from compute_quantizer's {levels}")
 
     size = 64 + 2 * int(np.abs(state_q).sum() // 7 + np.abs(latents_q).sum() // 7) + 4 * (state_q.size + latents_q.size)
     enc = RangeEncoder(size)
     enc.enc_uint(p.q0, 16)
-    enc.enc_uint(p.dq, 8)
+    enc.enc_uint(p.dQ, 8)
     enc.enc_uint(1 if p.extended_offset else 0, 2)
     if p.extended_offset:
-        enc.enc_uint(p.extra, 256)
-    enc.enc_uint(p.off, 32)
+        enc.enc_uint(extra, 256)
+    enc.enc_uint(p.offset, 32)
     if coded_qmax:
-        nvals = 15 - (p.q0 + 1)
-        if p.qmax >= 15:
+        nvals = qmax_nvals(p.q0)
+        if p.qmax >= QMAX_UNCODED:
             enc.encode(0, nvals, 2 * nvals)
         else:
-            s = nvals + p.qmax - (p.q0 + 1)
+            s = qmax_symbol(p.q0, p.qmax)
             enc.encode(s, s + 1, 2 * nvals)
 
     def code(values, params, what: str) -> None:

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from opus_dred.bitstream._dred import DredPayload, _dequantize, _profile, coding_tables
+from opus_dred.bitstream._arith import dequantize, q_feature
+from opus_dred.bitstream._dred import DredPayload, _profile, coding_tables
 from opus_dred.bitstream._errors import DredPayloadError, FormatError
 from opus_dred.bitstream._formats import DRED_STREAM_MAX_CHUNKS, DredStreamRecord
 from opus_dred.bitstream._rangecoder import RangeDecoder, RangeEncoder, laplace_decode_p0, laplace_encode_p0
@@ -48,7 +49,7 @@ def _check(prof, q0: int, nb_chunks: int, offset: int) -> None:
 
 
 def read_stream_record(record: DredStreamRecord, profile) -> DredPayload:
-    """Decode one record's stream into a :class:`DredPayload` (q0 everywhere, ``dq = 0``, no offset)."""
+    """Decode one record's stream into a :class:`DredPayload` (q0 everywhere, ``dQ = 0``, no offset)."""
     prof = _profile(profile)
     _check(prof, record.q0, record.nb_chunks, record.offset)
     tables = coding_tables(prof)
@@ -70,15 +71,15 @@ def read_stream_record(record: DredStreamRecord, profile) -> DredPayload:
                 lq[k, j] = laplace_decode_p0(dec, par[0], par[1])
         fields.append((f"latent[{k}]", t, dec.tell()))
     levels = np.full(n, q0, np.int32)
-    state = _dequantize(state_q, tables.state_div[q0])
-    lat = _dequantize(lq, tables.latent_div[levels]) if n else np.zeros((0, prof.latent_dim), np.float32)
+    state = dequantize(state_q, tables.state_div[q0])
+    lat = dequantize(lq, tables.latent_div[levels]) if n else np.zeros((0, prof.latent_dim), np.float32)
     if prof.has_q_feature:
-        qf = np.full((n, 1), np.float32(q0 * 0.125 - 1.0), np.float32)
+        qf = np.full((n, 1), np.float32(q_feature(q0)), np.float32)
         lat = np.concatenate([lat, qf], axis=1)
     return DredPayload(
         profile=prof.name,
         q0=q0,
-        dq=0,
+        dQ=0,
         qmax=q0,
         state_q=state_q,
         latents_q=lq,

@@ -312,8 +312,7 @@ def inspect_packet(
         out.dred = d
         return out
     d.update({
-        "q0": p.q0, "dq": p.dq, "qmax": p.qmax, "extended_offset": p.extended_offset, "extra": p.extra,
-        "off": p.off, "dred_offset": p.dred_offset, "dred_offset_ms": 2.5 * p.dred_offset,
+        **p.header_dict(), "dred_offset_ms": 2.5 * p.dred_offset,
         "nb_latents": p.nb_latents, "coverage_ms": p.coverage_ms,
         "available_ms": p.available_samples(48000) / 48.0, "q_levels": [int(q) for q in p.q_levels],
         "end_tell": p.end_tell, "read_past_end": p.read_past_end, "stop_reason": p.stop_reason,

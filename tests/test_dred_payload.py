@@ -53,8 +53,8 @@ def _random_payload(draw, prof):
     state = values(stats.state_r[q0], stats.state_p0[q0], prof.state_dim)
     lat = [values(stats.latent_r[lv], stats.latent_p0[lv], prof.latent_dim) for lv in levels]
     return DredPayload(
-        profile=prof.name, q0=q0, dq=dq, qmax=qmax, extended_offset=ext,
-        extra=draw(st.integers(0, 255)) if ext else 0, off=draw(st.integers(0, 31)),
+        profile=prof.name, q0=q0, dQ=dq, qmax=qmax, extended_offset=ext,
+        extra_offset=32 * draw(st.integers(0, 255)) if ext else 0, offset=draw(st.integers(0, 31)),
         state_q=np.array(state, np.int32), latents_q=np.array(lat, np.int32).reshape(nb, prof.latent_dim),
     )
 
@@ -67,8 +67,8 @@ def test_write_then_read(name, data):
     p = _random_payload(data.draw, prof)
     raw = write_dred_payload(p)
     got = read_dred_payload(raw, prof)
-    assert (got.q0, got.dq, got.qmax, got.extended_offset, got.extra, got.off) == \
-        (p.q0, p.dq, p.qmax, p.extended_offset, p.extra, p.off)
+    assert (got.q0, got.dQ, got.qmax, got.extended_offset, got.extra_offset, got.offset) == \
+        (p.q0, p.dQ, p.qmax, p.extended_offset, p.extra_offset, p.offset)
     assert np.array_equal(got.state_q, p.state_q)
     # libopus stops when fewer than 8 bits remain, so trailing chunks coded in under 8 bits are lost
     # (dred_ec_decode's FIXME); everything read is what was written.
@@ -90,11 +90,13 @@ def test_write_then_read(name, data):
 @pytest.mark.parametrize("name", PROFILES)
 def test_writer_refuses_what_cannot_be_coded(name):
     prof = get_profile(name)
-    base = dict(profile=name, q0=6, dq=3, qmax=15, state_q=np.zeros(prof.state_dim, np.int32),
+    base = dict(profile=name, q0=6, dQ=3, qmax=15, state_q=np.zeros(prof.state_dim, np.int32),
                 latents_q=np.zeros((1, prof.latent_dim), np.int32))
     write_dred_payload(DredPayload(**base))
-    for bad in ({"q0": 16}, {"dq": 8}, {"qmax": 6}, {"q0": 14, "qmax": 14}, {"off": 32},
-                {"extra": 3}, {"latents_q": np.zeros((27, prof.latent_dim), np.int32)},
+    for bad in ({"q0": 16}, {"dQ": 8}, {"qmax": 6}, {"q0": 14, "qmax": 14}, {"offset": 32},
+                {"extra_offset": 96}, {"extra_offset": 40, "extended_offset": True},
+                {"extra_offset": 32 * 256, "extended_offset": True},
+                {"latents_q": np.zeros((27, prof.latent_dim), np.int32)},
                 {"state_q": np.zeros(prof.state_dim + 1, np.int32)}):
         with pytest.raises(DredPayloadError):
             write_dred_payload(DredPayload(**{**base, **bad}))
@@ -107,7 +109,7 @@ def test_writer_refuses_what_cannot_be_coded(name):
         lat = np.zeros((1, prof.latent_dim), np.int32)
         lat[0, i] = 1
         with pytest.raises(DredPayloadError):
-            write_dred_payload(DredPayload(**{**base, "q0": q, "dq": 0, "qmax": 15, "latents_q": lat}))
+            write_dred_payload(DredPayload(**{**base, "q0": q, "dQ": 0, "qmax": 15, "latents_q": lat}))
 
 
 def test_field_positions_cover_the_header():
@@ -137,8 +139,8 @@ def test_reader_matches_dred_ec_decode(name, payload, mff, frame_offset):
     ref = _oracle(name).dred_ec_decode(payload, min_feature_frames=mff, dred_frame_offset=frame_offset)
     got = read_dred_payload(payload, name, min_feature_frames=mff, dred_frame_offset=frame_offset)
     h = ref.header
-    assert (h.q0, h.dQ, h.qmax, h.extra_flag, h.offset) == (got.q0, got.dq, got.qmax, int(got.extended_offset), got.off)
-    assert h.extra == got.extra  # the coded value, before the *32
+    assert (h.q0, h.dQ, h.qmax, h.extra_flag, h.offset) == (got.q0, got.dQ, got.qmax, int(got.extended_offset), got.offset)
+    assert 32 * h.extra == got.extra_offset  # libopus' extra_offset: the coded uint(256) times 32
     assert ref.ret == got.nb_latents == ref.nb_latents
     assert ref.dred_offset == got.dred_offset
     assert np.array_equal(np.asarray(ref.state, np.float32), got.state)

@@ -151,8 +151,7 @@ def _dred_payload(profile, inputs, params):
                           sampling_rate=int(params.get("sampling_rate", 48000)),
                           dred_frame_offset=loc.dred_frame_offset)
     rec = {
-        "q0": p.q0, "dq": p.dq, "qmax": p.qmax, "extended_offset": bool(p.extended_offset), "extra": p.extra,
-        "off": p.off, "dred_frame_offset": p.dred_frame_offset, "dred_offset": p.dred_offset,
+        **p.header_dict(),
         "extension_frame": loc.frame, "payload_offset": loc.payload_offset, "payload_bytes": len(loc.payload),
         "nb_latents": p.nb_latents, "q_levels": [int(x) for x in p.q_levels],
         "state_q": [int(x) for x in p.state_q], "latents_q": [[int(x) for x in r] for r in p.latents_q],

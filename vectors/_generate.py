@@ -258,26 +258,25 @@ def _base_payload(profile: str):
     return payload, parsed.toc, parsed.frames[0], {"speech": speech, "encoder": _B.encoder(), "packet_index": idx}
 
 
-def _codable(prof, state_q, latents_q, q0: int, dq: int, qmax: int) -> tuple[np.ndarray, np.ndarray]:
+def _codable(prof, state_q, latents_q, q0: int, dQ: int, qmax: int) -> tuple[np.ndarray, np.ndarray]:
     """Zero the values the statistics of their quantizer level give zero probability."""
     t = coding_tables(prof)
     s = np.array(state_q, np.int32)
     s[[i for i, par in enumerate(t.state[q0]) if par is None]] = 0
     lat = np.array(latents_q, np.int32)
     for k in range(lat.shape[0]):
-        lvl = compute_quantizer(q0, dq, qmax, k, prof.dq_table)
+        lvl = compute_quantizer(q0, dQ, qmax, k, prof.dq_table)
         lat[k, [i for i, par in enumerate(t.latent[lvl]) if par is None]] = 0
     return s, lat
 
 
 def _dred_ext_data(prof, payload, **changes) -> bytes:
-    p = DredPayload(profile=prof.name, q0=payload.q0, dq=payload.dq, qmax=payload.qmax,
-                    extended_offset=payload.extended_offset, extra=payload.extra, off=payload.off,
+    p = DredPayload(profile=prof.name, q0=payload.q0, dQ=payload.dQ, qmax=payload.qmax,
+                    extended_offset=payload.extended_offset, extra_offset=payload.extra_offset, offset=payload.offset,
                     state_q=payload.state_q, latents_q=payload.latents_q)
-    for k, v in changes.items():
-        setattr(p, k, v)
+    p = replace(p, **changes)  # an unknown field name raises
     p.q_levels = np.zeros(0, np.int32)
-    p.state_q, p.latents_q = _codable(prof, p.state_q, p.latents_q, p.q0, p.dq, p.qmax)
+    p.state_q, p.latents_q = _codable(prof, p.state_q, p.latents_q, p.q0, p.dQ, p.qmax)
     return dred_extension_data(write_dred_payload(p, prof), prof)
 
 
@@ -302,30 +301,30 @@ def _writer_edges(profile: str) -> Iterator[dict]:
         ("max_latents", f"{prof.max_latents} latent chunks (the most a payload holds)",
          packet([Extension(eid, 0, d(latents_q=many))])),
         ("max_latents_q0_0_dq0", "26 chunks at the finest quantizer, dQ 0",
-         packet([Extension(eid, 0, d(latents_q=many, q0=0, dq=0, qmax=15))])),
-        ("q0_15", "q0 15 (qmax not coded)", packet([Extension(eid, 0, d(q0=15, dq=3, qmax=15))])),
-        ("dq7_qmax14", "dQ 7, qmax 14", packet([Extension(eid, 0, d(q0=4, dq=7, qmax=14))])),
-        ("off0", "offset field 0 (dred_offset 16)", packet([Extension(eid, 0, d(off=0, extended_offset=False, extra=0))])),
+         packet([Extension(eid, 0, d(latents_q=many, q0=0, dQ=0, qmax=15))])),
+        ("q0_15", "q0 15 (qmax not coded)", packet([Extension(eid, 0, d(q0=15, dQ=3, qmax=15))])),
+        ("dq7_qmax14", "dQ 7, qmax 14", packet([Extension(eid, 0, d(q0=4, dQ=7, qmax=14))])),
+        ("off0", "offset field 0 (dred_offset 16)", packet([Extension(eid, 0, d(offset=0, extended_offset=False, extra_offset=0))])),
         ("off31", "offset field 31 (negative dred_offset)",
-         packet([Extension(eid, 0, d(off=31, extended_offset=False, extra=0))])),
+         packet([Extension(eid, 0, d(offset=31, extended_offset=False, extra_offset=0))])),
         ("extended_extra0", "extended offset flag with extra 0",
-         packet([Extension(eid, 0, d(extended_offset=True, extra=0, off=8))])),
+         packet([Extension(eid, 0, d(extended_offset=True, extra_offset=0, offset=8))])),
         ("extended_extra1", "extended offset, extra 1 (32 units further back)",
-         packet([Extension(eid, 0, d(extended_offset=True, extra=1, off=0))])),
+         packet([Extension(eid, 0, d(extended_offset=True, extra_offset=32, offset=0))])),
         ("extended_extra255", "extended offset, extra 255 (coverage entirely in the past)",
-         packet([Extension(eid, 0, d(extended_offset=True, extra=255, off=31))])),
+         packet([Extension(eid, 0, d(extended_offset=True, extra_offset=32 * 255, offset=31))])),
         ("no_latents", "a payload with the state and no latent", packet([Extension(eid, 0, d(latents_q=lat[:0]))])),
         ("prefix_only", "a DRED extension holding only the 'D', version prefix (no DRED)",
          packet([Extension(eid, 0, bytes(prof.experimental_prefix))])),
         ("wrong_version_then_dred", "a DRED-id extension of another version, then the real one",
          packet([Extension(eid, 0, b"D" + bytes([(prof.dred_version + 1) & 0xFF]) + d()[2:]),
-                 Extension(eid, 0, d(off=3))])),
+                 Extension(eid, 0, d(offset=3))])),
         ("two_dred", "two DRED extensions in frame 0 (the first counts)",
-         packet([Extension(eid, 0, d(off=2)), Extension(eid, 0, d(off=9))])),
+         packet([Extension(eid, 0, d(offset=2)), Extension(eid, 0, d(offset=9))])),
         ("dred_frame2_of3", "DRED only in the last frame of a 3-frame packet",
          packet([Extension(eid, 2, d())], nb_frames=3)),
         ("dred_every_frame", "DRED in every frame of a 3-frame packet",
-         packet([Extension(eid, f, d(off=f + 1)) for f in range(3)], nb_frames=3)),
+         packet([Extension(eid, f, d(offset=f + 1)) for f in range(3)], nb_frames=3)),
         ("long_ext_before", "a 300-byte long extension (id 33) and a short one (id 5) before DRED",
          packet([Extension(33, 0, bytes(range(256)) + bytes(44)), Extension(5, 0, b"\x07"), Extension(eid, 0, d())])),
         ("many_exts_after", "DRED followed by ten other extensions",

@@ -20,6 +20,11 @@ to each latent vector.
 
 libopus never rejects a payload once found: reading past the end gives zeros. :func:`read_dred_payload`
 does the same and records it in :attr:`DredPayload.read_past_end`.
+
+:func:`read_dred_payload` reads as the steps above (``_read_header``, ``_read_initial_state``,
+``_read_latents``); each field is a named read of the range decoder (:meth:`RangeDecoder.read`), and the
+bit positions of :attr:`DredPayload.fields` are recorded by the
+:class:`~opus_dred.bitstream._rangecoder.TracingDecoder` it reads with, not by the syntax.
 """
 
 from __future__ import annotations
@@ -50,7 +55,13 @@ from opus_dred.bitstream._arith import (
 )
 from opus_dred.bitstream._errors import DredPayloadError, RangeCoderError
 from opus_dred.bitstream._profiles import get_profile
-from opus_dred.bitstream._rangecoder import RangeDecoder, RangeEncoder, laplace_decode_p0, laplace_encode_p0
+from opus_dred.bitstream._rangecoder import (
+    RangeDecoder,
+    RangeEncoder,
+    TracingDecoder,
+    laplace_decode_p0,
+    laplace_encode_p0,
+)
 
 __all__ = [
     "DredPayload",
@@ -182,6 +193,18 @@ def coding_tables(profile) -> CodingTables:
     return CodingTables.of(_profile(profile))
 
 
+@dataclass(frozen=True)
+class _Header:
+    """The payload header as ``dred_ec_decode`` reads it (libopus' names and units, see :class:`DredPayload`)."""
+
+    q0: int
+    dQ: int
+    extended_offset: int
+    extra_offset: int
+    offset: int
+    qmax: int
+
+
 def read_dred_payload(
     data: bytes,
     profile,
@@ -191,6 +214,7 @@ def read_dred_payload(
     max_dred_samples: int | None = None,
     sampling_rate: int = 48000,
     dred_frame_offset: int = 0,
+    decoder: RangeDecoder | TracingDecoder | None = None,
 ) -> DredPayload:
     """Decode a DRED payload (the bytes after ``'D', version``) as ``dred_ec_decode`` does.
 
@@ -200,11 +224,53 @@ def read_dred_payload(
     stops, like libopus', when ``8*len(data) - tell <= 7`` (so a last chunk under 8 bits is lost).
     ``dred_frame_offset`` is the carrying frame's position (see
     :func:`opus_dred.bitstream._extensions.find_dred_extension`).
+
+    ``decoder`` is the range decoder to read ``data`` with: by default a
+    :class:`~opus_dred.bitstream._rangecoder.TracingDecoder`, whose spans become :attr:`DredPayload.fields`;
+    a plain :class:`~opus_dred.bitstream._rangecoder.RangeDecoder` reads the same values and leaves
+    ``fields`` empty.
     """
     prof = _profile(profile)
     data = bytes(data)
     tables = CodingTables.of(prof)
-    num_bytes = len(data)
+    n_chunks = _chunks_to_read(prof, max_latents, min_feature_frames, max_dred_samples, sampling_rate)
+    dec = TracingDecoder(RangeDecoder(data)) if decoder is None else decoder
+    try:
+        header = _read_header(dec)
+        state_q = _read_initial_state(dec, prof, tables, header.q0)
+        latents_q, levels, stop = _read_latents(dec, prof, tables, header, n_chunks, len(data))
+    except RangeCoderError as exc:  # pragma: no cover - only a profile with zero-probability tables
+        raise DredPayloadError(f"range decoder failed: {exc.message}", bit_offset=dec.tell(),
+                               byte_offset=dec.tell() // 8, rule="dred: range coder", profile=prof.name) from None
+    lq = np.array(latents_q, np.int32).reshape(len(latents_q), prof.latent_dim)
+    lv = np.array(levels, np.int32)
+    state, latents = _dequantize_payload(prof, tables, header.q0, state_q, lq, lv)
+    return DredPayload(
+        profile=prof.name,
+        q0=header.q0,
+        dQ=header.dQ,
+        qmax=header.qmax,
+        extended_offset=bool(header.extended_offset),
+        extra_offset=header.extra_offset,
+        offset=header.offset,
+        dred_frame_offset=dred_frame_offset,
+        state_q=state_q,
+        latents_q=lq,
+        q_levels=lv,
+        state=state,
+        latents=latents,
+        num_bytes=len(data),
+        end_tell=dec.tell(),
+        read_past_end=dec.tell() > 8 * len(data),
+        stop_reason=stop,
+        fields=dec.fields if isinstance(dec, TracingDecoder) else [],
+    )
+
+
+def _chunks_to_read(prof, max_latents: int | None, min_feature_frames: int | None, max_dred_samples: int | None,
+                    sampling_rate: int) -> int:
+    """The latent chunks asked for: ``opus_dred_parse``'s ``min_feature_frames`` (from ``max_dred_samples``,
+    or the profile's most), the bound of ``dred_ec_decode``'s loop, then ``max_latents``."""
     if min_feature_frames is None:
         if max_dred_samples is not None:
             min_feature_frames = min_feature_frames_for(max_dred_samples, sampling_rate, prof.max_latents)
@@ -215,100 +281,86 @@ def read_dred_payload(
         if max_latents < 0:
             raise DredPayloadError(f"max_latents {max_latents} is negative", profile=prof.name)
         n_chunks = min(n_chunks, max_latents)
+    return n_chunks
 
-    dec = RangeDecoder(data)
-    fields: list[tuple[str, int, int]] = []
 
-    def field_(name: str, t0: int) -> None:
-        fields.append((name, t0, dec.tell()))
+def _read_header(dec: RangeDecoder | TracingDecoder) -> _Header:
+    """The header (draft-ietf-mlcodec-opus-dred, the DRED payload; ``dred_ec_decode``): the quantizer
+    ``q0 = uint(16)`` and its step ``dQ = uint(8)``, the offset, then ``qmax``."""
+    q0 = dec.read("q0", RangeDecoder.dec_uint, 16)
+    dQ = dec.read("dq", RangeDecoder.dec_uint, 8)
+    extended, extra_offset, offset = _read_offset(dec)
+    qmax = dec.read("qmax", _dec_qmax, q0) if qmax_is_coded(q0, dQ) else QMAX_UNCODED
+    return _Header(q0, dQ, extended, extra_offset, offset, qmax)
 
-    try:
-        t = dec.tell()
-        q0 = dec.dec_uint(16)
-        field_("q0", t)
-        t = dec.tell()
-        dQ = dec.dec_uint(8)
-        field_("dq", t)
-        t = dec.tell()
-        extended = dec.dec_uint(2)
-        field_("extended_offset", t)
-        extra_offset = 0
-        if extended:
-            t = dec.tell()
-            extra_offset = extra_offset_from_code(dec.dec_uint(256))
-            field_("extra", t)
-        t = dec.tell()
-        offset = dec.dec_uint(32)
-        field_("off", t)
-        qmax = QMAX_UNCODED
-        if qmax_is_coded(q0, dQ):
-            t = dec.tell()
-            nvals = qmax_nvals(q0)
-            ft = 2 * nvals
-            s = dec.decode(ft)
-            if s >= nvals:
-                qmax = qmax_of_symbol(q0, s)
-                dec.update(s, s + 1, ft)
-            else:
-                dec.update(0, nvals, ft)
-            field_("qmax", t)
 
-        t = dec.tell()
-        state_q = np.zeros(prof.state_dim, np.int32)
-        for i, par in enumerate(tables.state[q0]):
-            if par is not None:
-                state_q[i] = laplace_decode_p0(dec, par[0], par[1])
-        field_("state", t)
+def _read_offset(dec: RangeDecoder | TracingDecoder) -> tuple[int, int, int]:
+    """The offset (``dred_ec_decode``), in 2.5 ms units: the flag ``extended_offset = uint(2)``; when set, the
+    extra offset ``32 * uint(256)``; then ``offset = uint(32)``."""
+    extended = dec.read("extended_offset", RangeDecoder.dec_uint, 2)
+    extra_offset = extra_offset_from_code(dec.read("extra", RangeDecoder.dec_uint, 256)) if extended else 0
+    offset = dec.read("off", RangeDecoder.dec_uint, 32)
+    return extended, extra_offset, offset
 
-        latents_q: list[list[int]] = []
-        levels: list[int] = []
-        stop = "requested"
-        for k in range(n_chunks):
-            if 8 * num_bytes - dec.tell() <= 7:
-                stop = "bits"
-                break
-            q_level = compute_quantizer(q0, dQ, qmax, k, prof.dq_table)
-            t = dec.tell()
-            row = [0] * prof.latent_dim
-            for j, par in enumerate(tables.latent[q_level]):
-                if par is not None:
-                    row[j] = laplace_decode_p0(dec, par[0], par[1])
-            field_(f"latent[{k}]", t)
-            latents_q.append(row)
-            levels.append(q_level)
-        else:
-            stop = "requested" if n_chunks < prof.max_latents else "max"
-    except RangeCoderError as exc:  # pragma: no cover - only a profile with zero-probability tables
-        raise DredPayloadError(f"range decoder failed: {exc.message}", bit_offset=dec.tell(),
-                               byte_offset=dec.tell() // 8, rule="dred: range coder", profile=prof.name) from None
 
-    lq = np.array(latents_q, np.int32).reshape(len(latents_q), prof.latent_dim)
-    lv = np.array(levels, np.int32)
+def _dec_qmax(dec: RangeDecoder, q0: int) -> int:
+    """``qmax`` (``dred_ec_decode``): one symbol of ``ft = 2 * nvals``; the lower half ``[0, nvals)`` means 15,
+    symbol ``nvals + j`` means ``q0 + 1 + j``."""
+    nvals = qmax_nvals(q0)
+    ft = 2 * nvals
+    s = dec.decode(ft)
+    if s >= nvals:
+        dec.update(s, s + 1, ft)
+        return qmax_of_symbol(q0, s)
+    dec.update(0, nvals, ft)
+    return QMAX_UNCODED
+
+
+def _dec_laplace_values(dec: RangeDecoder, params, n: int) -> list[int]:
+    """``n`` quantized values (``dred_decode_latents``): a position the statistics give zero probability
+    (``None``: ``r == 0`` or ``p0 == 255``) is 0 without a read, any other
+    ``ec_laplace_decode_p0(p0 << 7, r << 7)``."""
+    values = [0] * n
+    for j, par in enumerate(params):
+        if par is not None:
+            values[j] = laplace_decode_p0(dec, par[0], par[1])
+    return values
+
+
+def _read_initial_state(dec: RangeDecoder | TracingDecoder, prof, tables: CodingTables, q0: int) -> np.ndarray:
+    """The initial state (draft-ietf-mlcodec-opus-dred; ``dred_ec_decode``): ``state_dim`` values with the
+    statistics of level ``q0``."""
+    return np.array(dec.read("state", _dec_laplace_values, tables.state[q0], prof.state_dim), np.int32)
+
+
+def _read_latents(dec: RangeDecoder | TracingDecoder, prof, tables: CodingTables, header: _Header, n_chunks: int,
+                  num_bytes: int) -> tuple[list[list[int]], list[int], str]:
+    """The latent chunks, newest first (draft-ietf-mlcodec-opus-dred; ``dred_ec_decode``'s loop): chunk ``k``
+    at the level :func:`~opus_dred.bitstream._arith.compute_quantizer` gives, while more than 7 bits are left.
+
+    Returns the chunks' values, their levels and why the loop stopped: ``"bits"`` (the bytes ran out),
+    ``"requested"`` (fewer were asked for than the profile allows) or ``"max"``."""
+    rows: list[list[int]] = []
+    levels: list[int] = []
+    for k in range(n_chunks):
+        if 8 * num_bytes - dec.tell() <= 7:
+            return rows, levels, "bits"
+        level = compute_quantizer(header.q0, header.dQ, header.qmax, k, prof.dq_table)
+        rows.append(dec.read(f"latent[{k}]", _dec_laplace_values, tables.latent[level], prof.latent_dim))
+        levels.append(level)
+    return rows, levels, "requested" if n_chunks < prof.max_latents else "max"
+
+
+def _dequantize_payload(prof, tables: CodingTables, q0: int, state_q: np.ndarray, lq: np.ndarray,
+                        lv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """libopus' decoder inputs (``dred_decode_latents``, ``dred_ec_decode``): every value ``q * 256 / scale``
+    in float32; profiles with the quantizer feature (1.6.x) append it to each latent vector."""
     state = dequantize(state_q, tables.state_div[q0])
-    lat = dequantize(lq, tables.latent_div[lv]) if len(levels) else np.zeros((0, prof.latent_dim), np.float32)
+    lat = dequantize(lq, tables.latent_div[lv]) if len(lv) else np.zeros((0, prof.latent_dim), np.float32)
     if prof.has_q_feature:
         qf = q_feature(lv).astype(np.float32).reshape(-1, 1)
         lat = np.concatenate([lat, qf], axis=1)
-    return DredPayload(
-        profile=prof.name,
-        q0=q0,
-        dQ=dQ,
-        qmax=qmax,
-        extended_offset=bool(extended),
-        extra_offset=extra_offset,
-        offset=offset,
-        dred_frame_offset=dred_frame_offset,
-        state_q=state_q,
-        latents_q=lq,
-        q_levels=lv,
-        state=state,
-        latents=lat,
-        num_bytes=num_bytes,
-        end_tell=dec.tell(),
-        read_past_end=dec.tell() > 8 * num_bytes,
-        stop_reason=stop,
-        fields=fields,
-    )
+    return state, lat
 
 
 def write_dred_payload(payload: DredPayload, profile=None) -> bytes:

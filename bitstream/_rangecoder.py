@@ -299,27 +299,42 @@ class TracingDecoder:
     of the plain decoder. Positions count from the start of the buffer; a fresh decoder has used 1 bit.
     """
 
-    __slots__ = ("decoder", "reads")
+    __slots__ = ("decoder", "_spans")
 
     def __init__(self, decoder: RangeDecoder) -> None:
         self.decoder = decoder
-        self.reads: list[TracedRead] = []
+        # (name, nbits_total, rng) before and after each read: positions are computed when asked for
+        self._spans: list[tuple[str, int, int, int, int]] = []
 
     def __getattr__(self, name: str):
         return getattr(self.decoder, name)
 
+    def tell(self) -> int:
+        """``ec_tell`` of the wrapped decoder."""
+        return self.decoder.tell()
+
+    def tell_frac(self) -> int:
+        """``ec_tell_frac`` of the wrapped decoder."""
+        return self.decoder.tell_frac()
+
     def read(self, name: str, read: Callable[..., _T], *args) -> _T:
         """Run ``read(decoder, *args)`` on the wrapped decoder and record its span under ``name``."""
         dec = self.decoder
-        t0, f0 = dec.tell(), dec.tell_frac()
+        n0, r0 = dec.nbits_total, dec.rng
         value = read(dec, *args)
-        self.reads.append(TracedRead(name, t0, dec.tell(), f0, dec.tell_frac()))
+        self._spans.append((name, n0, r0, dec.nbits_total, dec.rng))
         return value
+
+    @property
+    def reads(self) -> list[TracedRead]:
+        """Each read so far, with ``ec_tell`` and ``ec_tell_frac`` before and after."""
+        return [TracedRead(name, n0 - r0.bit_length(), n1 - r1.bit_length(), _tell_frac(n0, r0), _tell_frac(n1, r1))
+                for name, n0, r0, n1, r1 in self._spans]
 
     @property
     def fields(self) -> list[tuple[str, int, int]]:
         """``(name, tell_before, tell_after)`` of each read so far, in bits."""
-        return [(r.name, r.tell_before, r.tell_after) for r in self.reads]
+        return [(name, n0 - r0.bit_length(), n1 - r1.bit_length()) for name, n0, r0, n1, r1 in self._spans]
 
 
 def _tell_frac(nbits_total: int, rng: int) -> int:

@@ -156,132 +156,177 @@ def _parse_value(tok: str, dtype: str, file: str, line: int):
         raise ExtractError(f"bad {dtype} literal {tok.strip()!r}", file=file, line=line) from None
 
 
+@dataclass
+class _Scan:
+    """A pass over a C file's lines, with the preprocessor state so far: the conditions of the enclosing
+    ``#if`` blocks (e.g. ``"!USE_WEIGHTS_FILE"``), the macros ``#define``'d, and the ``WEIGHTS_<name>_TYPE``
+    defines."""
+
+    lines: list[str]
+    file: str
+    pos: int = 0  # index of the next line to read
+    cond: list[str] = field(default_factory=list)
+    defined: set[str] = field(default_factory=set)
+    types: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def done(self) -> bool:
+        return self.pos >= len(self.lines)
+
+    def read(self) -> tuple[int, str]:
+        """The next line and its 1-based number."""
+        self.pos += 1
+        return self.pos, self.lines[self.pos - 1]
+
+    def conditions(self, *skip: str) -> list[str]:
+        """The enclosing conditions, without ``HAVE_CONFIG_H`` (every file has it) and ``skip``."""
+        return [c for c in self.cond if c not in ("HAVE_CONFIG_H", *skip)]
+
+
 def parse_c_data(text: str, file: str = "<text>") -> CDataFile:
-    """Parse a generated libopus model data file (see the module docstring)."""
+    """Parse a generated libopus model data file (see the module docstring): line by line, the
+    preprocessor directives, then each ``WeightArray`` table, the init function's layer calls and every
+    array declaration with its initialiser."""
     out = CDataFile()
-    types: dict[str, str] = {}
-    defined: set[str] = set()  # macros #define'd so far in this file
-    cond: list[str] = []  # stack of conditions, e.g. "!USE_WEIGHTS_FILE"
-    lines = text.split("\n")
-    i = 0
-    n = len(lines)
-    table: str | None = None
-    in_init = False
-    while i < n:
-        raw = lines[i]
+    scan = _Scan(text.split("\n"), file)
+    while not scan.done:
+        lineno, raw = scan.read()
         s = raw.strip()
-        lineno = i + 1
-        i += 1
         if s.startswith("#"):
-            d = re.match(r"#\s*(\w+)\s*(.*)$", s)
-            kw, arg = (d.group(1), _COMMENT_RE.sub("", d.group(2)).strip()) if d else ("", "")
-            if kw == "ifdef":
-                cond.append(arg)
-            elif kw == "ifndef":
-                cond.append("!" + arg)
-            elif kw == "if":
-                cond.append(arg)
-            elif kw in ("else", "elif"):
-                if not cond:
-                    raise ExtractError(f"#{kw} without #if", file=file, line=lineno)
-                prev = cond.pop()
-                cond.append(("!(" + prev + ")") if kw == "else" else arg)
-            elif kw == "endif":
-                if not cond:
-                    raise ExtractError("#endif without #if", file=file, line=lineno)
-                cond.pop()
-            elif kw == "define":
-                if arg:
-                    defined.add(arg.split()[0])
-                m = _TYPE_DEFINE_RE.match(s)
-                if m:
-                    types[m.group("name")] = m.group("type")
-            continue
-        if table is not None:
-            if s.startswith("};"):
-                table = None
-                continue
-            m = _TABLE_ENTRY_RE.match(s)
-            if m:
-                guard = f"WEIGHTS_{m.group('name')}_DEFINED"
-                if guard in cond and guard not in defined:
-                    continue  # entry compiled out: its array is not generated in this file
-                if not (m.group("name") == m.group("sz") == m.group("ptr")):
-                    raise ExtractError(f"WeightArray entry {m.group('name')!r} points at another array", file=file, line=lineno)
-                out.tables[table].append({"name": m.group("name"), "type": m.group("type"),
-                                          "conditions": [c for c in cond if c not in ("HAVE_CONFIG_H", guard)]})
-            elif re.match(r"^\{\s*NULL\s*,", s) or not s:
-                pass
-            else:
-                raise ExtractError(f"unexpected line in WeightArray table: {s[:60]!r}", file=file, line=lineno)
-            continue
-        if in_init:
-            if s.startswith("}"):
-                in_init = False
-                continue
-            m = _INIT_CALL_RE.match(s)
-            if m:
-                out.layers.append(_parse_init_call(m.group("fn"), m.group("args"), file, lineno))
-            elif s.startswith("return") or not s:
-                pass
-            else:
-                raise ExtractError(f"unexpected statement in {out.init_function}: {s[:60]!r}", file=file, line=lineno)
-            continue
-        m = _TABLE_RE.match(raw)
-        if m:
-            table = m.group("name")
-            out.tables[table] = []
-            continue
-        m = _INIT_FN_RE.match(raw)
-        if m and raw.rstrip().endswith("{"):
+            _directive(scan, s, lineno)
+        elif m := _TABLE_RE.match(raw):
+            out.tables[m.group("name")] = _weight_array_table(scan)
+        elif (m := _INIT_FN_RE.match(raw)) and raw.rstrip().endswith("{"):
             out.init_function = m.group("name")
-            in_init = True
-            continue
-        m = _ARRAY_RE.match(raw)
-        if m:
-            ctype = re.sub(r"\s+", " ", m.group("ctype"))
-            name = m.group("name")
-            if ctype not in C_TYPES:
-                raise ExtractError(f"array {name}: unknown element type {ctype!r}", file=file, line=lineno)
-            dtype = C_TYPES[ctype]
-            body = [m.group("rest")]
-            start = lineno
-            while "};" not in body[-1]:
-                if i >= n:
-                    raise ExtractError(f"array {name}: no closing '}};'", file=file, line=start)
-                body.append(lines[i])
-                i += 1
-            joined = "\n".join(body)
-            joined = _COMMENT_RE.sub(" ", joined[: joined.rindex("};")])
-            if "}" in joined or "{" in joined:
-                raise ExtractError(f"array {name}: nested braces are not supported", file=file, line=start)
-            toks = [t for t in joined.split(",")]
-            if toks and not toks[-1].strip():
-                toks.pop()  # trailing comma
-            if any(not t.strip() for t in toks):
-                raise ExtractError(f"array {name}: empty element", file=file, line=start)
-            vals = [_parse_value(t, dtype, file, start) for t in toks]
-            declared = int(m.group("len")) if m.group("len") else len(vals)
-            if len(vals) != declared:
-                raise ExtractError(f"array {name}: declared length {declared}, found {len(vals)} values", file=file, line=start)
-            if dtype.startswith("float"):
-                arr = np.array(vals, dtype=np.float64).astype(np.float32)
-            else:
-                info = np.iinfo(dtype)
-                bad = [v for v in vals if not info.min <= v <= info.max]
-                if bad:
-                    raise ExtractError(f"array {name}: value {bad[0]} out of range for {ctype}", file=file, line=start)
-                arr = np.array(vals, dtype=dtype)
-            if name in out.arrays:
-                raise ExtractError(f"array {name} defined twice", file=file, line=start)
-            out.arrays[name] = CArray(name, ctype, dtype, declared, arr,
-                                      tuple(c for c in cond if c != "HAVE_CONFIG_H"), file, start,
-                                      types.get(name))
-            continue
-    if cond:
-        raise ExtractError(f"unterminated #if blocks: {cond}", file=file, line=n)
+            out.layers.extend(_layer_calls(scan, out.init_function))
+        elif m := _ARRAY_RE.match(raw):
+            arr = _array(scan, m, lineno)
+            if arr.name in out.arrays:
+                raise ExtractError(f"array {arr.name} defined twice", file=file, line=lineno)
+            out.arrays[arr.name] = arr
+    if scan.cond:
+        raise ExtractError(f"unterminated #if blocks: {scan.cond}", file=file, line=len(scan.lines))
     _check_consistency(out, file)
     return out
+
+
+def _directive(scan: _Scan, s: str, lineno: int) -> None:
+    """One preprocessor line: ``#ifdef``/``#ifndef``/``#if``/``#elif``/``#else``/``#endif`` move the stack
+    of conditions, ``#define`` records the macro (and a ``WEIGHTS_<name>_TYPE``); others are ignored."""
+    d = re.match(r"#\s*(\w+)\s*(.*)$", s)
+    kw, arg = (d.group(1), _COMMENT_RE.sub("", d.group(2)).strip()) if d else ("", "")
+    if kw in ("ifdef", "if"):
+        scan.cond.append(arg)
+    elif kw == "ifndef":
+        scan.cond.append("!" + arg)
+    elif kw in ("else", "elif"):
+        if not scan.cond:
+            raise ExtractError(f"#{kw} without #if", file=scan.file, line=lineno)
+        prev = scan.cond.pop()
+        scan.cond.append(("!(" + prev + ")") if kw == "else" else arg)
+    elif kw == "endif":
+        if not scan.cond:
+            raise ExtractError("#endif without #if", file=scan.file, line=lineno)
+        scan.cond.pop()
+    elif kw == "define":
+        if arg:
+            scan.defined.add(arg.split()[0])
+        m = _TYPE_DEFINE_RE.match(s)
+        if m:
+            scan.types[m.group("name")] = m.group("type")
+
+
+def _weight_array_table(scan: _Scan) -> list[dict]:
+    """The entries of a ``WeightArray`` table, up to its ``};`` (``dnn/nnet.h``: name, type, size, data),
+    each with its conditions; an entry whose ``WEIGHTS_<name>_DEFINED`` guard is not defined in this file is
+    compiled out and left out."""
+    entries: list[dict] = []
+    while not scan.done:
+        lineno, raw = scan.read()
+        s = raw.strip()
+        if s.startswith("#"):
+            _directive(scan, s, lineno)
+        elif s.startswith("};"):
+            break
+        elif m := _TABLE_ENTRY_RE.match(s):
+            name = m.group("name")
+            guard = f"WEIGHTS_{name}_DEFINED"
+            if guard in scan.cond and guard not in scan.defined:
+                continue  # entry compiled out: its array is not generated in this file
+            if not (name == m.group("sz") == m.group("ptr")):
+                raise ExtractError(f"WeightArray entry {name!r} points at another array", file=scan.file, line=lineno)
+            entries.append({"name": name, "type": m.group("type"), "conditions": scan.conditions(guard)})
+        elif not (re.match(r"^\{\s*NULL\s*,", s) or not s):
+            raise ExtractError(f"unexpected line in WeightArray table: {s[:60]!r}", file=scan.file, line=lineno)
+    return entries
+
+
+def _layer_calls(scan: _Scan, function: str) -> list[dict]:
+    """The layer initialiser calls of the init function (``if (linear_init(&model->x, arrays, ...)) return
+    1;``), up to its closing brace; anything but those and ``return`` is an error."""
+    layers: list[dict] = []
+    while not scan.done:
+        lineno, raw = scan.read()
+        s = raw.strip()
+        if s.startswith("#"):
+            _directive(scan, s, lineno)
+        elif s.startswith("}"):
+            break
+        elif m := _INIT_CALL_RE.match(s):
+            layers.append(_parse_init_call(m.group("fn"), m.group("args"), scan.file, lineno))
+        elif not (s.startswith("return") or not s):
+            raise ExtractError(f"unexpected statement in {function}: {s[:60]!r}", file=scan.file, line=lineno)
+    return layers
+
+
+def _array(scan: _Scan, decl: re.Match, lineno: int) -> CArray:
+    """One array: its declaration (element type and declared length), its initialiser's values, checked
+    against both, and the conditions it is compiled under."""
+    name = decl.group("name")
+    ctype = re.sub(r"\s+", " ", decl.group("ctype"))
+    if ctype not in C_TYPES:
+        raise ExtractError(f"array {name}: unknown element type {ctype!r}", file=scan.file, line=lineno)
+    dtype = C_TYPES[ctype]
+    tokens = _initialiser_tokens(scan, name, decl.group("rest"), lineno)
+    vals = [_parse_value(t, dtype, scan.file, lineno) for t in tokens]
+    declared = int(decl.group("len")) if decl.group("len") else len(vals)
+    if len(vals) != declared:
+        raise ExtractError(f"array {name}: declared length {declared}, found {len(vals)} values",
+                           file=scan.file, line=lineno)
+    return CArray(name, ctype, dtype, declared, _typed_values(vals, name, ctype, dtype, scan.file, lineno),
+                  tuple(scan.conditions()), scan.file, lineno, scan.types.get(name))
+
+
+def _initialiser_tokens(scan: _Scan, name: str, first: str, lineno: int) -> list[str]:
+    """The comma-separated elements of an initialiser ``{ ... };`` that starts with ``first`` (the text after
+    the opening brace) and may run over the following lines; comments dropped, one trailing comma allowed."""
+    body = [first]
+    while "};" not in body[-1]:
+        if scan.done:
+            raise ExtractError(f"array {name}: no closing '}};'", file=scan.file, line=lineno)
+        body.append(scan.read()[1])
+    joined = "\n".join(body)
+    joined = _COMMENT_RE.sub(" ", joined[: joined.rindex("};")])
+    if "}" in joined or "{" in joined:
+        raise ExtractError(f"array {name}: nested braces are not supported", file=scan.file, line=lineno)
+    toks = joined.split(",")
+    if toks and not toks[-1].strip():
+        toks.pop()  # trailing comma
+    if any(not t.strip() for t in toks):
+        raise ExtractError(f"array {name}: empty element", file=scan.file, line=lineno)
+    return toks
+
+
+def _typed_values(vals: list, name: str, ctype: str, dtype: str, file: str, line: int) -> np.ndarray:
+    """The values as a numpy array of the C element type: floats rounded once to float32, integers checked
+    against the type's range."""
+    if dtype.startswith("float"):
+        return np.array(vals, dtype=np.float64).astype(np.float32)
+    info = np.iinfo(dtype)
+    bad = [v for v in vals if not info.min <= v <= info.max]
+    if bad:
+        raise ExtractError(f"array {name}: value {bad[0]} out of range for {ctype}", file=file, line=line)
+    return np.array(vals, dtype=dtype)
 
 
 def _parse_init_call(fn: str, args: str, file: str, line: int) -> dict:

@@ -12,11 +12,15 @@ do the same later.
 What the receiver needs to know of a packet comes in the event: its duration in samples, whether it
 carries LBRR (``opus_packet_has_lbrr``) and its DRED header as read by a full parse (the number of
 latents and the ``dred_offset`` in 2.5 ms units, as ``opus_dred_parse`` leaves them in
-``OpusDRED``). From those two numbers :func:`dred_parse_return` computes, exactly as
-``src/opus_decoder.c:opus_dred_parse`` does, the coverage in samples that any smaller parse request
-would report, which is what the opus_demo policies need.
+``OpusDRED``). From those two numbers ``opus_dred.bitstream._arith.dred_parse_return`` computes,
+exactly as ``src/opus_decoder.c:opus_dred_parse`` does, the coverage in samples that any smaller
+parse request would report, which is what the opus_demo policies need.
 
 All durations, offsets and coverages are in samples at the caller's decoding rate.
+
+The protocol is data: :data:`TRANSITIONS` maps each :class:`State` and event type to the next state,
+by whether the event leaves frames missing (:class:`After`). :meth:`Receiver.send` looks the
+transition up before it acts; an event the table has no entry for raises :class:`ReceiverError`.
 
 Policies (see ``docs/receiver.md`` for the reasons):
 
@@ -31,7 +35,7 @@ Policies (see ``docs/receiver.md`` for the reasons):
   PLC), so a :class:`Dred` action always takes features from its packet.
 * :data:`BEST` uses every packet in hand: LBRR from the packet right after the lost frame, else DRED
   from the arrived packet with the most feature vectors for the frame (libopus' own indexing,
-  :func:`dred_feature_frames`, which reaches up to 10 ms past the parse's coverage), parsed with the
+  ``_arith.dred_feature_frames``, which reaches up to 10 ms past the parse's coverage), parsed with the
   smallest request that gives them, else :class:`DredPlc` through a packet with DRED, else PLC; with
   a jitter-buffer depth it waits for up to ``depth`` further packets before deciding; it conceals
   losses at the start (with the first packet's duration) and at the end of the stream.
@@ -50,7 +54,6 @@ from opus_dred.bitstream._arith import (
     dred_parse_return,
     dred_window,
     frame_request,
-    request_for_latents,
 )
 from opus_dred.errors import OpusDredError
 
@@ -68,25 +71,26 @@ __all__ = [
     "Drop",
     "Action",
     "State",
+    "After",
     "TRANSITIONS",
+    "DredFrom",
+    "DredCap",
     "Policy",
     "OPUS_DEMO_1_5_2",
     "OPUS_DEMO_1_6_1",
     "BEST",
     "POLICIES",
+    "policy_named",
     "Receiver",
-    "dred_parse_return",
-    "dred_window",
-    "dred_feature_frames",
-    "dred_latents_read",
-    "request_for_latents",
     "run",
 ]
 
 
 class ReceiverError(OpusDredError):
-    """An event the protocol does not allow (after EndOfStream, a negative sequence number, a packet
-    that contradicts an earlier event). Carries the offending event."""
+    """An event the protocol does not allow: one :data:`TRANSITIONS` has no entry for (anything after
+    EndOfStream, an object that is no event), or one whose fields are out of range (a negative sequence
+    number, a duration that is not a multiple of 2.5 ms, more than 26 latents). Carries the offending
+    event."""
 
     def __init__(self, message: str, event: object = None):
         super().__init__(message)
@@ -229,40 +233,62 @@ class State(enum.Enum):
     CLOSED = "CLOSED"  # EndOfStream received; every frame decided
 
 
-#: The protocol as data: for each (state, event), the states it may lead to and why. The receiver
-#: checks every transition it makes against this table.
-TRANSITIONS: dict[tuple[State, type], dict[State, str]] = {
-    (State.START, PacketArrived): {
-        State.DECODING: "the first packet: it is decoded at once if it is frame 0, or once the frames "
-        "before it are concealed",
-        State.GAP: "frames before it are missing and their deadline has not come (jitter buffer)",
+class After(enum.Enum):
+    """What an event leaves behind, which picks the next state among those the table allows."""
+
+    ALL_DECIDED = "nothing missing"  # every frame any event named so far is decided
+    FRAMES_MISSING = "frames missing"  # some wait for their deadline
+
+
+#: The protocol as data: ``TRANSITIONS[state][event type][after]`` is ``(next state, why)``. The receiver
+#: looks every transition up here; a (state, event type) with no entry is a :class:`ReceiverError`.
+TRANSITIONS: dict[State, dict[type, dict[After, tuple[State, str]]]] = {
+    State.START: {
+        PacketArrived: {
+            After.ALL_DECIDED: (State.DECODING, "the first packet: it is decoded at once if it is frame 0, or once "
+                                "the frames before it are concealed"),
+            After.FRAMES_MISSING: (State.GAP, "frames before it are missing and their deadline has not come "
+                                   "(jitter buffer)"),
+        },
+        PacketLost: {
+            After.FRAMES_MISSING: (State.GAP, "the stream starts with a loss; it waits for the next packet"),
+        },
+        EndOfStream: {
+            After.ALL_DECIDED: (State.CLOSED, "an empty stream, or losses only"),
+        },
     },
-    (State.START, PacketLost): {
-        State.GAP: "the stream starts with a loss; it waits for the next packet",
+    State.DECODING: {
+        PacketArrived: {
+            After.ALL_DECIDED: (State.DECODING, "the next packet in order (or a late or duplicate one, which is "
+                                "ignored); or a packet after a gap whose deadline it reaches: LBRR / DRED / PLC "
+                                "for the gap, then normal decoding"),
+            After.FRAMES_MISSING: (State.GAP, "a packet after a gap whose deadline has not come"),
+        },
+        PacketLost: {
+            After.ALL_DECIDED: (State.DECODING, "a loss already decided (late news), ignored"),
+            After.FRAMES_MISSING: (State.GAP, "a loss: the frame waits for the next packet(s)"),
+        },
+        EndOfStream: {
+            After.ALL_DECIDED: (State.CLOSED, "all frames are decided"),
+        },
     },
-    (State.DECODING, PacketArrived): {
-        State.DECODING: "the next packet in order (or a late or duplicate one, which is ignored); or a "
-        "packet after a gap whose deadline it reaches: LBRR / DRED / PLC for the gap, then normal decoding",
-        State.GAP: "a packet after a gap whose deadline has not come",
+    State.GAP: {
+        PacketArrived: {
+            After.ALL_DECIDED: (State.DECODING, "a packet that reaches the deadline of every missing frame: they "
+                                "are decided (LBRR for the newest if it carries some, DRED within coverage, else "
+                                "PLC), then normal decoding resumes"),
+            After.FRAMES_MISSING: (State.GAP, "frames are still missing and waiting (more losses, or the jitter "
+                                   "buffer is not full)"),
+        },
+        PacketLost: {
+            After.FRAMES_MISSING: (State.GAP, "the gap grows"),
+        },
+        EndOfStream: {
+            After.ALL_DECIDED: (State.CLOSED, "the missing frames are decided with what arrived; a trailing loss "
+                                "is concealed by PLC or dropped, per policy"),
+        },
     },
-    (State.DECODING, PacketLost): {
-        State.DECODING: "a loss already decided (late news), ignored",
-        State.GAP: "a loss: the frame waits for the next packet(s)",
-    },
-    (State.GAP, PacketArrived): {
-        State.DECODING: "a packet that reaches the deadline of every missing frame: they are decided "
-        "(LBRR for the newest if it carries some, DRED within coverage, else PLC), then normal decoding resumes",
-        State.GAP: "frames are still missing and waiting (more losses, or the jitter buffer is not full)",
-    },
-    (State.GAP, PacketLost): {
-        State.GAP: "the gap grows",
-    },
-    (State.START, EndOfStream): {State.CLOSED: "an empty stream, or losses only"},
-    (State.DECODING, EndOfStream): {State.CLOSED: "all frames are decided"},
-    (State.GAP, EndOfStream): {
-        State.CLOSED: "the missing frames are decided with what arrived; a trailing loss is concealed "
-        "by PLC or dropped, per policy",
-    },
+    State.CLOSED: {},
 }
 
 
@@ -270,52 +296,95 @@ TRANSITIONS: dict[tuple[State, type], dict[State, str]] = {
 # Policies
 
 
+class DredFrom(enum.Enum):
+    """Which packets may give a lost frame its DRED, and so when the frame is decided."""
+
+    NEXT = "next"  # only the packet that ends the gap, decided when it arrives (opus_demo)
+    ANY = "any"  # any arrived packet, decided at the jitter-buffer deadline (BEST)
+
+
+class DredCap(enum.Enum):
+    """A parse-request cap that depends on the decoding rate."""
+
+    RATE = "rate"  # the decoding rate in samples, i.e. one second (opus_demo 1.6.1)
+
+
 @dataclass(frozen=True)
 class Policy:
     """How the receiver chooses. Every field is one decision of the protocol.
 
-    - ``dred_cap``: opus_demo's parse request ``min(cap, lost * duration)``. ``"48000"`` (1.5.2),
-      ``"rate"`` (1.6.1), or ``None``: parse everything the packet has.
-    - ``dred_from``: ``"next"`` (only the packet that ends the gap) or ``"any"`` (the nearest
-      arrived packet whose DRED covers the frame).
+    - ``dred_cap``: the cap of opus_demo's parse request ``min(cap, lost * duration)``: samples (``48000``
+      in 1.5.2, whatever the rate), :attr:`DredCap.RATE` (1.6.1), or ``None``: parse everything the packet has.
+    - ``dred_from``: :attr:`DredFrom.NEXT` (only the packet that ends the gap) or :attr:`DredFrom.ANY` (the
+      arrived packet with the most DRED features for the frame).
     - ``frame_request``: parse the packet anew for each frame with the smallest request that gives the
-      frame every DRED feature the packet has for it (:func:`frame_request`), and pick, among the
+      frame every DRED feature the packet has for it (``_arith.frame_request``), and pick, among the
       arrived packets, the one giving the most such features (ties: the nearest); opus_demo parses
       once per gap with ``min(cap, lost * duration)`` and uses the packet that ends the gap.
     - ``conceal_trailing``: conceal losses at the end of the stream (opus_demo drops them).
     - ``leading_from_packet``: losses before the first packet take that packet's duration
       (opus_demo uses the decoder's last packet duration, which is then 0).
     - ``allow_depth``: whether a jitter-buffer depth > 0 is meaningful for this policy.
+
+    ``dred_from`` picks the decision procedure (opus_demo's with ``NEXT``, BEST's with ``ANY``); the
+    procedure fixes ``frame_request`` and ``leading_from_packet``, and opus_demo's takes no depth: a policy
+    that names another combination is refused rather than silently decided otherwise.
     """
 
     name: str
-    dred_cap: str | None
-    dred_from: str
+    dred_cap: int | DredCap | None
+    dred_from: DredFrom
     frame_request: bool
     conceal_trailing: bool
     leading_from_packet: bool
     allow_depth: bool
     description: str = field(default="", compare=False)
 
+    def __post_init__(self) -> None:
+        cap = self.dred_cap
+        if not (cap is None or isinstance(cap, DredCap) or (type(cap) is int and cap >= 0)):
+            raise ValueError(f"policy {self.name}: dred_cap {cap!r} is not a sample count, DredCap or None")
+        if not isinstance(self.dred_from, DredFrom):
+            raise ValueError(f"policy {self.name}: dred_from {self.dred_from!r} is not a DredFrom")
+        per_frame = self.dred_from is DredFrom.ANY
+        if self.frame_request != per_frame or self.leading_from_packet != per_frame or \
+                (self.allow_depth and not per_frame):
+            raise ValueError(f"policy {self.name}: dred_from {self.dred_from.name} decides with frame_request "
+                             f"and leading_from_packet {per_frame}" + ("" if per_frame else " and no depth"))
+
+    def cap(self, rate: int) -> int | None:
+        """The parse-request cap in samples at ``rate`` (``None``: no cap)."""
+        return rate if self.dred_cap is DredCap.RATE else self.dred_cap
+
 
 OPUS_DEMO_1_5_2 = Policy(
-    "opus_demo-1.5.2", dred_cap="48000", dred_from="next", frame_request=False, conceal_trailing=False,
+    "opus_demo-1.5.2", dred_cap=48000, dred_from=DredFrom.NEXT, frame_request=False, conceal_trailing=False,
     leading_from_packet=False, allow_depth=False,
     description="src/opus_demo.c decode loop of libopus 1.5.2",
 )
 OPUS_DEMO_1_6_1 = Policy(
-    "opus_demo-1.6.1", dred_cap="rate", dred_from="next", frame_request=False, conceal_trailing=False,
-    leading_from_packet=False, allow_depth=False,
+    "opus_demo-1.6.1", dred_cap=DredCap.RATE, dred_from=DredFrom.NEXT, frame_request=False,
+    conceal_trailing=False, leading_from_packet=False, allow_depth=False,
     description="src/opus_demo.c decode loop of libopus 1.6.1",
 )
 BEST = Policy(
-    "best", dred_cap=None, dred_from="any", frame_request=True, conceal_trailing=True,
+    "best", dred_cap=None, dred_from=DredFrom.ANY, frame_request=True, conceal_trailing=True,
     leading_from_packet=True, allow_depth=True,
     description="LBRR, else DRED from the packet in the jitter buffer with the most features for the frame "
     "(parsed for that frame), else PLC through that packet's DRED entry point (DredPlc) or plain PLC; "
     "leading and trailing losses concealed",
 )
+#: The policies by name (the names the CLI, the loss experiment and the test vectors use).
 POLICIES: dict[str, Policy] = {p.name: p for p in (OPUS_DEMO_1_5_2, OPUS_DEMO_1_6_1, BEST)}
+
+
+def policy_named(policy: Policy | str) -> Policy:
+    """``policy`` itself, or the policy of that name in :data:`POLICIES`."""
+    if isinstance(policy, Policy):
+        return policy
+    if policy not in POLICIES:
+        raise ValueError(f"unknown policy {policy!r}; one of {sorted(POLICIES)}")
+    return POLICIES[policy]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -333,10 +402,7 @@ class Receiver:
     """
 
     def __init__(self, policy: Policy | str = BEST, *, rate: int = 48000, depth: int = 0):
-        if isinstance(policy, str):
-            if policy not in POLICIES:
-                raise ValueError(f"unknown policy {policy!r}; one of {sorted(POLICIES)}")
-            policy = POLICIES[policy]
+        policy = policy_named(policy)
         if rate not in (8000, 12000, 16000, 24000, 48000):
             raise ValueError(f"rate {rate} is not an Opus decoding rate")
         if depth < 0 or (depth and not policy.allow_depth):
@@ -355,23 +421,13 @@ class Receiver:
     # -- public ---------------------------------------------------------------------------------
 
     def send(self, event: Event) -> list[Action]:
-        """Feed one event; return the actions it makes possible, in frame order."""
-        if self.state is State.CLOSED:
-            raise ReceiverError("event after EndOfStream", event)
-        before = self.state
-        if isinstance(event, PacketArrived):
-            actions = self._on_arrived(event)
-        elif isinstance(event, PacketLost):
-            actions = self._on_lost(event)
-        elif isinstance(event, EndOfStream):
-            actions = self._on_end()
-        else:
-            raise ReceiverError(f"not a receiver event: {event!r}", event)
-        after = self._state_now(event)
-        allowed = TRANSITIONS.get((before, type(event)), {})
-        if after not in allowed:  # pragma: no cover - an internal bug, not an input error
-            raise AssertionError(f"transition {before} --{type(event).__name__}--> {after} not in TRANSITIONS")
-        self.state = after
+        """Feed one event; return the actions it makes possible, in frame order. The event's row of
+        :data:`TRANSITIONS` is looked up first (none: :class:`ReceiverError`, nothing changes); the
+        event is handled; what it leaves behind (:class:`After`) picks the next state in that row."""
+        row = self._transitions_for(event)
+        handle = {PacketArrived: self._on_arrived, PacketLost: self._on_lost, EndOfStream: self._on_end}
+        actions = handle[type(event)](event)
+        self.state = self._next_state(row, event)
         return actions
 
     def send_all(self, events: Iterable[Event]) -> list[Action]:
@@ -379,6 +435,28 @@ class Receiver:
         for e in events:
             out.extend(self.send(e))
         return out
+
+    # -- the table ------------------------------------------------------------------------------
+
+    def _transitions_for(self, event: object) -> dict[After, tuple[State, str]]:
+        row = TRANSITIONS[self.state].get(type(event))
+        if row is not None:
+            return row
+        if not any(type(event) in rows for rows in TRANSITIONS.values()):
+            raise ReceiverError(f"not a receiver event: {event!r}", event)
+        if self.state is State.CLOSED:
+            raise ReceiverError(f"{type(event).__name__} after EndOfStream", event)
+        raise ReceiverError(f"{type(event).__name__} in state {self.state.name}: no transition", event)
+
+    def _after(self) -> After:
+        return After.FRAMES_MISSING if self.next_frame < self._known_end else After.ALL_DECIDED
+
+    def _next_state(self, row: dict[After, tuple[State, str]], event: Event) -> State:
+        after = self._after()
+        if after not in row:
+            raise ReceiverError(f"{type(event).__name__} in state {self.state.name} left {after.name}: "
+                                "no transition", event)
+        return row[after][0]
 
     # -- events ---------------------------------------------------------------------------------
 
@@ -409,15 +487,8 @@ class Receiver:
         # for the jitter-buffer deadline, which only arrivals move.
         return []
 
-    def _on_end(self) -> list[Action]:
+    def _on_end(self, ev: EndOfStream) -> list[Action]:
         return self._advance(final=True)
-
-    def _state_now(self, event: Event) -> State:
-        if isinstance(event, EndOfStream):
-            return State.CLOSED
-        if self.next_frame < self._known_end:
-            return State.GAP
-        return State.DECODING
 
     # -- decisions ------------------------------------------------------------------------------
 
@@ -437,7 +508,7 @@ class Receiver:
                 continue
             # frame f is missing: decide the whole run of missing frames up to the next arrival
             newest = self._newest_arrival()
-            if self.policy.dred_from == "next":
+            if self.policy.dred_from is DredFrom.NEXT:
                 # opus_demo: the run is decided when the packet that ends it arrives
                 if newest < 0:
                     if not final:
@@ -471,8 +542,8 @@ class Receiver:
         pkt = self._arrived[p]
         lost = p - f
         dur = self._last_samples  # OPUS_GET_LAST_PACKET_DURATION; unchanged by PLC/LBRR/DRED calls
-        cap = 48000 if self.policy.dred_cap == "48000" else self.rate
-        request = min(cap, max(0, lost * dur))
+        cap = self.policy.cap(self.rate)
+        request = None if cap is None else min(cap, max(0, lost * dur))
         ret = dred_parse_return(pkt.dred_latents, pkt.dred_offset, self.rate, request)
         out: list[Action] = []
         n = dred_latents_read(pkt.dred_latents, self.rate, request)

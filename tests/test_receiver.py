@@ -1,17 +1,21 @@
-"""Properties of the sans-IO receiver (refimpl/receiver.py): no audio, no libopus."""
+"""Properties of the sans-IO receiver (opus_dred.refimpl._receiver): no audio, no libopus."""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from opus_dred.bitstream import _arith as ar
 from opus_dred.bitstream._errors import FormatError
 from opus_dred.experiments import _loss as loss
 from opus_dred.refimpl import _receiver as rx
+
+ROOT = Path(__file__).resolve().parents[1]
 
 RATE = 16000
 F20 = RATE // 50
@@ -25,7 +29,7 @@ POLICIES = [rx.OPUS_DEMO_1_5_2, rx.OPUS_DEMO_1_6_1, rx.BEST]
 @st.composite
 def packets(draw, seq: int, samples: int | None = None):
     dur = samples if samples is not None else draw(st.sampled_from([F20 // 2, F20, 2 * F20, 3 * F20]))
-    nb = draw(st.integers(0, rx.DRED_MAX_LATENTS))
+    nb = draw(st.integers(0, ar.DRED_MAX_LATENTS))
     return rx.PacketArrived(
         seq, dur, draw(st.booleans()), nb, draw(st.integers(-8, 40)) if nb else 0
     )
@@ -108,7 +112,10 @@ def check(events: list[rx.Event], policy: rx.Policy, depth: int = 0) -> list[rx.
                 assert a.seq in arrived, a
             decided.add(a.frame)
         actions += out
-        assert r.state in {s for (b, e), d in rx.TRANSITIONS.items() for s in d}
+        # the state says what is left: closed at the end, else a gap exactly while frames are missing
+        missing = set(range(known_end)) - decided
+        want = rx.State.CLOSED if isinstance(ev, rx.EndOfStream) else rx.State.GAP if missing else rx.State.DECODING
+        assert r.state is want, (ev, r.state)
     assert r.state is rx.State.CLOSED
 
     # every frame is decided exactly once and in order
@@ -127,8 +134,8 @@ def check(events: list[rx.Event], policy: rx.Policy, depth: int = 0) -> list[rx.
                 # opus_demo makes the DRED call only when the parse returns > 0 samples; BEST makes
                 # a DredPlc call only through such a packet (a Dred of BEST may draw features from
                 # a packet whose parse returns 0: libopus' window reaches past the coverage)
-                assert rx.dred_parse_return(pkt.dred_latents, pkt.dred_offset, RATE, a.max_dred_samples) > 0
-            n = rx.dred_latents_read(pkt.dred_latents, RATE, a.max_dred_samples)
+                assert ar.dred_parse_return(pkt.dred_latents, pkt.dred_offset, RATE, a.max_dred_samples) > 0
+            n = ar.dred_latents_read(pkt.dred_latents, RATE, a.max_dred_samples)
             used = libopus_features_used(a.offset_samples, a.samples, n, pkt.dred_offset)
             if isinstance(a, rx.Dred):
                 # DRED only inside the window of the packet it comes from
@@ -141,7 +148,7 @@ def check(events: list[rx.Event], policy: rx.Policy, depth: int = 0) -> list[rx.
                 full = libopus_features_used(a.offset_samples, a.samples, pkt.dred_latents, pkt.dred_offset)
                 assert used == full
                 if a.max_dred_samples:
-                    fewer = rx.dred_latents_read(pkt.dred_latents, RATE, a.max_dred_samples) - 1
+                    fewer = ar.dred_latents_read(pkt.dred_latents, RATE, a.max_dred_samples) - 1
                     assert libopus_features_used(a.offset_samples, a.samples, fewer, pkt.dred_offset) < full
         elif isinstance(a, rx.Drop):
             # only opus_demo drops; BEST drops only when no packet ever gave a duration
@@ -162,8 +169,8 @@ def check(events: list[rx.Event], policy: rx.Policy, depth: int = 0) -> list[rx.
 
 def latents_for_request(max_dred_samples: int) -> int:
     """dnn/dred_decoder.c:dred_ec_decode's loop bound for opus_dred_parse's min_feature_frames."""
-    mff = min(2 + 100 * max_dred_samples // RATE, 4 * rx.DRED_MAX_LATENTS)
-    return len(range(0, min(2 * rx.DRED_MAX_LATENTS, (mff + 1) // 2), 2))
+    mff = min(2 + 100 * max_dred_samples // RATE, 4 * ar.DRED_MAX_LATENTS)
+    return len(range(0, min(2 * ar.DRED_MAX_LATENTS, (mff + 1) // 2), 2))
 
 
 def opus_demo_model(events: list[rx.Event], cap: int) -> list[rx.Action]:
@@ -178,7 +185,7 @@ def opus_demo_model(events: list[rx.Event], cap: int) -> list[rx.Action]:
         ret = 0
         request = min(cap, max(0, lost_count * dur))
         if lost_count:
-            ret = rx.dred_parse_return(ev.dred_latents, ev.dred_offset, RATE, request)
+            ret = ar.dred_parse_return(ev.dred_latents, ev.dred_offset, RATE, request)
         for fr in range(lost_count):
             frame = ev.seq - lost_count + fr
             if fr == lost_count - 1 and ev.has_lbrr:
@@ -247,8 +254,8 @@ def test_best_uses_lbrr_dred_at_least_as_often(events):
             # least as many of its feature vectors
             assert isinstance(b, rx.Dred) and b.seq == a.seq and b.offset_samples == a.offset_samples
             pkt = next(e for e in events if isinstance(e, rx.PacketArrived) and e.seq == a.seq)
-            na = rx.dred_latents_read(pkt.dred_latents, RATE, a.max_dred_samples)
-            nb = rx.dred_latents_read(pkt.dred_latents, RATE, b.max_dred_samples)
+            na = ar.dred_latents_read(pkt.dred_latents, RATE, a.max_dred_samples)
+            nb = ar.dred_latents_read(pkt.dred_latents, RATE, b.max_dred_samples)
             assert (libopus_features_used(b.offset_samples, b.samples, nb, pkt.dred_offset)
                     >= libopus_features_used(a.offset_samples, a.samples, na, pkt.dred_offset))
         if isinstance(a, (rx.DredPlc, rx.Plc)):
@@ -302,7 +309,7 @@ def test_loss_runs_at_every_position(policy, run, where):
         for a in gap:
             if isinstance(a, (rx.Dred, rx.DredPlc)):
                 # Dred exactly where libopus has features for the frame in the parsed latents
-                n = rx.dred_latents_read(26, RATE, a.max_dred_samples)
+                n = ar.dred_latents_read(26, RATE, a.max_dred_samples)
                 assert isinstance(a, rx.Dred) == bool(libopus_features_used(a.offset_samples, F20, n, 4))
         if policy.frame_request:
             # every frame the packet's DRED has features for is DRED; the older ones DredPlc
@@ -310,7 +317,7 @@ def test_loss_runs_at_every_position(policy, run, where):
                 if not isinstance(a, rx.Lbrr):
                     has = libopus_features_used((p - a.frame) * F20, F20, pkt.dred_latents, pkt.dred_offset) > 0
                     assert isinstance(a, rx.Dred if has else rx.DredPlc), a
-            _, cov = rx.dred_window(26, 4, RATE)
+            _, cov = ar.dred_window(26, 4, RATE)
             # libopus' window reaches one 10 ms vector past the parse's coverage
             assert any(isinstance(a, rx.Dred) and a.offset_samples > cov for a in gap) == (run * F20 > cov)
         else:
@@ -351,25 +358,133 @@ def test_protocol_errors():
 
 def test_dred_parse_return_arithmetic():
     # 1 latent = 40 ms; dred_offset in 2.5 ms units, C division toward zero
-    assert rx.dred_parse_return(1, 0, RATE) == 640
-    assert rx.dred_parse_return(1, 16, RATE) == 0
-    assert rx.dred_parse_return(2, -3, 48000) == 2 * 1920 + 360
-    assert rx.dred_parse_return(0, 0, RATE) == 0
+    assert ar.dred_parse_return(1, 0, RATE) == 640
+    assert ar.dred_parse_return(1, 16, RATE) == 0
+    assert ar.dred_parse_return(2, -3, 48000) == 2 * 1920 + 360
+    assert ar.dred_parse_return(0, 0, RATE) == 0
     # a request of 0 still reads one latent (min_feature_frames = 2)
-    assert rx.dred_parse_return(26, 4, RATE, 0) == 640 - 160
-    assert rx.dred_parse_return(26, 4, RATE, 10**6) == rx.dred_parse_return(26, 4, RATE)
-    assert rx.dred_window(5, -4, RATE) == (160, 5 * 640 + 160)
+    assert ar.dred_parse_return(26, 4, RATE, 0) == 640 - 160
+    assert ar.dred_parse_return(26, 4, RATE, 10**6) == ar.dred_parse_return(26, 4, RATE)
+    assert ar.dred_window(5, -4, RATE) == (160, 5 * 640 + 160)
 
 
 def test_transition_table_reads_like_the_protocol():
-    for (state, event), targets in rx.TRANSITIONS.items():
-        assert state is not rx.State.CLOSED
-        assert all(isinstance(t, rx.State) and text for t, text in targets.items())
-    assert {e for (_, e) in rx.TRANSITIONS} == {rx.PacketArrived, rx.PacketLost, rx.EndOfStream}
+    """Every live state answers every event; CLOSED answers none; every entry has its reason."""
+    events = {rx.PacketArrived, rx.PacketLost, rx.EndOfStream}
+    assert set(rx.TRANSITIONS) == set(rx.State)
+    assert rx.TRANSITIONS[rx.State.CLOSED] == {}
+    for state, row in rx.TRANSITIONS.items():
+        if state is not rx.State.CLOSED:
+            assert set(row) == events
+        for event, targets in row.items():
+            assert targets and set(targets) <= set(rx.After)
+            assert all(isinstance(t, rx.State) and why for t, why in targets.values())
+            # EndOfStream closes; nothing else does
+            closes = {t is rx.State.CLOSED for t, _ in targets.values()}
+            assert closes == {event is rx.EndOfStream}
+            # the state says whether frames are missing
+            for after, (t, _) in targets.items():
+                assert (t is rx.State.GAP) == (after is rx.After.FRAMES_MISSING)
+
+
+class _Spy(rx.Receiver):
+    """A receiver that records the table entry of every step."""
+
+    def __init__(self, *a, **k):
+        super().__init__(*a, **k)
+        self.steps: list[tuple[rx.State, type, rx.After, rx.State]] = []
+
+    def send(self, event):
+        before = self.state
+        out = super().send(event)
+        self.steps.append((before, type(event), self._after(), self.state))
+        return out
+
+
+@SETTINGS
+@given(streams(reorder=True), st.sampled_from(POLICIES))
+def test_the_table_drives_every_step(events, policy):
+    """Each step's next state is the table's entry for (state, event type, what it leaves behind)."""
+    r = _Spy(policy, rate=RATE)
+    for e in events + [rx.EndOfStream()]:
+        r.send(e)
+    for before, event, after, state in r.steps:
+        assert rx.TRANSITIONS[before][event][after][0] is state
+
+
+def test_an_event_without_a_table_entry_is_refused_and_changes_nothing():
+    r = rx.Receiver(rx.BEST, rate=RATE)
+    r.send(rx.PacketArrived(0, F20))
+    r.send(rx.EndOfStream())
+    for ev in (rx.PacketArrived(1, F20), rx.PacketLost(1), rx.EndOfStream()):
+        with pytest.raises(rx.ReceiverError, match="after EndOfStream") as ei:
+            r.send(ev)
+        assert ei.value.event is ev and r.state is rx.State.CLOSED and r.next_frame == 1
+    with pytest.raises(rx.ReceiverError, match="not a receiver event"):
+        rx.Receiver(rx.BEST, rate=RATE).send(rx.Normal(0, F20))  # type: ignore[arg-type]
+    # an event refused for its fields leaves the state as it was
+    r = rx.Receiver(rx.OPUS_DEMO_1_6_1, rate=RATE)
+    r.send(rx.PacketLost(0))
+    with pytest.raises(rx.ReceiverError):
+        r.send(rx.PacketArrived(1, 100))
+    assert r.state is rx.State.GAP and r.next_frame == 0
+
+
+def _transitions_markdown() -> str:
+    lines = ["| state | event | after it | next state | why |", "|---|---|---|---|---|"]
+    for state, row in rx.TRANSITIONS.items():
+        for event, targets in row.items():
+            for after, (target, why) in targets.items():
+                lines.append(f"| `{state.name}` | `{event.__name__}` | {after.value} | `{target.name}` | {why} |")
+    return "\n".join(lines) + "\n"
+
+
+def test_docs_show_the_transition_table():
+    """docs/receiver.md holds the table as the receiver has it (rendered here, row for row)."""
+    assert _transitions_markdown() in (ROOT / "docs" / "receiver.md").read_text()
+
+
+def test_docs_show_the_policy_fields():
+    """docs/receiver.md's policy table gives each field's value in each policy as the code has it."""
+    def shown(v):
+        return f"`{v.name}`" if isinstance(v, rx.DredFrom) else f"`DredCap.{v.name}`" if isinstance(v, rx.DredCap) \
+            else f"`{v}`"
+
+    rows = {}
+    for line in (ROOT / "docs" / "receiver.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 4 and cells[0].startswith("`") and "`:" in cells[0]:
+            rows[cells[0][1:cells[0].index("`:")]] = cells[1:]
+    fields = [f for f in rx.Policy.__dataclass_fields__ if f not in ("name", "description")]
+    assert sorted(rows) == sorted(fields)
+    for f in fields:
+        assert rows[f] == [shown(getattr(p, f)) for p in POLICIES], f
+
+
+def test_policies_are_typed():
+    assert rx.OPUS_DEMO_1_5_2.dred_cap == 48000 and rx.OPUS_DEMO_1_5_2.cap(RATE) == 48000
+    assert rx.OPUS_DEMO_1_6_1.dred_cap is rx.DredCap.RATE and rx.OPUS_DEMO_1_6_1.cap(RATE) == RATE
+    assert rx.BEST.dred_cap is None and rx.BEST.cap(RATE) is None
+    assert {p.dred_from for p in POLICIES} == set(rx.DredFrom)
+    assert rx.POLICIES == {p.name: p for p in POLICIES}
+    assert rx.policy_named("best") is rx.BEST and rx.policy_named(rx.BEST) is rx.BEST
+    assert rx.run([rx.PacketArrived(0, F20)], "opus_demo-1.6.1", rate=RATE) == \
+        rx.run([rx.PacketArrived(0, F20)], rx.OPUS_DEMO_1_6_1, rate=RATE)
+    fields = dict(dred_from=rx.DredFrom.NEXT, frame_request=False, conceal_trailing=False,
+                  leading_from_packet=False, allow_depth=False)
+    for bad in ("48000", -1, 4.8e4, True):
+        with pytest.raises(ValueError):
+            rx.Policy("x", dred_cap=bad, **fields)
+    with pytest.raises(ValueError):
+        rx.Policy("x", dred_cap=None, **{**fields, "dred_from": "next"})
+    with pytest.raises(ValueError):  # the opus_demo procedure has no per-frame request
+        rx.Policy("x", dred_cap=None, **{**fields, "frame_request": True})
+    with pytest.raises(ValueError):  # nor a jitter buffer
+        rx.Policy("x", dred_cap=None, **{**fields, "allow_depth": True})
 
 
 # ------------------------------------------------------------------------------------------------
-# loss models (refimpl/loss.py)
+# loss models (opus_dred.experiments._loss)
 
 
 N = 200_000

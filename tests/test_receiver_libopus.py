@@ -14,6 +14,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from opus_dred.bitstream import _arith as ar
 from opus_dred.speech import _corpus as speech
 from opus_dred.libopus import _upstream as upstream
 from opus_dred.libopus._oracle import Oracle
@@ -119,11 +120,11 @@ def test_dred_parse_return_matches_libopus(build):
             if full.ret <= 0:
                 continue
             nb, off = full.nb_latents, full.dred_offset
-            assert full.ret == rx.dred_parse_return(nb, off, rate)
-            assert full.dred_end == rx.dred_window(nb, off, rate)[0]
+            assert full.ret == ar.dred_parse_return(nb, off, rate)
+            assert full.dred_end == ar.dred_window(nb, off, rate)[0]
         for req in (0, 320, 640, 960, 3200, 9600, 16000, 48000):
             with o.dred_parse(pkt, max_dred_samples=req, sampling_rate=rate) as d:
-                assert d.ret == rx.dred_parse_return(nb, off, rate, req), (req, nb, off)
+                assert d.ret == ar.dred_parse_return(nb, off, rate, req), (req, nb, off)
                 checked += 1
     assert checked > 50
 

@@ -18,6 +18,7 @@ import wave
 import numpy as np
 import pytest
 
+from opus_dred.bitstream import _arith as ar
 from opus_dred.bitstream._errors import FormatError
 from opus_dred.experiments import _simulate as S
 from opus_dred.speech import _corpus as speech
@@ -91,9 +92,9 @@ def _check_dred_calls(d) -> None:
     for a in d.actions:
         if isinstance(a, (rx.Dred, rx.DredPlc)):
             e = pk[a.seq]
-            n = rx.dred_latents_read(e.dred_latents, RATE, a.max_dred_samples)
-            used, _ = rx.dred_feature_frames(a.offset_samples, a.samples, n, e.dred_offset, RATE)
-            full, _ = rx.dred_feature_frames(a.offset_samples, a.samples, e.dred_latents, e.dred_offset, RATE)
+            n = ar.dred_latents_read(e.dred_latents, RATE, a.max_dred_samples)
+            used, _ = ar.dred_feature_frames(a.offset_samples, a.samples, n, e.dred_offset, RATE)
+            full, _ = ar.dred_feature_frames(a.offset_samples, a.samples, e.dred_latents, e.dred_offset, RATE)
             if isinstance(a, rx.Dred):
                 assert used >= 1, a
             else:

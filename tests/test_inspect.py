@@ -209,6 +209,100 @@ def test_dred_only_stream(name):
     assert res.summary["latents"] == 32
 
 
+# -- DRED field positions: the tracing range decoder -----------------------------------------------------
+
+#: ``inspect``'s DRED field positions for the canonical suite's ``extended_extra0`` packets (an extended offset,
+#: a coded qmax) as ``inspect`` reported them when the syntax tracked ``ec_tell`` itself
+_PINNED_FIELDS = {
+    "libopus-1.5.2": ([["q0", 1, 5], ["dq", 5, 8], ["extended_offset", 8, 9], ["extra", 9, 17], ["off", 17, 22],
+                       ["qmax", 22, 23], ["state", 23, 90], ["latent[0]", 90, 110], ["latent[1]", 110, 122],
+                       ["latent[2]", 122, 141], ["latent[3]", 141, 155]], 155),
+    "libopus-1.6.1": ([["q0", 1, 5], ["dq", 5, 8], ["extended_offset", 8, 9], ["extra", 9, 17], ["off", 17, 22],
+                       ["qmax", 22, 23], ["state", 23, 108], ["latent[0]", 108, 127], ["latent[1]", 127, 133],
+                       ["latent[2]", 133, 146]], 146),
+}
+
+
+def _suite_packet(name: str, case: str) -> bytes:
+    from opus_dred.vectors._format import suite_root
+
+    return (suite_root() / name / "dred_features" / "writer_edges" / case / "packet.bin").read_bytes()
+
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_dred_field_positions_from_the_tracer_are_the_pinned_ones(name):
+    it = inspect_packet(_suite_packet(name, "extended_extra0.full"))
+    fields, end_tell = _PINNED_FIELDS[name]
+    assert it.dred["found"] and it.dred["profile"] == name
+    assert it.dred["fields"] == fields and it.dred["end_tell"] == end_tell
+
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_dred_field_positions_are_the_encoders_tell(name):
+    """Each traced span ends where the range encoder's ``ec_tell`` stood once that field was coded."""
+    from opus_dred.bitstream._dred import DredPayload, coding_tables, read_dred_payload, write_dred_payload
+    from opus_dred.bitstream._profiles import get_profile
+    from opus_dred.bitstream._rangecoder import RangeEncoder, laplace_encode_p0
+
+    prof = get_profile(name)
+    t = coding_tables(prof)
+    rng = np.random.default_rng(5)
+    for q0, dq, qmax, extra, n in ((5, 3, 12, 0, 4), (9, 5, 15, 7, 2), (14, 2, 15, 0, 3), (0, 0, 15, 255, 1)):
+        levels = [min(qmax, q0 + (prof.dq_table[dq] * k + 8) // 16) for k in range(n)]
+        state = np.where([p is None for p in t.state[q0]], 0, rng.integers(-3, 4, prof.state_dim))
+        lat = np.array([np.where([p is None for p in t.latent[q]], 0, rng.integers(-3, 4, prof.latent_dim))
+                        for q in levels])
+        pl = DredPayload(profile=name, q0=q0, dQ=dq, qmax=qmax, extended_offset=True, extra_offset=32 * extra,
+                         offset=11, state_q=state, latents_q=lat)
+        data = write_dred_payload(pl)
+        # the same symbols through the encoder, its tell after each field
+        e = RangeEncoder(4096)
+        ends = []
+        for v, ft in ((q0, 16), (dq, 8), (1, 2), (extra, 256), (11, 32)):
+            e.enc_uint(v, ft)
+            ends.append(e.tell())
+        if q0 < 14 and dq > 0:
+            nv = 14 - q0
+            e.encode(*((0, nv) if qmax == 15 else (nv + qmax - q0 - 1, nv + qmax - q0)), 2 * nv)
+            ends.append(e.tell())
+        for values, params in [(state, t.state[q0])] + [(lat[k], t.latent[levels[k]]) for k in range(n)]:
+            for v, par in zip(values, params):
+                if par is not None:
+                    laplace_encode_p0(e, int(v), par[0], par[1])
+            ends.append(e.tell())
+        got = read_dred_payload(data, prof, max_latents=n)
+        assert [f[2] for f in got.fields] == ends
+        assert [f[1] for f in got.fields] == [1] + ends[:-1]
+
+
+def test_tracing_does_not_change_decoded_values():
+    """Over the canonical suite's DRED packets: the payload read with a plain range decoder, with the default
+    tracing one and with one passed in is the same, but for the field positions only the tracers have."""
+    from opus_dred.bitstream._dred import read_dred_payload
+    from opus_dred.bitstream._extensions import find_dred_extension
+    from opus_dred.bitstream._rangecoder import RangeDecoder, TracingDecoder
+    from opus_dred.vectors._format import suite_root
+
+    n = 0
+    for name in PROFILES:
+        for f in sorted((suite_root() / name / "dred_payload").glob("*/*/packet.bin")):
+            loc = find_dred_extension(f.read_bytes(), name)
+            if loc is None:
+                continue
+            tracer = TracingDecoder(RangeDecoder(loc.payload))
+            runs = [read_dred_payload(loc.payload, name, decoder=RangeDecoder(loc.payload)),
+                    read_dred_payload(loc.payload, name),
+                    read_dred_payload(loc.payload, name, decoder=tracer)]
+            plain = runs[0].to_dict()
+            assert plain.pop("fields") == []
+            for p in runs[1:]:
+                d = p.to_dict()
+                assert d.pop("fields") == [list(x) for x in tracer.fields] and d == plain
+                assert p.state.tobytes() == runs[0].state.tobytes() and p.latents.tobytes() == runs[0].latents.tobytes()
+            n += 1
+    assert n > 100
+
+
 # -- errors and broken files ---------------------------------------------------------------------
 
 

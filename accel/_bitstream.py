@@ -30,8 +30,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from opus_dred.bitstream._arith import (
+    QMAX_UNCODED,
+    compute_dred_offset,
+    compute_quantizer,
+    dequantize,
+    extra_offset_from_code,
+    q_feature,
+    qmax_is_coded,
+    qmax_nvals,
+    qmax_of_symbol,
+    requested_chunks,
+)
+from opus_dred.bitstream._dred import coding_tables
 from opus_dred.bitstream._errors import RangeCoderError
-from opus_dred.bitstream._extensions import find_dred_extension
+from opus_dred.bitstream._extensions import DRED_EXPERIMENTAL_BYTES, dred_payload_in, find_dred_extension
 from opus_dred.bitstream._packet import Toc
 from opus_dred.bitstream._profiles import Profile, get_profile
 from opus_dred.bitstream._rangecoder import (
@@ -49,7 +62,7 @@ __all__ = [
     "BatchRangeDecoder",
     "BatchDred",
     "DredTables",
-    "DredPayloads",
+    "DredLocations",
     "dred_tables",
     "locate_dred_payloads",
     "read_dred_payloads",
@@ -287,80 +300,92 @@ class BatchRangeDecoder:
 
 @dataclass(frozen=True)
 class DredTables:
-    """A profile's statistics as per-(level, dimension) decoding tables, built once.
+    """A profile's :class:`~opus_dred.bitstream._dred.CodingTables` as arrays indexed by (level, dimension).
 
-    ``*_sign`` [levels, dim, 3] and ``*_mag`` [levels, dim, 8]: the ICDFs of the Laplace p0 coder;
-    ``*_skip`` [levels, dim]: values coded with no bits (``r == 0`` or ``p0 == 255``); ``*_scale``
-    [levels, dim] float32: the dequantisation divisor (``scale``, 0 taken as 1).
+    ``*_sign`` [levels, dim, 3] and ``*_mag`` [levels, dim, 8]: the ICDFs of the Laplace p0 coder for each
+    ``(p0 << 7, r << 7)``; ``*_skip`` [levels, dim]: values coded with no bits (the coding tables' ``None``);
+    ``*_div`` [levels, dim] float32: the dequantization divisor, the coding tables' own.
     """
 
     state_sign: np.ndarray
     state_mag: np.ndarray
     state_skip: np.ndarray
-    state_scale: np.ndarray
+    state_div: np.ndarray
     latent_sign: np.ndarray
     latent_mag: np.ndarray
     latent_skip: np.ndarray
-    latent_scale: np.ndarray
+    latent_div: np.ndarray
 
 
-def _tables(scale: np.ndarray, r: np.ndarray, p0: np.ndarray):
-    levels, dim = scale.shape
+def _icdf_tables(params: list, div: np.ndarray):
+    levels, dim = div.shape
     sign = np.zeros((levels, dim, 3), np.int64)
     mag = np.zeros((levels, dim, 8), np.int64)
-    skip = (r == 0) | (p0 == 255)
-    for q in range(levels):
-        for i in range(dim):
-            if not skip[q, i]:
-                sg, mg = laplace_p0_icdfs(int(p0[q, i]) << 7, int(r[q, i]) << 7)
-                sign[q, i], mag[q, i] = sg, mg
-    sc = np.where(scale == 0, 1, scale).astype(np.float32)
-    return sign, mag, skip, sc
+    skip = np.zeros((levels, dim), bool)
+    for q, row in enumerate(params):
+        for i, par in enumerate(row):
+            if par is None:
+                skip[q, i] = True
+            else:
+                sign[q, i], mag[q, i] = laplace_p0_icdfs(*par)
+    return sign, mag, skip, div
 
 
 _TABLE_CACHE: dict[tuple, DredTables] = {}
 
 
 def dred_tables(profile: Profile) -> DredTables:
-    """The decoding tables of ``profile`` (cached per profile and model pack)."""
+    """The decoding tables of ``profile``, from its :func:`~opus_dred.bitstream._dred.coding_tables`
+    (cached per profile and model pack)."""
     key = (profile.name, profile.model_pack, id(profile.stats))
     t = _TABLE_CACHE.get(key)
     if t is None:
-        st = profile.stats
-        ss = _tables(st.state_scale, st.state_r, st.state_p0)
-        ls = _tables(st.latent_scale, st.latent_r, st.latent_p0)
-        t = _TABLE_CACHE[key] = DredTables(*ss, *ls)
+        ct = coding_tables(profile)
+        t = _TABLE_CACHE[key] = DredTables(*_icdf_tables(ct.state, ct.state_div),
+                                           *_icdf_tables(ct.latent, ct.latent_div))
     return t
 
 
 @dataclass
 class BatchDred:
-    """What :func:`read_dred_payloads` read, one row per payload.
+    """:class:`~opus_dred.bitstream._dred.DredPayload`'s fields as arrays, one row per payload, under the same
+    names and units (libopus'): what :func:`read_dred_payloads` (numpy) and
+    :func:`opus_dred.accel._reader.read_dred_payloads_jax` (JAX arrays) read.
 
-    Header: ``q0``, ``dQ``, ``extra_flag``, ``extra`` (the extended offset, a multiple of 32),
-    ``offset`` (the ``ec_dec_uint(32)`` field), ``dred_offset`` (``16 - offset - extra +
-    dred_frame_offset``, 2.5 ms units), ``qmax``. Values: ``state_q`` [N, state_dim] and ``latents_q``
-    [N, max_latents, latent_dim] integers, ``q_levels`` [N, max_latents], ``nb_latents`` [N];
-    dequantised ``state`` [N, state_dim] and ``latents`` [N, max_latents, latent_stride] float32
-    (1.6.1: the quantiser feature ``q_level * 0.125 - 1`` in the last column); rows past ``nb_latents``
-    are zero. ``tell`` [N]: ``ec_tell`` at the end.
+    Header [N]: ``q0``, ``dQ``, ``qmax``, ``extended_offset`` (bool), ``extra_offset`` (32 × the coded
+    ``uint(256)``), ``offset`` (the coded ``uint(32)``), ``dred_frame_offset``; ``dred_offset`` (2.5 ms units)
+    follows from them. Values: ``state_q`` [N, state_dim] and ``latents_q`` [N, L, latent_dim] integers,
+    ``q_levels`` [N, L], ``nb_latents`` [N]; dequantised ``state`` [N, state_dim] and ``latents`` [N, L,
+    latent_stride] float32 (1.6.x: the quantizer feature in the last column); rows past ``nb_latents`` are
+    zero. ``num_bytes`` [N] and ``end_tell`` [N] (``ec_tell`` at the end). ``L`` is ``max_latents`` (numpy) or
+    the chunk bound (JAX).
     """
 
     profile: str
     q0: np.ndarray
     dQ: np.ndarray
-    extra_flag: np.ndarray
-    extra: np.ndarray
-    offset: np.ndarray
-    dred_offset: np.ndarray
     qmax: np.ndarray
+    extended_offset: np.ndarray
+    extra_offset: np.ndarray
+    offset: np.ndarray
+    dred_frame_offset: np.ndarray
     state_q: np.ndarray
     latents_q: np.ndarray
     q_levels: np.ndarray
     nb_latents: np.ndarray
     state: np.ndarray
     latents: np.ndarray
-    tell: np.ndarray
+    num_bytes: np.ndarray
+    end_tell: np.ndarray
+
+    @property
+    def dred_offset(self):
+        """``OpusDRED.dred_offset`` per row (:func:`~opus_dred.bitstream._arith.compute_dred_offset`)."""
+        return compute_dred_offset(self.offset, self.extra_offset, self.dred_frame_offset)
+
+    @property
+    def read_past_end(self):
+        return self.end_tell > 8 * self.num_bytes
 
     def __len__(self) -> int:
         return len(self.q0)
@@ -389,9 +414,9 @@ def read_dred_payloads(
 
     ``payloads``: the range-coded bytes of each payload (after ``'D'`` and the version byte).
     ``min_feature_frames``: the requested amount (``opus_dred_parse`` passes
-    ``min(2 + 100 * max_dred_samples / sampling_rate, 104)``); chunks are read while
-    ``k < ceil(min(2 * max_latents, (min_feature_frames + 1) // 2) / 2)`` and the lane has more than
-    7 bits left. ``dred_frame_offset`` (scalar or [N]) is added to ``dred_offset``.
+    :func:`~opus_dred.bitstream._arith.min_feature_frames_for`); chunks are read while ``k`` is below
+    :func:`~opus_dred.bitstream._arith.requested_chunks` and the lane has more than 7 bits left.
+    ``dred_frame_offset`` (scalar or [N]) is added to ``dred_offset``.
     """
     prof = get_profile(profile) if isinstance(profile, str) else profile
     tab = dred_tables(prof)
@@ -399,56 +424,53 @@ def read_dred_payloads(
     n = dec.n
     num_bits = 8 * dec.storage
     q0 = dec.dec_uint(16)
-    dq = dec.dec_uint(8)
-    extra_flag = dec.dec_uint(2)
-    has_extra = extra_flag != 0
-    extra = 32 * dec.dec_uint(256, has_extra) if has_extra.any() else np.zeros(n, np.int64)
-    off = dec.dec_uint(32)
-    dred_offset = 16 - off - extra + _lanes(dred_frame_offset, n)
-    qmax = np.full(n, 15, np.int64)
-    m = (q0 < 14) & (dq > 0)
+    dQ = dec.dec_uint(8)
+    extended = dec.dec_uint(2) != 0
+    code = dec.dec_uint(256, extended) if extended.any() else np.zeros(n, np.int64)
+    extra_offset = extra_offset_from_code(code)
+    offset = dec.dec_uint(32)
+    qmax = np.full(n, QMAX_UNCODED, np.int64)
+    m = qmax_is_coded(q0, dQ)
     if m.any():
-        nvals = np.where(m, 15 - (q0 + 1), 1)
+        nvals = np.where(m, qmax_nvals(q0), 1)
         ft = 2 * nvals
         s = dec.decode(ft, m)
         hi = m & (s >= nvals)
-        qmax = np.where(hi, q0 + (s - nvals) + 1, qmax)
+        qmax = np.where(hi, qmax_of_symbol(q0, s), qmax)
         dec.update(np.where(hi, s, 0), np.where(hi, s + 1, nvals), ft, m)
     all_lanes = np.ones(n, bool)
     state_q = _read_values(dec, q0, tab.state_sign, tab.state_mag, tab.state_skip, all_lanes)
-    state = (state_q * 256).astype(np.float32) / tab.state_scale[q0]
+    state = dequantize(state_q, tab.state_div[q0])
 
     max_lat = prof.max_latents
-    lim = min(2 * max_lat, (int(min_feature_frames) + 1) // 2)
-    n_chunks = max(0, (lim + 1) // 2)
     dq_table = np.asarray(prof.dq_table, np.int64)
     latents_q = np.zeros((n, max_lat, prof.latent_dim), np.int32)
     q_levels = np.zeros((n, max_lat), np.int64)
     nb = np.zeros(n, np.int64)
     active = np.ones(n, bool)
     used = 0
-    for k in range(n_chunks):
+    for k in range(requested_chunks(int(min_feature_frames), max_lat)):
         active &= num_bits - dec.tell() > 7
         if not active.any():
             break
-        ql = np.minimum(qmax, q0 + (dq_table[dq] * k + 8) // 16)
-        ql = np.where(active, ql, 0)
+        ql = np.where(active, compute_quantizer(q0, dQ, qmax, k, dq_table), 0)
         latents_q[:, k] = _read_values(dec, ql, tab.latent_sign, tab.latent_mag, tab.latent_skip, active)
         q_levels[:, k] = ql
         nb += active
         used = k + 1
     latents = np.zeros((n, max_lat, prof.latent_stride), np.float32)
     if used:
-        lq = latents_q[:, :used]
-        latents[:, :used, : prof.latent_dim] = (lq * 256).astype(np.float32) / tab.latent_scale[q_levels[:, :used]]
+        ql = q_levels[:, :used]
+        latents[:, :used, : prof.latent_dim] = dequantize(latents_q[:, :used], tab.latent_div[ql])
         valid = np.arange(used)[None, :] < nb[:, None]
         if prof.has_q_feature:
-            latents[:, :used, prof.latent_dim] = np.where(valid, (q_levels[:, :used] * 0.125 - 1), 0)
+            latents[:, :used, prof.latent_dim] = np.where(valid, q_feature(ql), 0)
         latents[:, :used] = np.where(valid[:, :, None], latents[:, :used], 0)
     return BatchDred(
-        profile=prof.name, q0=q0, dQ=dq, extra_flag=extra_flag, extra=extra, offset=off,
-        dred_offset=dred_offset, qmax=qmax, state_q=state_q, latents_q=latents_q, q_levels=q_levels,
-        nb_latents=nb, state=state, latents=latents, tell=dec.tell(),
+        profile=prof.name, q0=q0, dQ=dQ, qmax=qmax, extended_offset=extended, extra_offset=extra_offset,
+        offset=offset, dred_frame_offset=np.array(_lanes(dred_frame_offset, n)), state_q=state_q, latents_q=latents_q,
+        q_levels=q_levels, nb_latents=nb, state=state, latents=latents, num_bytes=dec.storage.copy(),
+        end_tell=dec.tell(),
     )
 
 
@@ -458,22 +480,25 @@ def read_dred_payloads(
 
 
 @dataclass
-class DredPayloads:
-    """What :func:`locate_dred_payloads` found, one entry per packet.
+class DredLocations:
+    """:class:`~opus_dred.bitstream._extensions.DredLocation`'s fields as arrays, one entry per packet, from
+    :func:`locate_dred_payloads` (the extension itself left out).
 
-    ``payloads[i]``: the range-coded bytes after the ``'D', version`` prefix (``b""`` where the packet
-    has no DRED); ``dred_frame_offset`` [N]: ``frame * frame_size_48k // 120`` (0 without DRED);
-    ``present`` [N] bool; ``fast`` [N] bool: whether the lean path answered (the rest went through
+    ``payload[i]``: the range-coded bytes after the ``'D', version`` prefix (``b""`` where the packet has
+    no DRED); ``frame``, ``dred_frame_offset`` and ``payload_offset`` [N] (0 without DRED); ``found`` [N] bool;
+    ``fast`` [N] bool: whether the lean path answered (the rest went through
     :func:`~opus_dred.bitstream._extensions.find_dred_extension`).
     """
 
-    payloads: list[bytes]
+    payload: list[bytes]
+    frame: np.ndarray
     dred_frame_offset: np.ndarray
-    present: np.ndarray
+    payload_offset: np.ndarray
+    found: np.ndarray
     fast: np.ndarray
 
     def __len__(self) -> int:
-        return len(self.payloads)
+        return len(self.payload)
 
 
 _FRAME_48K: tuple[int, ...] | None = None
@@ -486,15 +511,16 @@ def _frame_sizes() -> tuple[int, ...]:
     return _FRAME_48K
 
 
-def _lean_locate(data: bytes, frame_sizes, head: int, plen: int) -> int:
-    """Start of the DRED payload in ``data`` for the framing libopus' encoder writes, or -1 when the
-    packet is anything else (the caller then asks the reference parser).
+def _lean_locate(data: bytes, frame_sizes, head: int) -> int:
+    """Start of the first extension's data in ``data`` for the framing libopus' encoder writes, or -1 when
+    the packet is anything else (the caller then asks the reference parser).
 
     Handled: a code 3 packet (RFC 6716 §3.2.5) that ``opus_packet_parse_impl`` accepts, with padding
     whose first extension is a long one with L=0 (data to the end of the padding, libopus'
-    ``skip_extension`` / ``skip_extension_payload``) and ``head`` as its ID byte, and whose data is longer
-    than the prefix (checked by the caller). That extension is at frame 0 and is the first one, so
-    ``dred_find_payload`` (1.5.x and 1.6.x) returns it whatever follows.
+    ``skip_extension`` / ``skip_extension_payload``) and ``head`` as its ID byte. That extension is at frame
+    0 and is the first one, so ``dred_find_payload`` (1.5.x and 1.6.x) takes it or nothing (it is the last
+    one too): the caller decides with :func:`~opus_dred.bitstream._extensions.dred_payload_in`, as
+    ``find_dred_extension`` does.
     """
     n = len(data)
     if n < 2 or data[0] & 3 != 3:
@@ -527,7 +553,7 @@ def _lean_locate(data: bytes, frame_sizes, head: int, plen: int) -> int:
         last = remaining // count
         if last * count != remaining:
             return -1
-    if last > 1275 or pad < plen:
+    if last > 1275 or pad < 1:
         return -1
     start = n - pad  # padding follows the frames
     if data[start] != head:
@@ -535,37 +561,39 @@ def _lean_locate(data: bytes, frame_sizes, head: int, plen: int) -> int:
     return start + 1
 
 
-def locate_dred_payloads(packets: Sequence[bytes], profile: Profile | str) -> DredPayloads:
+def locate_dred_payloads(packets: Sequence[bytes], profile: Profile | str) -> DredLocations:
     """The DRED payload of each packet, exactly as
     :func:`~opus_dred.bitstream._extensions.find_dred_extension` gives it (``src/opus_decoder.c:
     dred_find_payload``), for many packets.
 
     The common framing (a code 3 packet whose padding starts with the DRED extension, coded with L=0)
-    is read by a short loop over the framing bytes; every other packet is handed to
+    is read by a short loop over the framing bytes and decided by the same
+    :func:`~opus_dred.bitstream._extensions.dred_payload_in`; every other packet is handed to
     ``find_dred_extension``, whose typed error (``PacketError``, ``ExtensionError``) propagates for the
     first packet that has one, as a loop over ``find_dred_extension`` would raise it.
     """
     prof = get_profile(profile) if isinstance(profile, str) else profile
-    prefix = bytes(prof.experimental_prefix)
-    lp = len(prefix)
     head = prof.extension_id << 1  # long extension, L = 0
-    plen = 2 + lp  # the ID byte, the prefix, and at least one payload byte
     fs = _frame_sizes()
     n = len(packets)
     payloads: list[bytes] = [b""] * n
+    frame = np.zeros(n, np.int64)
     offs = np.zeros(n, np.int64)
-    present = np.zeros(n, bool)
+    where = np.zeros(n, np.int64)
+    found = np.zeros(n, bool)
     fast = np.zeros(n, bool)
     for i, p in enumerate(packets):
         data = p if type(p) is bytes else bytes(p)
-        s = _lean_locate(data, fs, head, plen)
-        if s >= 0 and data[s:s + lp] == prefix:
-            payloads[i] = data[s + lp:]
-            present[i] = fast[i] = True
+        s = _lean_locate(data, fs, head)
+        payload = dred_payload_in(data[s:], prof) if s >= 0 else None
+        if payload is not None:
+            payloads[i] = payload
+            where[i] = s + DRED_EXPERIMENTAL_BYTES
+            found[i] = fast[i] = True
             continue
         loc = find_dred_extension(data, prof)
         if loc is not None:
             payloads[i] = loc.payload
-            offs[i] = loc.dred_frame_offset
-            present[i] = True
-    return DredPayloads(payloads, offs, present, fast)
+            frame[i], offs[i], where[i] = loc.frame, loc.dred_frame_offset, loc.payload_offset
+            found[i] = True
+    return DredLocations(payloads, frame, offs, where, found, fast)

@@ -263,13 +263,13 @@ def default_workers() -> int:
 class StreamDecode:
     """What :func:`decode_packets` gives, one entry per packet: ``features[i]`` ``[4 * nb, 20]`` in
     ``fec_features`` order (empty without DRED), ``nb_latents``, ``dred_offset`` (2.5 ms units) and
-    ``present``; ``stage_s``: seconds spent in each stage (``locate``, ``entropy``, ``decoder``) summed
+    ``found``; ``stage_s``: seconds spent in each stage (``locate``, ``entropy``, ``decoder``) summed
     over the workers (they overlap when ``workers > 1``); ``wall_s``: the whole call."""
 
     features: list
     nb_latents: np.ndarray
     dred_offset: np.ndarray
-    present: np.ndarray
+    found: np.ndarray
     stage_s: dict
     wall_s: float
     batch: int
@@ -329,25 +329,25 @@ def decode_packets(packets: Sequence[bytes], profile, num: Numerics = nnet.LIBOP
         pad = batch - len(chunk)
         t0 = time.perf_counter()
         loc = locate_dred_payloads(chunk, prof)
-        pays = loc.payloads + [b""] * pad
+        pays = loc.payload + [b""] * pad
         offs = np.concatenate([np.asarray(loc.dred_frame_offset, np.int32), np.zeros(pad, np.int32)])
         packed = pack_payloads(pays, width=width)
         t1 = time.perf_counter()
         jd = read_dred_payloads_jax(None, prof, min_feature_frames=min_feature_frames, dred_frame_offset=offs,
                                     packed=packed)
-        nb = np.asarray(jd["nb_latents"])[: len(chunk)]
-        dred_off = np.asarray(jd["dred_offset"])[: len(chunk)]
+        nb = np.asarray(jd.nb_latents)[: len(chunk)]
+        dred_off = np.asarray(jd.dred_offset)[: len(chunk)]
         t2 = time.perf_counter()
         t = max(1, int(nb.max(initial=0)))
-        out = np.asarray(decode_batch_jit(fp, jd["state"], jd["latents"][:, :t], num=num))
+        out = np.asarray(decode_batch_jit(fp, jd.state, jd.latents[:, :t], num=num))
         t3 = time.perf_counter()
         with lock:
             stage["locate"] += t1 - t0
             stage["entropy"] += t2 - t1
             stage["decoder"] += t3 - t2
-        feats = [out[i, : 4 * int(nb[i])] if loc.present[i] else out[i, :0] for i in range(len(chunk))]
-        nb = np.where(loc.present, nb, 0)
-        return feats, nb, np.where(loc.present, dred_off, 0), np.asarray(loc.present)
+        feats = [out[i, : 4 * int(nb[i])] if loc.found[i] else out[i, :0] for i in range(len(chunk))]
+        nb = np.where(loc.found, nb, 0)
+        return feats, nb, np.where(loc.found, dred_off, 0), np.asarray(loc.found)
 
     tw = time.perf_counter()
     if workers == 1 or len(starts) <= 1:
@@ -362,4 +362,4 @@ def decode_packets(packets: Sequence[bytes], profile, num: Numerics = nnet.LIBOP
         return np.concatenate([p[k] for p in parts]).astype(dt) if parts else np.zeros(0, dt)
 
     return StreamDecode(features=feats, nb_latents=cat(1, np.int32), dred_offset=cat(2, np.int32),
-                        present=cat(3, bool), stage_s=stage, wall_s=wall, batch=batch, workers=workers)
+                        found=cat(3, bool), stage_s=stage, wall_s=wall, batch=batch, workers=workers)

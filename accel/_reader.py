@@ -16,7 +16,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from opus_dred.accel._bitstream import dred_tables
+from opus_dred.accel._bitstream import BatchDred, dred_tables
+from opus_dred.bitstream._arith import (
+    QMAX_UNCODED,
+    compute_quantizer,
+    dequantize,
+    extra_offset_from_code,
+    q_feature,
+    qmax_is_coded,
+    qmax_nvals,
+    qmax_of_symbol,
+    requested_chunks,
+)
 from opus_dred.bitstream._profiles import get_profile
 
 __all__ = ["pack_payloads", "read_dred_payloads_jax"]
@@ -120,27 +131,25 @@ def _read_jax(buf, storage, frame_off, tabs, dq_table, *, n_chunks: int, has_q: 
     st["val"] = jnp.uint32(127) - (st["rem"] >> 1)
     st = _rd_normalize(buf, st)
     q0 = _rd_uint(buf, st, 16, all_)
-    dq = _rd_uint(buf, st, 8, all_)
-    extra_flag = _rd_uint(buf, st, 2, all_)
-    has_extra = extra_flag != 0
-    extra = 32 * _rd_uint(buf, st, 256, has_extra)
-    off = _rd_uint(buf, st, 32, all_)
-    m = (q0 < 14) & (dq > 0)
-    nvals = jnp.where(m, 15 - (q0 + 1), 1)
+    dQ = _rd_uint(buf, st, 8, all_)
+    extended = _rd_uint(buf, st, 2, all_) != 0
+    extra_offset = extra_offset_from_code(_rd_uint(buf, st, 256, extended))
+    offset = _rd_uint(buf, st, 32, all_)
+    m = qmax_is_coded(q0, dQ)
+    nvals = jnp.where(m, qmax_nvals(q0), 1)
     ft = (2 * nvals).astype(jnp.uint32)
     ext = st["rng"] // ft
     s = (st["val"] // jnp.maximum(ext, 1))
     s = (ft - jnp.minimum(s + 1, ft)).astype(jnp.int32)
     hi = m & (s >= nvals)
-    qmax = jnp.where(hi, q0 + (s - nvals) + 1, 15)
+    qmax = jnp.where(hi, qmax_of_symbol(q0, s), QMAX_UNCODED)
     st = _rd_update(buf, st, ext, jnp.where(hi, s, 0).astype(jnp.uint32),
                     jnp.where(hi, s + 1, nvals).astype(jnp.uint32), ft, m)
     st, state_q = _rd_values(buf, st, tabs["state_sign"][q0], tabs["state_mag"][q0], tabs["state_skip"][q0], all_)
-    state = (state_q * 256).astype(jnp.float32) / tabs["state_scale"][q0]
+    state = dequantize(state_q, tabs["state_div"][q0])
 
     max_lat, dim = n_chunks, tabs["latent_skip"].shape[1]
     num_bits = 8 * storage
-    step = dq_table[dq]
 
     def more(st, active):
         return active & (num_bits - _tell(st) > 7)
@@ -152,7 +161,7 @@ def _read_jax(buf, storage, frame_off, tabs, dq_table, *, n_chunks: int, has_q: 
     def chunk(c):  # dred_ec_decode's chunk loop; stops when no lane has more than 7 bits left
         k, st, active, lq, ql_all, nb = c
         active = more(st, active)
-        ql = jnp.where(active, jnp.minimum(qmax, q0 + (step * k + 8) // 16), 0)
+        ql = jnp.where(active, compute_quantizer(q0, dQ, qmax, k, dq_table), 0)
         st, v = _rd_values(buf, st, tabs["latent_sign"][ql], tabs["latent_mag"][ql], tabs["latent_skip"][ql], active)
         lq = jax.lax.dynamic_update_slice(lq, v[:, None, :], (0, k, 0))
         ql_all = jax.lax.dynamic_update_slice_in_dim(ql_all, ql[:, None], k, axis=1)
@@ -162,13 +171,13 @@ def _read_jax(buf, storage, frame_off, tabs, dq_table, *, n_chunks: int, has_q: 
             jnp.zeros(n, jnp.int32))
     _, st, _, lq, qls, nb = jax.lax.while_loop(cond, chunk, init)
     valid = jnp.arange(max_lat)[None, :] < nb[:, None]
-    lat = (lq * 256).astype(jnp.float32) / tabs["latent_scale"][qls]
+    lat = dequantize(lq, tabs["latent_div"][qls])
     if has_q:
-        lat = jnp.concatenate([lat, (qls.astype(jnp.float32) * 0.125 - 1)[..., None]], axis=-1)
+        lat = jnp.concatenate([lat, q_feature(qls)[..., None]], axis=-1)
     lat = jnp.where(valid[..., None], lat, 0.0)
-    return {"q0": q0, "dQ": dq, "extra_flag": extra_flag, "extra": extra, "offset": off,
-            "dred_offset": 16 - off - extra + frame_off, "qmax": qmax, "state_q": state_q, "latents_q": lq,
-            "q_levels": qls, "nb_latents": nb, "state": state, "latents": lat, "tell": _tell(st)}
+    return {"q0": q0, "dQ": dQ, "qmax": qmax, "extended_offset": extended, "extra_offset": extra_offset,
+            "offset": offset, "dred_frame_offset": frame_off, "state_q": state_q, "latents_q": lq, "q_levels": qls,
+            "nb_latents": nb, "state": state, "latents": lat, "num_bytes": storage, "end_tell": _tell(st)}
 
 
 _JTABS: dict = {}
@@ -180,10 +189,10 @@ def _jax_tables(prof):
     if t is None:
         d = dred_tables(prof)
         t = {"state_sign": jnp.asarray(d.state_sign, jnp.uint32), "state_mag": jnp.asarray(d.state_mag, jnp.uint32),
-             "state_skip": jnp.asarray(d.state_skip), "state_scale": jnp.asarray(d.state_scale),
+             "state_skip": jnp.asarray(d.state_skip), "state_div": jnp.asarray(d.state_div),
              "latent_sign": jnp.asarray(d.latent_sign, jnp.uint32),
              "latent_mag": jnp.asarray(d.latent_mag, jnp.uint32),
-             "latent_skip": jnp.asarray(d.latent_skip), "latent_scale": jnp.asarray(d.latent_scale)}
+             "latent_skip": jnp.asarray(d.latent_skip), "latent_div": jnp.asarray(d.latent_div)}
         t = _JTABS[key] = (t, jnp.asarray(np.asarray(prof.dq_table), jnp.int32))
     return t
 
@@ -204,21 +213,19 @@ def pack_payloads(payloads, width: int | None = None) -> tuple[np.ndarray, np.nd
 
 
 def read_dred_payloads_jax(payloads, profile, *, min_feature_frames: int = 104, dred_frame_offset=0,
-                           packed=None) -> dict:
+                           packed=None) -> BatchDred:
     """:func:`opus_dred.accel._bitstream.read_dred_payloads` as one jitted XLA computation.
 
-    Returns a dict of JAX arrays with the fields of :class:`~opus_dred.accel._bitstream.BatchDred`
-    (``q0``, ``dQ``, ``extra_flag``, ``extra``, ``offset``, ``dred_offset``, ``qmax``, ``state_q``,
-    ``latents_q``, ``q_levels``, ``nb_latents``, ``state``, ``latents``, ``tell``), every value equal to
-    it; the latent axis has ``ceil(min(2 * max_latents, (min_feature_frames + 1) // 2) / 2)`` rows (the
-    chunk bound) instead of ``max_latents``. ``packed``: ``pack_payloads(payloads)`` when already done.
+    Returns a :class:`~opus_dred.accel._bitstream.BatchDred` of JAX arrays, every value equal to the numpy
+    reader's; the latent axis has :func:`~opus_dred.bitstream._arith.requested_chunks` rows (at least one)
+    instead of ``max_latents``. ``packed``: ``pack_payloads(payloads)`` when already done.
     """
     prof = get_profile(profile) if isinstance(profile, str) else profile
     tabs, dq_table = _jax_tables(prof)
     buf, lens = packed if packed is not None else pack_payloads(payloads)
-    lim = min(2 * prof.max_latents, (int(min_feature_frames) + 1) // 2)
-    n_chunks = max(1, (lim + 1) // 2)
+    n_chunks = max(1, requested_chunks(int(min_feature_frames), prof.max_latents))
     fo = np.broadcast_to(np.asarray(dred_frame_offset, np.int32), lens.shape)
-    return _read_jax(buf, lens, fo, tabs, dq_table, n_chunks=n_chunks, has_q=bool(prof.has_q_feature))
+    out = _read_jax(buf, lens, fo, tabs, dq_table, n_chunks=n_chunks, has_q=bool(prof.has_q_feature))
+    return BatchDred(profile=prof.name, **out)
 
 

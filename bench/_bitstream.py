@@ -133,7 +133,7 @@ def bench_bitstream(profile: str = "libopus-1.6.1", packets: int = 3000, repeats
 
     def batched():
         loc = locate_dred_payloads(pk, prof)
-        b = read_dred_payloads(loc.payloads, prof, min_feature_frames=mff, dred_frame_offset=loc.dred_frame_offset)
+        b = read_dred_payloads(loc.payload, prof, min_feature_frames=mff, dred_frame_offset=loc.dred_frame_offset)
         return list(zip(b.nb_latents.tolist(), b.dred_offset.tolist()))
 
     if scalar() != ref or batched() != ref:

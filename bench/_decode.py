@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from opus_dred.accel._bitstream import locate_dred_payloads, read_dred_payloads
+from opus_dred.bitstream._arith import min_feature_frames_for
 from opus_dred.bitstream._extensions import find_dred_extension
 from opus_dred.bitstream._profiles import get_profile
 from opus_dred.conformance._metric import compare_features
@@ -242,7 +243,7 @@ def bench_decode(
     packets = build_stream(spec, oracle)
     fs = spec.fs
     max_samples = fs  # 1 s: every latent a packet holds (26 at most)
-    mff = min(2 + 100 * max_samples // fs, 4 * prof.max_latents)
+    mff = min_feature_frames_for(max_samples, fs, prof.max_latents)
 
     # reference features (not timed)
     ref_feats, ref_nb = [], []
@@ -276,7 +277,7 @@ def bench_decode(
             pad = batch - len(chunk)  # keep one compiled shape
             t0 = time.perf_counter()
             loc = locate_dred_payloads(chunk, prof)
-            pays = loc.payloads + [b""] * pad
+            pays = loc.payload + [b""] * pad
             offs = np.concatenate([loc.dred_frame_offset, np.zeros(pad, np.int64)])
             t1 = time.perf_counter()
             bd = read_dred_payloads(pays, prof, min_feature_frames=mff, dred_frame_offset=offs)

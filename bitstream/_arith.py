@@ -37,6 +37,7 @@ __all__ = [
     "extra_offset_from_code",
     "extra_offset_to_code",
     "compute_dred_offset",
+    "compute_dred_frame_offset",
     "q_feature",
     "dequant_divisor",
     "dequantize",
@@ -126,6 +127,12 @@ def extra_offset_to_code(extra_offset):
 def compute_dred_offset(offset, extra_offset, dred_frame_offset):
     """``dred_offset = 16 - offset - extra_offset + dred_frame_offset`` (``dred_ec_decode``), 2.5 ms units."""
     return 16 - offset - extra_offset + dred_frame_offset
+
+
+def compute_dred_frame_offset(frame: int, frame_size_48k: int) -> int:
+    """The position of the frame that carries the DRED extension, in 2.5 ms units:
+    ``frame * frame_size / 120`` at 48 kHz (``src/opus_decoder.c:dred_find_payload``)."""
+    return frame * frame_size_48k // 120
 
 
 def q_feature(q_level):

@@ -16,19 +16,22 @@ Two syntaxes, one per libopus generation (``src/extensions.c``):
 
 :func:`parse_extensions` returns the extensions in bitstream order (repeated ones where their payloads
 are), :func:`write_extensions` produces exactly the bytes of libopus' ``opus_packet_extensions_generate``
-of the matching release, and :func:`find_dred_extension` locates DRED the way
-``src/opus_decoder.c:dred_find_payload`` of that release does.
+of the matching release, :func:`find_dred_extension` locates DRED the way
+``src/opus_decoder.c:dred_find_payload`` of that release does, and :func:`find_dred` also decides which
+profile owns a packet's DRED (every reader, ``inspect`` and ``decode`` ask it).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import bitstring
-from opus_dred.bitstream._errors import ExtensionError
+from opus_dred.bitstream._arith import compute_dred_frame_offset
+from opus_dred.bitstream._errors import BitstreamError, ExtensionError
 from opus_dred.bitstream._packet import parse_packet
-from opus_dred.bitstream._profiles import get_profile
+from opus_dred.bitstream._profiles import EXPERIMENTAL_MAGIC, Profile, get_profile, list_profiles, profile_for_version
 
 __all__ = [
     "Extension",
@@ -39,6 +42,15 @@ __all__ = [
     "parse_extensions",
     "write_extensions",
     "find_dred_extension",
+    "find_dred",
+    "dred_owner",
+    "foreign_dred",
+    "dred_version_in",
+    "dred_payload_in",
+    "dred_location",
+    "dred_extension_ids",
+    "profile_for_dred_version",
+    "DRED_EXPERIMENTAL_BYTES",
     "SYNTAXES",
     "MAX_FRAMES",
 ]
@@ -480,6 +492,10 @@ def write_extensions(
 # ------------------------------------------------------------------------------------------------------
 # Locating DRED: src/opus_decoder.c:dred_find_payload
 
+#: the bytes ``'D', version`` that open the data of an experimental DRED extension (``DRED_EXPERIMENTAL_BYTES``
+#: of ``dnn/dred_config.h``, 1.5.2 and 1.6.1)
+DRED_EXPERIMENTAL_BYTES = 2
+
 
 @dataclass(frozen=True)
 class DredLocation:
@@ -498,12 +514,39 @@ class DredLocation:
     payload_offset: int
 
 
+def dred_version_in(data: bytes) -> int | None:
+    """The experimental version an extension's data claims, by ``dred_find_payload``'s test: longer than
+    ``DRED_EXPERIMENTAL_BYTES`` (so at least one payload byte) and opening with ``'D'``; else ``None``."""
+    if len(data) > DRED_EXPERIMENTAL_BYTES and data[:1] == EXPERIMENTAL_MAGIC:
+        return data[1]
+    return None
+
+
+def dred_payload_in(data: bytes, profile) -> bytes | None:
+    """The DRED payload in one extension's data if it is ``profile``'s (its version byte), else ``None``."""
+    if dred_version_in(data) != profile.dred_version:
+        return None
+    return bytes(data[DRED_EXPERIMENTAL_BYTES:])
+
+
+def dred_location(e: Extension, profile, frame_size_48k: int, padding_offset: int) -> DredLocation | None:
+    """``e`` as ``profile``'s DRED (its extension id and :func:`dred_payload_in`), or ``None``;
+    ``padding_offset`` is where the padding starts in the packet."""
+    payload = dred_payload_in(e.data, profile) if e.id == profile.extension_id else None
+    if payload is None:
+        return None
+    return DredLocation(payload=payload, extension=e, frame=e.frame,
+                        dred_frame_offset=compute_dred_frame_offset(e.frame, frame_size_48k),
+                        payload_offset=padding_offset + e.data_offset + DRED_EXPERIMENTAL_BYTES)
+
+
 def find_dred_extension(data: bytes, profile) -> DredLocation | None:
     """Find the DRED payload in an Opus packet as ``dred_find_payload`` of the profile's libopus does.
 
     The packet is parsed (a :class:`~opus_dred.bitstream._errors.PacketError` propagates, as libopus
-    returns the parse error). The first extension with the profile's id (126) whose data is longer than
-    the experimental prefix and starts with it (``'D'``, version) is taken.
+    returns the parse error). The first extension with the profile's id (126) whose data passes
+    :func:`dred_payload_in` (longer than the experimental prefix, and opening with it: ``'D'``, version) is
+    taken.
 
     * profile syntax ``"v1"`` (libopus 1.5.x): the padding is scanned with no frame limit; malformed
       padding before a DRED extension means "no DRED" (``None``).
@@ -517,8 +560,6 @@ def find_dred_extension(data: bytes, profile) -> DredLocation | None:
         profile = get_profile(profile)
     pkt = parse_packet(data)
     frame_size = pkt.toc.frame_size_48k
-    prefix = bytes(profile.experimental_prefix)
-    ext_id = profile.extension_id
     base = pkt.padding_offset or 0
     if profile.extension_syntax == "v1":
         source = _iter_v1(pkt.padding, None)
@@ -526,19 +567,107 @@ def find_dred_extension(data: bytes, profile) -> DredLocation | None:
         source = iter(_RteIterator(pkt.padding, pkt.nb_frames))
     try:
         for e in source:
-            if e.id != ext_id:
-                continue
-            if len(e.data) > len(prefix) and e.data[:len(prefix)] == prefix:
-                return DredLocation(
-                    payload=e.data[len(prefix):],
-                    extension=e,
-                    frame=e.frame,
-                    dred_frame_offset=e.frame * frame_size // 120,
-                    payload_offset=base + e.data_offset + len(prefix),
-                )
+            loc = dred_location(e, profile, frame_size, base)
+            if loc is not None:
+                return loc
     except ExtensionError as exc:
         if profile.extension_syntax == "v1":
             return None
         raise ExtensionError(exc.message, byte_offset=base + (exc.byte_offset or 0), rule=exc.rule,
                              profile=profile.name) from None
     return None
+
+
+# ------------------------------------------------------------------------------------------------------
+# Which profile owns a packet's DRED
+
+
+def profile_for_dred_version(version: int) -> Profile | None:
+    """The profile of an experimental version byte (:func:`~opus_dred.bitstream._profiles.profile_for_version`),
+    ``None`` for an unknown version or a profile that cannot be loaded here."""
+    try:
+        return profile_for_version(version)
+    except Exception:  # noqa: BLE001 - a profile whose description or pack is unreadable counts as unknown
+        return None
+
+
+@functools.lru_cache(maxsize=8)
+def _ids_of(names: tuple[str, ...]) -> frozenset[int]:
+    ids = set()
+    for name in names:
+        try:
+            ids.add(get_profile(name).extension_id)
+        except Exception:  # noqa: BLE001 - an unreadable description is passed over
+            continue
+    return frozenset(ids) or frozenset({126})
+
+
+def dred_extension_ids() -> frozenset[int]:
+    """The extension ids of every known profile (126 for libopus 1.5.x and 1.6.x)."""
+    return _ids_of(tuple(list_profiles()))
+
+
+def _dred_candidates(padding: bytes, nb_frames: int, syntax: str, ids) -> Iterator[tuple[Extension, int]]:
+    """``(extension, version)`` for each extension with an id in ``ids`` whose data passes
+    :func:`dred_version_in`, in order; raises at malformed padding as :func:`iter_extensions` does."""
+    for e in iter_extensions(padding, nb_frames, syntax=syntax):
+        v = dred_version_in(e.data) if e.id in ids else None
+        if v is not None:
+            yield e, v
+
+
+def dred_owner(padding: bytes, nb_frames: int) -> tuple[Profile | None, int | None]:
+    """``(profile, version)`` of the DRED a packet's padding carries, without knowing the profile.
+
+    The padding is read with the ``"rte"`` syntax, or the ``"v1"`` one where ``"rte"`` finds it malformed;
+    the first extension with a known profile's DRED id whose data passes ``dred_find_payload``'s test
+    (:func:`dred_version_in`) and whose version byte names a profile decides, as the libopus of that
+    profile passes over extensions of other versions. ``(None, v)``: only versions of no profile (``v`` the
+    first); ``(None, None)``: no DRED extension at all.
+    """
+    ids = dred_extension_ids()
+    first = None
+    for syntax in ("rte", "v1"):
+        try:
+            for _, v in _dred_candidates(padding, nb_frames, syntax, ids):
+                prof = profile_for_dred_version(v)
+                if prof is not None:
+                    return prof, v
+                first = v if first is None else first
+            return None, first
+        except BitstreamError:
+            continue
+    return None, first
+
+
+def find_dred(data: bytes, profile=None) -> tuple[Profile | None, DredLocation | None]:
+    """``(profile, location)`` of a packet's DRED: the one decision of which profile owns it and where it is.
+
+    With ``profile`` (a profile or its name): that profile and :func:`find_dred_extension` (``None`` without
+    DRED). Without: the profile of :func:`dred_owner`, then where that profile's libopus finds its DRED
+    (``(None, None)`` when no known profile's DRED is there). A packet libopus cannot parse raises the
+    :class:`~opus_dred.bitstream._errors.PacketError` of :func:`~opus_dred.bitstream._packet.parse_packet`.
+    """
+    if profile is None:
+        pkt = parse_packet(data)
+        profile = dred_owner(pkt.padding, pkt.nb_frames)[0] if pkt.padding else None
+        if profile is None:
+            return None, None
+    elif isinstance(profile, str):
+        profile = get_profile(profile)
+    return profile, find_dred_extension(data, profile)
+
+
+def foreign_dred(data: bytes, profile) -> Extension | None:
+    """The extension ``profile``'s libopus would take for DRED if its version byte were the profile's: the
+    first one with the profile's id and syntax that passes :func:`dred_version_in`, when its version is
+    another; ``None`` otherwise (also for a packet or padding that cannot be read)."""
+    if isinstance(profile, str):
+        profile = get_profile(profile)
+    try:
+        pkt = parse_packet(data)
+        found = next(_dred_candidates(pkt.padding, pkt.nb_frames, profile.extension_syntax,
+                                      {profile.extension_id}), None)
+    except BitstreamError:
+        return None
+    return found[0] if found is not None and found[1] != profile.dred_version else None

@@ -16,7 +16,7 @@ bit-level view is added with :mod:`bitstring`: TOC bits ``config:5 s:1 c:2``, th
 DRED payload.
 
 The profile is the one given, or the one whose experimental version byte the DRED extension carries
-(:func:`~opus_dred.bitstream._profiles.profile_for_version`).
+(:func:`~opus_dred.bitstream._extensions.dred_owner`).
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ from typing import Any
 from opus_dred.bitstream._dred import read_dred_payload
 from opus_dred.bitstream._dredstream import read_stream_record
 from opus_dred.bitstream._errors import BitstreamError, FormatError
-from opus_dred.bitstream._extensions import DredLocation, find_dred_extension, iter_extensions
+from opus_dred.bitstream._extensions import dred_location, dred_owner, find_dred_extension, iter_extensions
 from opus_dred.bitstream._formats import detect_format, read_dred_stream, read_ogg_opus, read_opus_demo_bit
 from opus_dred.bitstream._packet import parse_packet
-from opus_dred.bitstream._profiles import get_profile, list_profiles, profile_for_version
+from opus_dred.bitstream._profiles import get_profile
 
 __all__ = [
     "PacketInspection",
@@ -155,45 +155,6 @@ def _profile_obj(profile):
     return get_profile(profile)
 
 
-class _ProfileGuess:
-    """The profile for a DRED extension's version byte, cached (one lookup per version)."""
-
-    def __init__(self) -> None:
-        self._by_version: dict[int, Any] = {}
-        self._ids: set[int] | None = None
-
-    def extension_ids(self) -> set[int]:
-        if self._ids is None:
-            ids = set()
-            for name in list_profiles():
-                try:
-                    ids.add(get_profile(name).extension_id)
-                except Exception:  # noqa: BLE001 - an unreadable description is passed over
-                    continue
-            self._ids = ids or {126}
-        return self._ids
-
-    def for_version(self, v: int):
-        if v not in self._by_version:
-            try:
-                self._by_version[v] = profile_for_version(v)
-            except Exception:  # noqa: BLE001 - a profile whose pack is missing counts as unknown
-                self._by_version[v] = None
-        return self._by_version[v]
-
-
-def _scan_version(padding: bytes, nb_frames: int, ids: set[int]) -> int | None:
-    """The version byte of the first ``'D'``-prefixed extension with a DRED id, either syntax."""
-    for syntax in ("rte", "v1"):
-        try:
-            for e in iter_extensions(padding, nb_frames, syntax=syntax):
-                if e.id in ids and len(e.data) > 2 and e.data[:1] == b"D":
-                    return e.data[1]
-        except BitstreamError:
-            continue
-    return None
-
-
 # ------------------------------------------------------------------------------------------------
 # one packet
 
@@ -206,7 +167,6 @@ def inspect_packet(
     offset: int | None = None,
     final_range: int | None = None,
     bits: bool = False,
-    guess: _ProfileGuess | None = None,
 ) -> PacketInspection:
     """Everything about one Opus packet; never raises for any ``data``.
 
@@ -248,13 +208,10 @@ def inspect_packet(
         out.bits = bv
 
     prof = _profile_obj(profile)
-    guess = guess or _ProfileGuess()
     if prof is None and pkt.padding:
-        v = _scan_version(pkt.padding, pkt.nb_frames, guess.extension_ids())
-        if v is not None:
-            prof = guess.for_version(v)
-            if prof is None:
-                out.dred = {"found": False, "version": v, "note": f"DRED version byte {v} matches no profile"}
+        prof, v = dred_owner(pkt.padding, pkt.nb_frames)
+        if prof is None and v is not None:
+            out.dred = {"found": False, "version": v, "note": f"DRED version byte {v} matches no profile"}
     syntax = prof.extension_syntax if prof is not None else "rte"
     out.extension_syntax = syntax
     base = pkt.padding_offset or 0
@@ -329,14 +286,8 @@ def inspect_packet(
 
 
 def _first_dred(exts, prof, pkt, base: int):
-    prefix = bytes(prof.experimental_prefix)
-    lp = len(prefix)
-    for e in exts:
-        if e.id == prof.extension_id and len(e.data) > lp and e.data[:lp] == prefix:
-            return DredLocation(payload=e.data[lp:], extension=e, frame=e.frame,
-                                dred_frame_offset=e.frame * pkt.toc.frame_size_48k // 120,
-                                payload_offset=base + e.data_offset + lp)
-    return None
+    return next((loc for e in exts if (loc := dred_location(e, prof, pkt.toc.frame_size_48k, base)) is not None),
+                None)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -425,7 +376,6 @@ def inspect_bytes(
         res.summary = summarize(res)
         return res
     res.format = fmt
-    guess = _ProfileGuess()
 
     if fmt == "dred":
         if prof is None:
@@ -479,7 +429,7 @@ def inspect_bytes(
     n = len(packets)
     detected = None
     for i, (pk, off, rng) in enumerate(packets):
-        it = inspect_packet(pk, prof, index=i, offset=off, final_range=rng, bits=bits, guess=guess)
+        it = inspect_packet(pk, prof, index=i, offset=off, final_range=rng, bits=bits)
         if prof is None and it.dred and it.dred.get("found") and detected is None:
             detected = it.dred["profile"]
         res.items.append(it)

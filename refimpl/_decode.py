@@ -19,10 +19,11 @@ from typing import Any
 
 import numpy as np
 from opus_dred.bitstream._dred import DredPayload, read_dred_payload
-from opus_dred.bitstream._errors import BitstreamError, ProfileMismatchError
-from opus_dred.bitstream._extensions import find_dred_extension, iter_extensions
+from opus_dred.bitstream._arith import latent_coverage_ms
+from opus_dred.bitstream._errors import ProfileMismatchError
+from opus_dred.bitstream._extensions import find_dred_extension, foreign_dred, profile_for_dred_version
 from opus_dred.bitstream._packet import parse_packet
-from opus_dred.bitstream._profiles import Profile, get_profile, profile_for_version
+from opus_dred.bitstream._profiles import Profile, get_profile
 from opus_dred.models._pack import load_pack
 
 __all__ = ["DredResult", "NUMERICS", "decode_dred", "decode_payload", "features_of", "params_for"]
@@ -78,7 +79,7 @@ class DredResult:
 
     @property
     def coverage_ms(self) -> float:
-        return 40.0 * self.nb_latents
+        return latent_coverage_ms(self.nb_latents)
 
     def to_dict(self, *, with_features: bool = True) -> dict[str, Any]:
         d = {
@@ -176,26 +177,20 @@ def decode_payload(
 
 
 def _raise_if_other_version(packet: bytes, prof: Profile) -> None:
-    """Raise ProfileMismatchError if the packet carries a DRED extension (id, 'D') of another version."""
-
-    marker = prof.experimental_prefix[:1]
-    try:
-        pkt = parse_packet(packet)
-        found = next((e for e in iter_extensions(pkt.padding, pkt.nb_frames, syntax=prof.extension_syntax)
-                      if e.id == prof.extension_id and len(e.data) >= 2 and e.data[:1] == marker), None)
-    except BitstreamError:
-        return  # malformed padding: the profile's own lookup already decided (None or an error)
-    for e in [found] if found is not None else []:
-            version = e.data[1]
-            other = profile_for_version(version)
-            owner = f" (profile {other.name})" if other is not None else " (no known profile)"
-            offset = (pkt.padding_offset or 0) + (e.data_offset or 0) + 1
-            raise ProfileMismatchError(
-                f"DRED extension of experimental version {version}{owner}, not {prof.dred_version} ({prof.name})",
-                byte_offset=offset,
-                rule="dred: experimental version",
-                profile=prof.name,
-            )
+    """Raise ProfileMismatchError if the DRED extension the profile's libopus would take carries another
+    experimental version (:func:`~opus_dred.bitstream._extensions.foreign_dred`)."""
+    e = foreign_dred(packet, prof)
+    if e is None:
+        return
+    version = e.data[1]
+    other = profile_for_dred_version(version)
+    owner = f" (profile {other.name})" if other is not None else " (no known profile)"
+    raise ProfileMismatchError(
+        f"DRED extension of experimental version {version}{owner}, not {prof.dred_version} ({prof.name})",
+        byte_offset=(parse_packet(packet).padding_offset or 0) + e.data_offset + 1,
+        rule="dred: experimental version",
+        profile=prof.name,
+    )
 
 
 def decode_dred(

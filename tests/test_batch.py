@@ -203,28 +203,43 @@ def test_dred_payloads_match_libopus(release, mff):
         d = o.dred_ec_decode(pay, min_feature_frames=mff, dred_frame_offset=3)
         h = d.header
         assert d.ret == b.nb_latents[i] == d.nb_latents
-        assert (h.q0, h.dQ, h.extra_flag, h.extra, h.offset, h.qmax) == (
-            b.q0[i], b.dQ[i], b.extra_flag[i], b.extra[i], b.offset[i], b.qmax[i])
+        # the oracle's header holds the coded uint(256); extra_offset is libopus' 32 times it
+        assert (h.q0, h.dQ, h.extra_flag, 32 * h.extra, h.offset, h.qmax) == (
+            b.q0[i], b.dQ[i], b.extended_offset[i], b.extra_offset[i], b.offset[i], b.qmax[i])
         assert d.dred_offset == b.dred_offset[i]
+        assert b.num_bytes[i] == len(pay) and b.read_past_end[i] == (b.end_tell[i] > 8 * len(pay))
         np.testing.assert_array_equal(d.state[:sd], b.state[i])
         np.testing.assert_array_equal(d.latents, b.latents[i, : d.nb_latents])
         assert not b.latents[i, d.nb_latents:].any()
         d.close()
 
 
+#: BatchDred's fields that are DredPayload's, row by row (the latent axis cut at nb_latents)
+_SHARED = ("q0", "dQ", "qmax", "extended_offset", "extra_offset", "offset", "dred_frame_offset", "dred_offset",
+           "nb_latents", "state_q", "latents_q", "q_levels", "state", "latents", "num_bytes", "end_tell",
+           "read_past_end")
+
+
 @pytest.mark.parametrize("release", ["1.5.2", "1.6.1"])
-def test_dred_payloads_match_scalar_reader(release):
-    dred = pytest.importorskip("opus_dred.bitstream._dred")
-    if not hasattr(dred, "read_dred_payload"):
-        pytest.skip("scalar reader not written yet")
+@pytest.mark.parametrize("mff", [104, 9])
+def test_dred_payloads_match_scalar_reader(release, mff):
+    """Every field the two records share, under the same name and unit, on real, cut and random payloads."""
+    from opus_dred.bitstream._dred import read_dred_payload
+
     _, pays = _payloads(release)
-    b = read_dred_payloads(pays[:60], f"libopus-{release}")
-    for i, pay in enumerate(pays[:60]):
-        r = dred.read_dred_payload(pay, f"libopus-{release}")
-        assert int(getattr(r, "nb_latents", len(getattr(r, "latents", [])))) == b.nb_latents[i]
-        np.testing.assert_array_equal(np.asarray(r.state, np.float32), b.state[i])
-        np.testing.assert_array_equal(np.asarray(r.latents, np.float32)[: b.nb_latents[i]],
-                                      b.latents[i, : b.nb_latents[i]])
+    rnd = np.random.default_rng(3)
+    pays = pays[:60] + [p[: len(p) // 3] for p in pays[:10]] + [bytes(rnd.integers(0, 256, 40, np.uint8))
+                                                               for _ in range(10)]
+    b = read_dred_payloads(pays, f"libopus-{release}", min_feature_frames=mff, dred_frame_offset=5)
+    for i, pay in enumerate(pays):
+        r = read_dred_payload(pay, f"libopus-{release}", min_feature_frames=mff, dred_frame_offset=5)
+        assert b.profile == r.profile
+        for name in _SHARED:
+            ours, batched = np.asarray(getattr(r, name)), np.asarray(getattr(b, name))[i]
+            if name in ("latents_q", "q_levels", "latents"):
+                assert not batched[r.nb_latents:].any(), name
+                batched = batched[: r.nb_latents]
+            np.testing.assert_array_equal(ours, batched, err_msg=name)
 
 
 # -- locating DRED payloads in bulk ---------------------------------------------------------------
@@ -240,7 +255,7 @@ def _reference(pkt: bytes, profile: str):
         loc = find_dred_extension(pkt, profile)
     except OpusDredError as e:
         return ("error", type(e), e.message, e.byte_offset, e.rule)
-    return None if loc is None else (loc.payload, loc.dred_frame_offset)
+    return None if loc is None else (loc.payload, loc.frame, loc.dred_frame_offset, loc.payload_offset)
 
 
 def _bulk(pkt: bytes, profile: str):
@@ -250,7 +265,7 @@ def _bulk(pkt: bytes, profile: str):
         r = locate_dred_payloads([pkt], profile)
     except OpusDredError as e:
         return ("error", type(e), e.message, e.byte_offset, e.rule), False
-    out = (r.payloads[0], int(r.dred_frame_offset[0])) if r.present[0] else None
+    out = (r.payload[0], int(r.frame[0]), int(r.dred_frame_offset[0]), int(r.payload_offset[0])) if r.found[0] else None
     return out, bool(r.fast[0])
 
 
@@ -347,7 +362,7 @@ def test_locator_on_real_packets_takes_the_lean_path(profile):
     ref = [_reference(p, profile) for p in pkts]
     assert sum(x is not None for x in ref) > 50
     for i, p in enumerate(pkts):
-        got = (r.payloads[i], int(r.dred_frame_offset[i])) if r.present[i] else None
+        got = (r.payload[i], int(r.frame[i]), int(r.dred_frame_offset[i]), int(r.payload_offset[i])) if r.found[i] else None
         assert got == ref[i]
         if ref[i] is not None:
             assert r.fast[i]

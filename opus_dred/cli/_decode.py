@@ -10,7 +10,7 @@ import typer
 
 from opus_dred.bitstream._dredstream import chronological, read_stream_record
 from opus_dred.bitstream._errors import BitstreamError
-from opus_dred.bitstream._extensions import iter_extensions
+from opus_dred.bitstream._extensions import find_dred
 from opus_dred.bitstream._formats import (
     detect_format,
     existing_file,
@@ -18,8 +18,6 @@ from opus_dred.bitstream._formats import (
     read_ogg_opus,
     read_opus_demo_bit,
 )
-from opus_dred.bitstream._packet import parse_packet
-from opus_dred.bitstream._profiles import get_profile, list_profiles, profile_for_version
 
 
 def _packets_of(path: str):
@@ -40,19 +38,14 @@ def _packets_of(path: str):
 
 
 def _guess_profile(packets) -> str:
-    """The profile whose DRED version byte the first DRED extension carries."""
-
-    ext_id = {get_profile(name).extension_id for name in list_profiles()}
+    """The profile that owns the first DRED found (:func:`~opus_dred.bitstream._extensions.find_dred`)."""
     for data in packets:
         try:
-            pkt = parse_packet(data)
-            for e in iter_extensions(pkt.padding, pkt.nb_frames):
-                if e.id in ext_id and len(e.data) > 2 and e.data[:1] == b"D":
-                    prof = profile_for_version(e.data[1])
-                    if prof is not None:
-                        return prof.name
+            prof, _ = find_dred(data)
         except BitstreamError:
             continue
+        if prof is not None:
+            return prof.name
     raise typer.BadParameter("no DRED extension of a known profile found; name one with --profile")
 
 

@@ -3,19 +3,22 @@
 An adapter has a ``name``, a ``description``, ``supports(handler, profile) -> bool`` and
 ``run(case) -> Result`` (:class:`opus_dred.conformance._runner.Result`): the handler's outputs named as in the
 case's ``expected`` map (``docs/vector-format.md``), or the error the implementation reported for the input.
-``close()`` releases what it holds. Three kinds:
+``close()`` releases what it holds. Which handlers exist and what each needs is the registry
+:data:`opus_dred.vectors._handlers.HANDLERS`. No adapter reads a case's expected values: each answers from the
+case's inputs and parameters (an external program is told only the names of the expected fields). Three kinds:
 
 ``reference``  (:class:`ReferenceAdapter`)
-    opus-dred itself, in process: :mod:`opus_dred.bitstream` (range coder, packet, extensions, DRED payload,
-    DRED-only streams), :func:`opus_dred.refimpl._decode.decode_dred` (features) and
-    :mod:`opus_dred.refimpl._receiver` (the receiver's actions).
+    opus-dred itself, in process: every handler with a reference function in the registry, i.e.
+    :mod:`opus_dred.bitstream` (range coder, packet, extensions, DRED payload, DRED-only streams),
+    :func:`opus_dred.refimpl._decode.decode_dred` (features) and :mod:`opus_dred.refimpl._receiver` (the
+    receiver's actions).
 ``libopus-*``  (:class:`LibopusAdapter`)
     a libopus build of the upstream manager (``opus-dred upstream list``: 1.5.2, 1.6.1, their generic
     builds, any registered tree) through the oracle (:class:`opus_dred.libopus._oracle.Oracle`). A build
     supports only the profile of its own DRED version; ``receiver`` is skipped (libopus has no receiver
     object: its one policy lives in ``opus_demo``'s main loop, which :mod:`opus_dred.refimpl._receiver` models;
-    running our model would not test libopus). libopus cannot report quantized values, error classes or
-    error offsets: those fields are reported as *partial*, never as failures.
+    running our model would not test libopus). libopus cannot report quantized values, error classes,
+    error offsets or where empty padding starts: those fields are reported as *partial*, never as failures.
 ``external:CMD``  (:class:`ExternalAdapter`)
     any program speaking the JSON-lines protocol of ``docs/conformance.md`` on stdin/stdout, with a
     timeout per case; a crash or a hang is reported as an ``error`` for that case and the program is
@@ -35,16 +38,15 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
-from opus_dred.bitstream._dredstream import chronological, read_stream_record
 from opus_dred.bitstream._errors import BitstreamError
-from opus_dred.bitstream._formats import read_dred_stream
 from opus_dred.bitstream._profiles import get_profile
 from opus_dred.conformance._runner import ErrorInfo, Result
 from opus_dred.libopus import _upstream as upstream
 from opus_dred.libopus._builds import cache_dir
 from opus_dred.libopus._oracle import Oracle
-from opus_dred.refimpl._decode import DEFAULT_NUMERICS, features_of
-from opus_dred.vectors._expected import expected_for, parse_layer
+from opus_dred.refimpl._decode import DEFAULT_NUMERICS
+from opus_dred.vectors._expected import dred_stream_features, parse_layer
+from opus_dred.vectors._handlers import HANDLERS, Needs, expected_for
 
 __all__ = [
     "Adapter",
@@ -94,19 +96,23 @@ def _exts_from_json(items) -> list[tuple[int, int, bytes]]:
 
 
 class ReferenceAdapter:
-    """opus-dred's bitstream layer and reference decoder, in process."""
+    """opus-dred's bitstream layer and reference decoder, in process: every handler of the registry that has a
+    reference (``Handler.expected``)."""
 
     name = "reference"
-    HANDLERS = ("range_coder", "packet", "extensions", "dred_payload", "dred_features", "receiver", "invalid",
-                "dred_stream")
 
     def __init__(self, numerics: str | None = None):
         self.numerics = numerics or DEFAULT_NUMERICS
         self.description = f"opus-dred reference (bitstream + refimpl, numerics {self.numerics})"
         _persistent_jax_cache()
 
+    @staticmethod
+    def _has_reference(handler: str) -> bool:
+        h = HANDLERS.get(handler)
+        return h is not None and h.expected is not None
+
     def supports(self, handler: str, profile: str) -> bool:
-        if handler not in self.HANDLERS:
+        if not self._has_reference(handler):
             return False
         try:
             _profile(profile)
@@ -115,7 +121,7 @@ class ReferenceAdapter:
         return True
 
     def skip_reason(self, handler: str, profile: str) -> str:
-        return f"handler {handler} not implemented by the reference" if handler not in self.HANDLERS \
+        return f"handler {handler} not implemented by the reference" if not self._has_reference(handler) \
             else f"unknown profile {profile}"
 
     def close(self) -> None:
@@ -123,8 +129,9 @@ class ReferenceAdapter:
 
     def run(self, case: Any) -> Result:
         try:
-            if case.handler == "dred_stream":
-                return self._dred_stream(case)
+            if case.handler == "dred_stream":  # the one handler that takes this adapter's numerics
+                feats = dred_stream_features(case.profile, case.inputs["stream"], self.numerics)
+                return Result(values={"features": feats})
             if case.handler == "invalid":
                 parse_layer(case.profile, str(case.parameters.get("layer")), bytes(case.inputs["data"]),
                             dict(case.parameters))
@@ -134,18 +141,6 @@ class ReferenceAdapter:
         except BitstreamError as exc:
             return Result(error=_error_info(exc))
         return Result(values={k: _unpart(v) for k, v in values.items()})
-
-    def _dred_stream(self, case: Any) -> Result:
-        """The official layout's DRED decoding vector: every record of a DRED-only stream decoded, features in
-        time order as ``fargan_demo -dred-decoding`` writes them."""
-
-        prof = _profile(case.profile)
-        out = []
-        for rec in read_dred_stream(case.inputs["stream"], quant_levels=prof.quant_levels):
-            p = read_stream_record(rec, prof)
-            out.append(chronological(features_of(prof, p.state, p.latents, numerics=self.numerics)))
-        feats = np.concatenate(out) if out else np.zeros((0, 20), np.float32)
-        return Result(values={"features": feats.astype(np.float32)})
 
 
 def _persistent_jax_cache() -> None:
@@ -178,14 +173,24 @@ _OPUS_ERR = {-1: "OPUS_BAD_ARG", -2: "OPUS_BUFFER_TOO_SMALL", -3: "OPUS_INTERNAL
              -5: "OPUS_UNIMPLEMENTED", -6: "OPUS_INVALID_STATE", -7: "OPUS_ALLOC_FAIL"}
 
 
+#: fields of the packet record libopus' parser may leave unreported (see ``LibopusAdapter._packet``)
+_PACKET_UNREPORTED = ("mode", "bandwidth", "vbr", "has_padding", "frame_size_48k", "padding_offset")
+
+
 def _rejected(ret: int, message: str) -> Result:
     return Result(error=ErrorInfo(None, None, message, _OPUS_ERR.get(ret, str(ret))))
 
 
 class LibopusAdapter:
-    """A libopus build through the oracle; only its own profile (DRED version)."""
+    """A libopus build through the oracle; only its own profile (DRED version). It runs the handlers whose need
+    (``Handler.needs``) libopus meets, one method ``_<handler>`` each, from the case's inputs and parameters
+    only: a field libopus cannot give is left out or named in ``not_reported``, never taken from the case."""
 
-    HANDLERS = ("range_coder", "packet", "extensions", "dred_payload", "dred_features", "invalid", "dred_stream")
+    #: what libopus offers: its parsers and range coder, and its DRED decoder; no receiver object (its one
+    #: policy lives in opus_demo's main loop) and no vocoder entry point here
+    NEEDS_MET = frozenset({Needs.BITSTREAM, Needs.DECODER})
+    #: why a handler whose need libopus does not meet is skipped, where there is more to say
+    UNMET = {Needs.RECEIVER: "libopus has no receiver object (its policy lives in opus_demo)"}
 
     def __init__(self, build: str):
         self.name = build
@@ -208,14 +213,17 @@ class LibopusAdapter:
         except Exception:
             return False
 
+    def _meets(self, handler: str) -> bool:
+        h = HANDLERS.get(handler)
+        return h is not None and h.needs in self.NEEDS_MET
+
     def supports(self, handler: str, profile: str) -> bool:
-        return handler in self.HANDLERS and self._own_profile(profile)
+        return self._meets(handler) and self._own_profile(profile)
 
     def skip_reason(self, handler: str, profile: str) -> str:
-        if handler == "receiver":
-            return "libopus has no receiver object (its policy lives in opus_demo)"
-        if handler not in self.HANDLERS:
-            return f"handler {handler} not available from libopus"
+        if not self._meets(handler):
+            h = HANDLERS.get(handler)
+            return self.UNMET.get(h.needs if h else None, f"handler {handler} not available from libopus")
         return f"{profile} is not this build's DRED version ({self.dred_version})"
 
     def close(self) -> None:
@@ -276,18 +284,16 @@ class LibopusAdapter:
             "frame_sizes": list(r.sizes), "frame_offsets": list(r.frame_offsets),
             "padding_length": r.padding_len, "payload_offset": r.payload_offset,
             "length": r.packet_offset if r.packet_offset > 0 else len(data),
-            "padding_offset": r.padding_offset if r.padding_offset >= 0 and r.padding_len else None,
         }
+        if r.padding_len:
+            rec["padding_offset"] = r.padding_offset
         if nb48 > 0 and r.ret > 0:
             rec["frame_size_48k"] = nb48 // r.ret
-        exp = case.expected.get("packet") if isinstance(case.expected.get("packet"), dict) else {}
-        if exp.get("padding_offset") is not None and not r.padding_len and r.padding_offset >= 0:
-            rec["padding_offset"] = r.padding_offset
         # mode and bandwidth are names for the TOC's config (RFC 6716 Table 2); vbr and the padding flag are
-        # bits of the count byte: libopus' parser reports none of them
-        missing = tuple(f"packet.{k}" for k in ("mode", "bandwidth", "vbr", "has_padding", "frame_size_48k")
-                        if k in exp and k not in rec)
-        return Result(values={"packet": {k: v for k, v in rec.items()}}, not_reported=missing)
+        # bits of the count byte: libopus' parser reports none of them. Without padding bytes it cannot say
+        # where padding starts either: its padding pointer is the end of the frames, flag or no flag.
+        missing = tuple(f"packet.{k}" for k in _PACKET_UNREPORTED if k not in rec)
+        return Result(values={"packet": rec}, not_reported=missing)
 
     def _extensions(self, case: Any) -> Result:
         nb = int(case.parameters.get("nb_frames", 48))

@@ -2,7 +2,9 @@
 
 For one case an adapter (:mod:`opus_dred.conformance._adapters`) returns a :class:`Result`: the handler's outputs
 named as in the case's ``expected`` (``meta.json``), or the error the implementation reported. The runner
-compares them (:func:`compare_case`) and records a :class:`Outcome`:
+compares them (:func:`compare_case`), field by field in the handler's order (``Handler.fields`` of
+:mod:`opus_dred.vectors._handlers`, so that the first difference reported is the one that explains the others:
+``found`` before ``dred_end``), and records a :class:`Outcome`:
 
 ``pass``
     every expected field the implementation reported is equal (exact: same bytes, same integers, same float32
@@ -30,6 +32,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 from opus_dred.conformance._metric import FeatureThresholds, MetricError, compare_features
+from opus_dred.vectors._handlers import in_compare_order
 
 from opus_dred import __version__
 
@@ -394,7 +397,8 @@ def compare_case(case: Any, result: Result, impl: str) -> Outcome:
     got = result.values or {}
     missing: list[str] = []
     extra: dict = {}
-    expected = {k: v for k, v in case.expected.items() if k not in result.not_reported}
+    reported = {k: v for k, v in case.expected.items() if k not in result.not_reported}
+    expected = in_compare_order(case.handler, reported)
     d = compare_values(expected, got, tolerance=case.tolerance or {}, extra=extra, missing=missing)
     o.metric = extra.get("metric")
     o.frame_error = extra.get("frame_error")

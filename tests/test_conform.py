@@ -3,7 +3,8 @@
 A small suite is written in a temporary directory with the vector format's own writer and the reference's
 expected values (``opus_dred.vectors._expected``), from packets of the libopus encoder (oracle). Then: the
 reference passes it; each libopus default build passes its own profile's cases and skips the others (partial
-where libopus cannot report a field); a corrupted expected value fails with the right field and offset; the
+where libopus cannot report a field); a corrupted expected value fails with the right field and offset, and no
+adapter's answer depends on the expected values; fields are compared in the handler registry's order; the
 external JSON-lines adapter (docs/examples/external_adapter.py) agrees with the reference and survives a crash,
 a hang and a garbage line.
 """
@@ -11,6 +12,7 @@ a hang and a garbage line.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -20,8 +22,8 @@ import pytest
 from opus_dred.conformance._runner import (
     ErrorInfo, Result, compare_case, compare_values, run_suite,
 )
-from opus_dred.vectors._expected import expected_for
 from opus_dred.vectors._format import Part, iter_cases, load_case, write_case
+from opus_dred.vectors._handlers import HANDLERS, Needs, expected_for
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "docs" / "examples" / "external_adapter.py"
@@ -209,6 +211,129 @@ def test_corrupted_expected_values_fail_at_the_right_place(suite, tmp_path):
     assert max(range(len(o.frame_error)), key=o.frame_error.__getitem__) == 5
 
 
+def _garbled(v):
+    """Every leaf of an expected value changed (type kept), so that nothing in it is right."""
+    if isinstance(v, dict):
+        return {k: _garbled(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_garbled(x) for x in v] + [0]
+    if isinstance(v, np.ndarray):
+        return (v + 1).astype(v.dtype) if v.size else np.ones((1,) + v.shape[1:], v.dtype)
+    if isinstance(v, (bytes, bytearray)):
+        return bytes(b ^ 0xFF for b in v) + b"\x00"
+    if isinstance(v, bool):
+        return not v
+    if isinstance(v, (int, float)):
+        return v + 1
+    if isinstance(v, str):
+        return v + "?"
+    return 0 if v is None else None
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return isinstance(b, (list, tuple)) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, np.ndarray):
+        return isinstance(b, np.ndarray) and a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+    return type(a) is type(b) and a == b
+
+
+def _answers_alike(adapter, case) -> None:
+    import dataclasses
+
+    right = adapter.run(case)
+    for expected in (_garbled(case.expected), {}):
+        wrong = adapter.run(dataclasses.replace(case, expected=expected))
+        for f in dataclasses.fields(right):
+            assert _same(getattr(right, f.name), getattr(wrong, f.name)), (case.id, f.name)
+
+
+def test_no_adapter_reads_the_expected_values(suite):
+    """Given a case whose expected values are all wrong (or absent), each adapter answers exactly as it does
+    with the right ones: the reference, and each libopus build on every case of its profile in this suite
+    and in the canonical suite (which has packets with and without padding)."""
+    from opus_dred.conformance._adapters import LibopusAdapter, ReferenceAdapter
+    from opus_dred.vectors._format import suite_root
+
+    ref = ReferenceAdapter()
+    for c in iter_cases(suite):
+        _answers_alike(ref, c)
+    canonical = list(iter_cases(suite_root())) if (suite_root() / "manifest.json").is_file() else []
+    for build in PROFILES.values():
+        _oracle(build)
+        a = LibopusAdapter(build)
+        cases = [c for c in list(iter_cases(suite)) + canonical if a.supports(c.handler, c.profile)]
+        assert {c.handler for c in cases} >= {"packet", "dred_payload", "dred_features", "invalid"}
+        for c in cases:
+            _answers_alike(a, c)
+
+
+def test_libopus_reports_padding_offset_only_where_padding_bytes_say_where(suite, tmp_path):
+    """libopus' parser points at the end of the frames whether or not the padding flag is set: with padding
+    bytes that is where padding starts; without, libopus cannot say, and the field is partial."""
+    from opus_dred.conformance._adapters import LibopusAdapter
+
+    build = "libopus-1.6.1"
+    _oracle(build)
+    a = LibopusAdapter(build)
+    padded = load_case(suite / build / "packet" / "t" / "k1")
+    assert padded.expected["packet"]["padding_length"] > 0
+    o = compare_case(padded, a.run(padded), a.name)
+    assert o.status == "pass" and "packet.padding_offset" not in o.partial
+    pkt = bytes(padded.inputs["packet"])
+    for name, data in (("code0", bytes([pkt[0] & 0xFC]) + bytes(10)),  # no padding flag
+                       ("flag_empty", bytes([pkt[0] | 3, 0x41, 0]) + bytes(10))):  # padding flag, 0 bytes
+        c = load_case(_put(tmp_path, build, "packet", name, {"packet": Part("packet.bin", data)},
+                           {"self_delimited": False}))
+        o = compare_case(c, a.run(c), a.name)
+        assert o.status == "pass" and "packet.padding_offset" in o.partial, (name, o.detail)
+
+
+def test_fields_compare_in_the_registry_order(suite):
+    """A features case answered with 'no DRED' fails at ``found``, the field that explains the others, not
+    at ``dred_end`` (the first in alphabetical order)."""
+    c = load_case(suite / "libopus-1.6.1" / "dred_features" / "t" / "f1")
+    assert sorted(c.expected) == list(c.expected)  # stored alphabetically
+    o = compare_case(c, Result(values={"found": False, "nb_latents": 0, "ret": 0, "dred_end": 1}), "x")
+    assert o.status == "fail" and o.field == "found"
+    assert HANDLERS["dred_features"].fields[0] == "found"
+
+
+def test_one_handler_registry():
+    """The canonical suite, the expected-value code, the adapters and docs/vector-format.md all name the
+    registry's handlers."""
+    from opus_dred.conformance._adapters import LibopusAdapter, ReferenceAdapter
+    from opus_dred.vectors._format import load_manifest, suite_root
+
+    if (suite_root() / "manifest.json").is_file():
+        for counts in load_manifest()["counts"].values():
+            assert set(counts) <= set(HANDLERS)
+    ref = ReferenceAdapter()
+    for name, h in HANDLERS.items():
+        assert len(set(h.fields)) == len(h.fields) > 0
+        assert ref.supports(name, "libopus-1.6.1") == (h.expected is not None)
+        if h.needs in LibopusAdapter.NEEDS_MET:
+            assert callable(getattr(LibopusAdapter, f"_{name}", None)), name
+    assert not ref.supports("no_such_handler", "libopus-1.6.1")
+    with pytest.raises(ValueError):
+        expected_for("vocoder", "libopus-1.6.1", {}, {})
+    assert HANDLERS["receiver"].needs is Needs.RECEIVER
+    # the format's handler table: one row per handler, in the registry's order, naming each field
+    rows = []
+    for line in (ROOT / "docs" / "vector-format.md").read_text().split("## Handlers", 1)[1].splitlines():
+        if line.startswith("| `"):
+            rows.append((line.split("`")[1], line))
+        elif rows and not line.startswith("|"):
+            break
+    assert [r[0] for r in rows] == list(HANDLERS)
+    for name, line in rows:
+        expected_cell = re.split(r"(?<!\\)\|", line.strip().strip("|"))[3]
+        for f in HANDLERS[name].fields:
+            assert f"`{f}`" in expected_cell or f"`{f}." in expected_cell, (name, f)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # external JSON-lines adapter
 
@@ -350,6 +475,11 @@ def test_official_layout_suite(tmp_path):
     a = LibopusAdapter("libopus-1.6.1")
     out = compare_case(cases[0], a.run(cases[0]), a.name)
     assert out.status == "pass" and out.metric["bit_exact"], out.detail
+    from opus_dred.conformance._adapters import ReferenceAdapter
+
+    ref = ReferenceAdapter()
+    out = compare_case(cases[0], ref.run(cases[0]), ref.name)  # the reference decodes every record too
+    assert out.status == "pass" and out.metric["frames"] == f.shape[0], out.detail
     f[7, :18] += 1.0
     f.tofile(tmp_path / "vector1_dred_dec.f32")
     case = load_suite(tmp_path, None)[1][0]

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from opus_dred.bitstream._errors import FormatError
-from opus_dred.vectors._expected import expected_for
+from opus_dred.vectors._handlers import expected_for
 from opus_dred.vectors._format import (FORMAT, Part, check_manifest, iter_case_dirs, iter_cases, load_case,
                                       load_manifest, suite_root, write_case, write_manifest)
 

@@ -1,33 +1,36 @@
 """Expected values of every handler, computed from a case's inputs by the reference.
 
-One function per handler, ``(profile, inputs, parameters) -> (expected, tolerance)``, used by the generator
-(:mod:`opus_dred.vectors._generate`) and by ``opus-dred vectors verify`` (which recomputes them from the stored
-inputs and checks the bytes). Only opus-dred's own layers are used: the bitstream layer (range coder, packet
-framing, extensions, DRED payloads, DRED-only streams) and the reference decoder (``refimpl.decode``,
-``refimpl.receiver``). Nothing here calls libopus.
+One function per handler, ``expected_<handler>(profile, inputs, parameters) -> (expected, tolerance)``; the
+handler registry (:mod:`opus_dred.vectors._handlers`, ``expected_for``) names them, and the generator
+(:mod:`opus_dred.vectors._generate`), ``opus-dred vectors verify`` (which recomputes them from the stored inputs
+and checks the bytes) and the reference adapter of ``opus-dred conform`` call them through it. Only opus-dred's
+own layers are used: the bitstream layer (range coder, packet framing, extensions, DRED payloads, DRED-only
+streams) and the reference decoder (``refimpl._decode``, ``refimpl._receiver``). Nothing here calls libopus.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from opus_dred.bitstream import _rangecoder as rc
 from opus_dred.bitstream._dred import read_dred_payload
-from opus_dred.bitstream._dredstream import read_stream_record
+from opus_dred.bitstream._dredstream import chronological, read_stream_record
 from opus_dred.bitstream._errors import BitstreamError
 from opus_dred.bitstream._extensions import Extension, find_dred_extension, parse_extensions, write_extensions
 from opus_dred.bitstream._formats import read_dred_stream
 from opus_dred.bitstream._packet import parse_packet
 from opus_dred.bitstream._profiles import get_profile
 from opus_dred.refimpl import _receiver as rx
-from opus_dred.refimpl._decode import decode_dred
+from opus_dred.refimpl._decode import DEFAULT_NUMERICS, decode_dred, features_of
 from opus_dred.refimpl._receiver import run
 from opus_dred.vectors._format import Part
 
-__all__ = ["EXPECTED", "FEATURE_TOLERANCE", "expected_for", "error_record", "run_ops", "events_from_json",
-           "actions_to_json"]
+__all__ = ["FEATURE_TOLERANCE", "error_record", "run_ops", "events_from_json", "actions_to_json",
+           "dred_stream_features", "expected_range_coder", "expected_packet", "expected_extensions",
+           "expected_dred_payload", "expected_dred_features", "expected_dred_stream", "expected_receiver",
+           "expected_invalid"]
 
 #: Thresholds of libopus' DRED decoding conformance test (tests/dred_vectors.sh: dred_compare -features
 #: -thresholds .5 .15 .02).
@@ -83,7 +86,7 @@ def run_ops(direction: str, ops: list[dict], *, stream: bytes | None = None, siz
     return out
 
 
-def _range_coder(profile, inputs, params):
+def expected_range_coder(profile, inputs, params):
     direction = params["direction"]
     r = run_ops(direction, inputs["ops"], stream=inputs.get("stream"), size=int(params.get("size", 0)))
     exp: dict[str, Any] = {"trace": Part("trace.json", r["trace"]), "final_rng": r["final_rng"], "error": r["error"]}
@@ -119,7 +122,7 @@ def packet_record(data: bytes, self_delimited: bool = False) -> dict[str, Any]:
     }
 
 
-def _packet(profile, inputs, params):
+def expected_packet(profile, inputs, params):
     return {"packet": Part("packet.json", packet_record(inputs["packet"], bool(params.get("self_delimited"))))}, None
 
 
@@ -127,7 +130,7 @@ def extensions_record(exts) -> list[dict[str, Any]]:
     return [{"id": e.id, "frame": e.frame, "data": bytes(e.data).hex(), "data_offset": e.data_offset} for e in exts]
 
 
-def _extensions(profile, inputs, params):
+def expected_extensions(profile, inputs, params):
     syntax = params.get("syntax") or get_profile(profile).extension_syntax
     nb_frames = int(params["nb_frames"])
     if params["direction"] == "parse":
@@ -141,7 +144,7 @@ def _extensions(profile, inputs, params):
 # ----------------------------------------------------------------------------------------------------------
 # DRED
 # ----------------------------------------------------------------------------------------------------------
-def _dred_payload(profile, inputs, params):
+def expected_dred_payload(profile, inputs, params):
 
     prof = get_profile(profile)
     loc = find_dred_extension(inputs["packet"], prof)
@@ -161,7 +164,7 @@ def _dred_payload(profile, inputs, params):
             "latents": Part("latents.npy", np.asarray(p.latents, np.float32).reshape(p.nb_latents, prof.latent_stride))}, None
 
 
-def _dred_features(profile, inputs, params):
+def expected_dred_features(profile, inputs, params):
     r = decode_dred(inputs["packet"], profile, max_dred_samples=params.get("max_dred_samples"),
                     sampling_rate=int(params.get("sampling_rate", 48000)))
     if not r.found:
@@ -169,6 +172,22 @@ def _dred_features(profile, inputs, params):
     return {"found": True, "features": Part("features.f32", np.asarray(r.features, np.float32)),
             "nb_latents": r.nb_latents, "dred_offset": r.dred_offset, "dred_end": r.dred_end,
             "ret": r.ret}, dict(FEATURE_TOLERANCE)
+
+
+def dred_stream_features(profile: str, stream: bytes, numerics: str | None = None) -> np.ndarray:
+    """Every record of a DRED-only stream decoded, features in time order as ``fargan_demo -dred-decoding``
+    writes them (the official layout's DRED decoding vector)."""
+    prof = get_profile(profile)
+    out = []
+    for rec in read_dred_stream(stream, quant_levels=prof.quant_levels):
+        p = read_stream_record(rec, prof)
+        out.append(chronological(features_of(prof, p.state, p.latents, numerics=numerics or DEFAULT_NUMERICS)))
+    return (np.concatenate(out) if out else np.zeros((0, 20), np.float32)).astype(np.float32)
+
+
+def expected_dred_stream(profile, inputs, params):
+    features = dred_stream_features(profile, inputs["stream"])
+    return {"features": Part("features.f32", features)}, dict(FEATURE_TOLERANCE)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -194,7 +213,7 @@ def actions_to_json(actions) -> list[dict]:
     return [{"action": type(a).__name__.lower(), **asdict(a)} for a in actions]
 
 
-def _receiver(profile, inputs, params):
+def expected_receiver(profile, inputs, params):
     actions = run(events_from_json(inputs["events"]), params["policy"], rate=int(params["sampling_rate"]),
                   depth=int(params.get("jitter_depth", 0)))
     return {"actions": Part("actions.json", actions_to_json(actions))}, None
@@ -228,29 +247,9 @@ def parse_layer(profile: str, layer: str, data: bytes, params: dict) -> Any:
     raise ValueError(f"unknown layer {layer!r}")
 
 
-def _invalid(profile, inputs, params):
+def expected_invalid(profile, inputs, params):
     try:
         parse_layer(profile, params["layer"], inputs["data"], params)
     except BitstreamError as exc:
         return {"error": error_record(exc)}, None
     raise ValueError(f"the reference accepts these bytes as {params['layer']}: not an invalid case")
-
-
-EXPECTED: dict[str, Callable] = {
-    "range_coder": _range_coder,
-    "packet": _packet,
-    "extensions": _extensions,
-    "dred_payload": _dred_payload,
-    "dred_features": _dred_features,
-    "receiver": _receiver,
-    "invalid": _invalid,
-}
-
-
-def expected_for(handler: str, profile: str, inputs: dict, parameters: dict) -> tuple[dict, dict | None]:
-    """``(expected, tolerance)`` of a case of ``handler``, from the reference."""
-    try:
-        fn = EXPECTED[handler]
-    except KeyError:
-        raise ValueError(f"no reference for handler {handler!r}") from None
-    return fn(profile, inputs, parameters)

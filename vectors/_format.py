@@ -2,7 +2,8 @@
 
 A *case* is a folder ``<root>/<profile>/<handler>/<suite>/<case>/`` holding ``meta.json`` and plain data parts.
 This module is the only place that knows how the files look; the generator writes through :func:`write_case`
-and the conformance runner reads through :func:`load_case` / :func:`iter_cases`.
+and the conformance runner reads through :func:`load_case` / :func:`iter_cases`. The handlers a case may name,
+with the fields each one compares, are the registry :data:`opus_dred.vectors._handlers.HANDLERS`.
 
 Values in ``meta.json``'s ``inputs`` and ``expected`` maps are either inline JSON values or the name of a file
 in the case folder; a string is a file name exactly when it matches :data:`FILE_NAME_RE` (a plain name ending in
@@ -43,7 +44,6 @@ __all__ = [
     "EXTENSIONS",
     "FILE_NAME_RE",
     "NAME_RE",
-    "HANDLERS",
     "Case",
     "Part",
     "suite_root",
@@ -70,8 +70,6 @@ EXTENSIONS = (".bin", ".bit", ".f32", ".sw", ".npy", ".json")
 FILE_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*\.(bin|bit|f32|sw|npy|json)$")
 #: Allowed profile, handler, suite and case names.
 NAME_RE = re.compile(r"^[a-z0-9_.-]+$")
-#: Handlers of format 1.
-HANDLERS = ("range_coder", "packet", "extensions", "dred_payload", "dred_features", "receiver", "invalid", "vocoder")
 #: Floats per feature frame in ``.f32`` files.
 NB_FEATURES = 20
 

@@ -36,7 +36,8 @@ from opus_dred.bitstream._packet import Toc, parse_packet, write_packet
 from opus_dred.bitstream._profiles import get_profile
 from opus_dred.libopus._oracle import Oracle, error_name
 from opus_dred.speech._corpus import list_clips, load_clip
-from opus_dred.vectors._expected import expected_for, parse_layer
+from opus_dred.vectors._expected import parse_layer
+from opus_dred.vectors._handlers import expected_for
 from opus_dred.vectors._format import Part, write_case, write_manifest
 
 __all__ = ["SUITES", "GRID", "GridPoint", "generate", "generate_cases", "generator_name", "encode_stream",

@@ -16,14 +16,13 @@ import typer
 from opus_dred.conformance._adapters import adapter_names, make_adapter
 from opus_dred.conformance._report import print_summary, write_reports
 from opus_dred.conformance._runner import run_suite
+from opus_dred.vectors._expected import FEATURE_TOLERANCE
 from opus_dred.vectors._format import Case, iter_cases, load_case, suite_root
 from opus_dred.vectors._official import read_official
 
 __all__ = ["register", "conform", "load_suite", "official_cases", "is_official_dir", "resolve_impls"]
 
 _OFFICIAL_RE = re.compile(r"^vector(\d+)_dred\.bit$")
-#: thresholds libopus' tests/dred_vectors.sh gives dred_compare for DRED decoding
-OFFICIAL_TOLERANCE = {"metric": "dred_compare-features", "total": 0.5, "max": 0.15, "pitch": 0.02}
 
 
 def is_official_dir(path: Path) -> bool:
@@ -47,7 +46,7 @@ def official_cases(path: Path, profile: str = "libopus-1.6.1") -> list[Any]:
                         description=f"official layout: vector{v.n}_dred.bit against vector{v.n}_dred_dec.f32",
                         inputs={"stream": v.dred_bit}, parameters={},
                         expected={"features": np.asarray(v.dred_dec, np.float32)},
-                        tolerance=dict(OFFICIAL_TOLERANCE), provenance={"layout": "libopus tests/dred_vectors.sh"},
+                        tolerance=dict(FEATURE_TOLERANCE), provenance={"layout": "libopus tests/dred_vectors.sh"},
                         files={"inputs.stream": f"vector{v.n}_dred.bit", "expected.features": f"vector{v.n}_dred_dec.f32"}))
     return out
 

@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 
 from opus_dred.bitstream._profiles import list_profiles
-from opus_dred.vectors._expected import expected_for
+from opus_dred.vectors._handlers import expected_for
 from opus_dred.vectors._format import (
     Part,
     case_meta_and_parts,

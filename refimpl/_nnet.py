@@ -19,6 +19,8 @@ A layer's pytree: ``{"weight": f32[nb_in, nb_out], "bias": f32[nb_out]}`` for ev
 is the dequantised ``int8 * scale`` for quantised layers), plus, for quantised layers,
 ``{"weight_q": i8[nb_in, nb_out], "scale": f32[nb_out], "subias": f32[nb_out]}``. Layers without
 ``weight_q`` (libopus' float layers ``dec_dense1`` and ``dec_hidden_init``) always use float arithmetic.
+``weight_q`` holds integers; any type that holds them exactly will do (an accelerator keeps them in the
+operand type of its GEMM and injects its own ``linear`` into the blocks, which take it as an argument).
 """
 
 from __future__ import annotations
@@ -54,6 +56,9 @@ __all__ = [
     "host_reciprocal",
     "for_host",
     "unpack_linear",
+    "nb_inputs",
+    "int_product",
+    "int8_linear",
     "linear",
     "dense",
     "gru",
@@ -441,24 +446,41 @@ def _sgemv_sequential(w, x, fused: bool):
     return y
 
 
+def nb_inputs(p: dict) -> int:
+    """A layer's input width: the first axis of its weight matrix (``weight``, else ``weight_q``)."""
+    return int(np.shape(p["weight"] if "weight" in p else p["weight_q"])[0])
+
+
+def int_product(q, w):
+    """The exact integer sums ``q @ w`` of 8-bit inputs and int8 weights, as an int32 ``matmul``."""
+    return jnp.matmul(q, w.astype(jnp.int32), preferred_element_type=jnp.int32)
+
+
+def int8_linear(p: dict, x, num: Numerics, product=int_product):
+    """libopus' int8 layer (dnn/vec_avx.h:cgemv8x4, sparse_cgemv8x4): ``quantize_input``, the exact integer
+    sums ``product(q, weight_q)``, then ``float(acc) * scale`` and, rounded separately, ``+ subias`` (``su``
+    bias) or ``+ bias``. ``product`` may compute the sums any way that gives the same integers."""
+    acc = product(quantize_input(x, num), p["weight_q"])
+    bias = p["subias"] if num.bias == "su" else p["bias"]
+    return _unfused(acc.astype(x.dtype) * p["scale"].astype(x.dtype)) + bias.astype(x.dtype)
+
+
 def linear(p: dict, x, num: Numerics = FLOAT):
     """``compute_linear``: ``x @ W + b`` over the last axis of ``x`` (any leading batch axes).
 
-    With ``num.matmul == "int8"`` a quantised layer runs the integer emulation (``quantize_input``,
-    exact int32 dot product, ``float(acc) * scale`` then ``+ bias`` or ``+ subias``) and a float layer
-    runs the sequential ``sgemv`` order; with ``"float"`` every layer is one ``jnp.matmul``.
+    With ``num.matmul == "int8"`` a quantised layer runs the integer emulation (:func:`int8_linear`) and a
+    float layer runs the sequential ``sgemv`` order; with ``"float"`` every layer is one ``jnp.matmul``.
+    The blocks below take it as their ``linear`` argument, so that another implementation of the same
+    arithmetic can be injected into them (and into ``rdovae.decode_step``).
     """
     if num.matmul == "int8":
         if "weight_q" in p:
-            q = quantize_input(x, num)
-            acc = jnp.matmul(q, p["weight_q"].astype(jnp.int32), preferred_element_type=jnp.int32)
-            bias = p["subias"] if num.bias == "su" else p["bias"]
-            return _unfused(acc.astype(x.dtype) * p["scale"].astype(x.dtype)) + bias.astype(x.dtype)
+            return int8_linear(p, x, num)
         return _sgemv_sequential(p["weight"], x, num.fma) + p["bias"].astype(x.dtype)
     return jnp.matmul(x, p["weight"].astype(x.dtype)) + p["bias"].astype(x.dtype)
 
 
-def dense(p: dict, x, num: Numerics = FLOAT, activation: str = "tanh"):
+def dense(p: dict, x, num: Numerics = FLOAT, activation: str = "tanh", *, linear=linear):
     """``compute_generic_dense``: a linear layer followed by tanh, sigmoid or nothing (``"linear"``)."""
     y = linear(p, x, num)
     if activation == "tanh":
@@ -470,7 +492,7 @@ def dense(p: dict, x, num: Numerics = FLOAT, activation: str = "tanh"):
     raise ValueError(f"unknown activation {activation!r}")
 
 
-def gru(p_in: dict, p_rec: dict, state, x, num: Numerics = FLOAT):
+def gru(p_in: dict, p_rec: dict, state, x, num: Numerics = FLOAT, *, linear=linear):
     """``compute_generic_gru``: one GRU step, gates laid out ``[z | r | h]``, reset applied after the
     recurrent product ("reset-after"); both linears carry their own bias. Returns the new state."""
     n = state.shape[-1]
@@ -485,12 +507,12 @@ def gru(p_in: dict, p_rec: dict, state, x, num: Numerics = FLOAT):
     return z * state + (1.0 - z) * h
 
 
-def glu(p: dict, x, num: Numerics = FLOAT):
+def glu(p: dict, x, num: Numerics = FLOAT, *, linear=linear):
     """``compute_glu``: ``x * sigmoid(W x + b)``."""
     return x * sigmoid(linear(p, x, num), num)
 
 
-def conv1d(p: dict, mem, x, num: Numerics = FLOAT):
+def conv1d(p: dict, mem, x, num: Numerics = FLOAT, *, linear=linear):
     """``compute_generic_conv1d`` with kernel size 2: ``tanh(W [mem, x] + b)``; returns (output, new mem = x)."""
     y = tanh(linear(p, jnp.concatenate([mem, x], axis=-1), num), num)
     return y, x

@@ -116,20 +116,20 @@ def float_params(params: Params) -> Params:
 
 def latent_dim(params: Params) -> int:
     """Width of one dequantised latent as the decoder takes it (21 for 1.5.2, 25 + 1 for 1.6.1)."""
-    return int(params["dec_dense1"]["weight"].shape[0])
+    return nnet.nb_inputs(params["dec_dense1"])
 
 
 def state_dim(params: Params) -> int:
     """Width of the initial state (19 for 1.5.2, 50 for 1.6.1)."""
-    return int(params["dec_hidden_init"]["weight"].shape[0])
+    return nnet.nb_inputs(params["dec_hidden_init"])
 
 
 def _gru_size(params: Params, b: int) -> int:
-    return int(params[f"dec_gru{b}_recurrent"]["weight"].shape[0])
+    return nnet.nb_inputs(params[f"dec_gru{b}_recurrent"])
 
 
 def _conv_mem_size(params: Params, b: int) -> int:
-    return int(params[f"dec_conv{b}"]["weight"].shape[0]) // 2
+    return nnet.nb_inputs(params[f"dec_conv{b}"]) // 2
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -137,17 +137,19 @@ def _conv_mem_size(params: Params, b: int) -> int:
 # ---------------------------------------------------------------------------------------------------
 
 
-def init_carry(params: Params, state, num: Numerics = FLOAT) -> dict:
+def init_carry(params: Params, state, num: Numerics = FLOAT, *, linear=nnet.linear) -> dict:
     """``dred_rdovae_dec_init_states``: GRU states from the initial state, conv memories zero.
 
     ``hidden = tanh(dec_hidden_init(state))``; ``tanh(dec_gru_init(hidden))`` is split into the five
-    GRU states in order. Returns ``{"gru": (s1..s5), "conv": (m1..m5)}``.
+    GRU states in order. Returns ``{"gru": (s1..s5), "conv": (m1..m5)}``. ``state`` may carry leading
+    batch axes; ``linear`` computes every layer's ``x @ W + b`` (:func:`~opus_dred.refimpl._nnet.linear`,
+    or another implementation of the same arithmetic).
     """
     state = jnp.asarray(state)
     if state.shape[-1] != state_dim(params):
         raise ValueError(f"initial state has width {state.shape[-1]}, the model takes {state_dim(params)}")
-    hidden = nnet.dense(params["dec_hidden_init"], state, num)
-    g = nnet.dense(params["dec_gru_init"], hidden, num)
+    hidden = nnet.dense(params["dec_hidden_init"], state, num, linear=linear)
+    g = nnet.dense(params["dec_gru_init"], hidden, num, linear=linear)
     grus, off = [], 0
     for b in range(1, NB_BLOCKS + 1):
         n = _gru_size(params, b)
@@ -160,29 +162,31 @@ def init_carry(params: Params, state, num: Numerics = FLOAT) -> dict:
     return {"gru": tuple(grus), "conv": convs}
 
 
-def decode_step(params: Params, carry: dict, latent, num: Numerics = FLOAT):
+def decode_step(params: Params, carry: dict, latent, num: Numerics = FLOAT, *, linear=nnet.linear):
     """``dred_rdovae_decode_qframe``: one latent -> (new carry, 80 outputs = 4 frames newest first).
 
     The buffer starts as ``tanh(dec_dense1(latent))``; each block b appends ``glu_b(GRU_b(buffer))`` and
     a conv output (1.6.1: ``conv_b([mem, tanh(conv_dense_b(buffer))])``; 1.5.2: ``conv_b([mem, buffer])``);
-    ``dec_output`` maps the whole buffer linearly to the 80 outputs.
+    ``dec_output`` maps the whole buffer linearly to the 80 outputs. Works on ``[..., latent_dim]`` latents
+    with a carry of the same leading axes (a batch of packets); ``linear`` as in :func:`init_carry`.
     """
     has_conv_dense = "dec_conv_dense1" in params
-    buf = nnet.dense(params["dec_dense1"], latent, num)
+    buf = nnet.dense(params["dec_dense1"], latent, num, linear=linear)
     grus, convs = [], []
     for b in range(1, NB_BLOCKS + 1):
-        s = nnet.gru(params[f"dec_gru{b}_input"], params[f"dec_gru{b}_recurrent"], carry["gru"][b - 1], buf, num)
+        s = nnet.gru(params[f"dec_gru{b}_input"], params[f"dec_gru{b}_recurrent"], carry["gru"][b - 1], buf, num,
+                     linear=linear)
         grus.append(s)
-        buf = jnp.concatenate([buf, nnet.glu(params[f"dec_glu{b}"], s, num)], axis=-1)
-        conv_in = nnet.dense(params[f"dec_conv_dense{b}"], buf, num) if has_conv_dense else buf
-        y, mem = nnet.conv1d(params[f"dec_conv{b}"], carry["conv"][b - 1], conv_in, num)
+        buf = jnp.concatenate([buf, nnet.glu(params[f"dec_glu{b}"], s, num, linear=linear)], axis=-1)
+        conv_in = nnet.dense(params[f"dec_conv_dense{b}"], buf, num, linear=linear) if has_conv_dense else buf
+        y, mem = nnet.conv1d(params[f"dec_conv{b}"], carry["conv"][b - 1], conv_in, num, linear=linear)
         convs.append(mem)
         buf = jnp.concatenate([buf, y], axis=-1)
-    out = nnet.dense(params["dec_output"], buf, num, activation="linear")
+    out = nnet.dense(params["dec_output"], buf, num, activation="linear", linear=linear)
     return {"gru": tuple(grus), "conv": tuple(convs)}, out
 
 
-def decode_latents(params: Params, state, latents, num: Numerics = FLOAT):
+def decode_latents(params: Params, state, latents, num: Numerics = FLOAT, *, linear=nnet.linear):
     """``DRED_rdovae_decode_all`` for one packet: ``[nb, latent_dim]`` -> ``[nb, 80]`` (``lax.scan``)."""
     latents = jnp.asarray(latents)
     if latents.ndim != 2:
@@ -191,25 +195,26 @@ def decode_latents(params: Params, state, latents, num: Numerics = FLOAT):
         raise ValueError(f"latents have width {latents.shape[-1]}, the model takes {latent_dim(params)}"
                          " (1.6.1 latents carry the quantiser feature as their last column)")
     state = jnp.asarray(state, latents.dtype)
-    carry = init_carry(params, state, num)
+    carry = init_carry(params, state, num, linear=linear)
 
     def step(c, z):
-        return decode_step(params, c, z, num)
+        return decode_step(params, c, z, num, linear=linear)
 
     _, outs = jax.lax.scan(step, carry, latents)
     return outs
 
 
-def decode_features(params: Params, state, latents, num: Numerics = FLOAT):
+def decode_features(params: Params, state, latents, num: Numerics = FLOAT, *, linear=nnet.linear):
     """Features of one DRED payload in ``OpusDRED.fec_features`` order: ``[4 * nb_latents, 20]``.
 
     ``state``: ``[state_dim]`` dequantised initial state; ``latents``: ``[nb_latents, latent_dim]``
     dequantised latents, newest first (1.6.1: the quantiser feature last). Row ``4 k + j`` is the
-    j-th newest 10 ms frame covered by latent k. ``num`` selects the arithmetic (static under jit).
+    j-th newest 10 ms frame covered by latent k. ``num`` selects the arithmetic (static under jit), ``linear``
+    its implementation of the layers' products (:func:`init_carry`).
     """
-    outs = decode_latents(params, state, latents, num)
+    outs = decode_latents(params, state, latents, num, linear=linear)
     return outs.reshape(-1, NUM_FEATURES)
 
 
-#: ``jax.jit(decode_features)`` with ``num`` static.
-decode_features_jit = jax.jit(decode_features, static_argnames=("num",))
+#: ``jax.jit(decode_features)`` with ``num`` (and ``linear``) static.
+decode_features_jit = jax.jit(decode_features, static_argnames=("num", "linear"))

@@ -32,6 +32,7 @@ from opus_dred.bitstream._extensions import dred_location, dred_owner, find_dred
 from opus_dred.bitstream._formats import detect_format, read_dred_stream, read_ogg_opus, read_opus_demo_bit
 from opus_dred.bitstream._packet import parse_packet
 from opus_dred.bitstream._profiles import get_profile
+from opus_dred.bitstream._rangecoder import RangeDecoder, TracingDecoder
 
 __all__ = [
     "PacketInspection",
@@ -183,12 +184,28 @@ def inspect_packet(
     try:
         pkt = parse_packet(data)
     except BitstreamError as exc:
-        out.error = _error(exc)
-        t0 = data[0]
-        out.toc = {"byte": t0, "config": t0 >> 3, "stereo": bool(t0 & 4), "code": t0 & 3}
-        if bits:
-            out.bits = {"toc": _bits(t0, "uint:5, uint:1, uint:2")}
+        _describe_unparsed(out, data, exc, bits)
         return out
+    _describe_framing(out, pkt, data, bits)
+    prof = _choose_profile(out, profile, pkt)
+    listed = _list_extensions(out, pkt, prof, bits)
+    if prof is not None:
+        _describe_dred(out, data, pkt, prof, listed, bits)
+    return out
+
+
+def _describe_unparsed(out: PacketInspection, data: bytes, exc: BitstreamError, bits: bool) -> None:
+    """A packet RFC 6716 §3.4 rejects: the error and the TOC byte's fields (RFC 6716 §3.1)."""
+    out.error = _error(exc)
+    t0 = data[0]
+    out.toc = {"byte": t0, "config": t0 >> 3, "stereo": bool(t0 & 4), "code": t0 & 3}
+    if bits:
+        out.bits = {"toc": _bits(t0, "uint:5, uint:1, uint:2")}
+
+
+def _describe_framing(out: PacketInspection, pkt, data: bytes, bits: bool) -> None:
+    """The TOC (RFC 6716 §3.1), the frames and the padding (§3.2), and with ``bits`` their bit-level view:
+    the TOC ``config s c``, the code 3 frame-count byte ``v p M`` and the padding-length chain."""
     toc = pkt.toc
     out.toc = {"byte": data[0], "config": toc.config, "mode": toc.mode, "bandwidth": toc.bandwidth,
                "frame_ms": toc.frame_ms, "stereo": toc.stereo, "code": toc.code}
@@ -207,82 +224,112 @@ def inspect_packet(
             bv["padding_chain"] = [format(data[i], "08b") for i in pkt.padding_length_offsets]
         out.bits = bv
 
+
+def _choose_profile(out: PacketInspection, profile, pkt):
+    """The profile given, or the one whose experimental version byte the DRED extension carries (a version
+    byte no profile has is noted in ``out.dred``); ``None`` when there is neither."""
     prof = _profile_obj(profile)
     if prof is None and pkt.padding:
         prof, v = dred_owner(pkt.padding, pkt.nb_frames)
         if prof is None and v is not None:
             out.dred = {"found": False, "version": v, "note": f"DRED version byte {v} matches no profile"}
+    return prof
+
+
+def _list_extensions(out: PacketInspection, pkt, prof, bits: bool) -> list:
+    """The extensions in the padding (draft-ietf-mlcodec-opus-extension) with the profile's syntax (``"rte"``
+    without one): the first :data:`MAX_LISTED_EXTENSIONS` listed, all counted, offsets in the packet; an
+    error where the padding stops making sense goes to ``out.extension_error``. Returns those listed."""
     syntax = prof.extension_syntax if prof is not None else "rte"
     out.extension_syntax = syntax
     base = pkt.padding_offset or 0
     listed = []
-    if pkt.padding:
-        try:
-            for e in iter_extensions(pkt.padding, pkt.nb_frames, syntax=syntax):
-                out.extensions_total += 1
-                if out.extensions_total > MAX_LISTED_EXTENSIONS:
-                    # RTE repeats up to 47 extensions per byte: list a bounded number, count the rest
-                    continue
-                listed.append(e)
-                ent = {"id": e.id, "frame": e.frame, "length": len(e.data), "repeated": e.repeated,
-                       "id_offset": None if e.id_offset is None else base + e.id_offset,
-                       "data_offset": None if e.data_offset is None else base + e.data_offset}
-                if e.id_offset is not None:
-                    ent["L"] = pkt.padding[e.id_offset] & 1  # the ID byte is id << 1 | L
-                    if bits:
-                        ent["id_byte_bits"] = _bits(pkt.padding[e.id_offset], "uint:7, uint:1")
-                if e.id >= 32 and e.data[:1] == b"D" and len(e.data) >= 2:
-                    ent["experimental_version"] = e.data[1]
-                out.extensions.append(ent)
-        except BitstreamError as exc:
-            exc.byte_offset = base + (exc.byte_offset or 0)
-            exc.bit_offset = 8 * exc.byte_offset
-            exc.profile = exc.profile or (prof.name if prof is not None else None)
-            out.extension_error = _error(exc)
-    if prof is None:
-        return out
+    if not pkt.padding:
+        return listed
     try:
-        if out.extension_error is None and out.extensions_total <= MAX_LISTED_EXTENSIONS:
-            # the whole padding was read: the DRED extension is the first with the profile's id and prefix
-            # (what find_dred_extension returns; that function is used where the padding breaks off)
-            loc = _first_dred(listed, prof, pkt, base)
-        else:
-            loc = find_dred_extension(data, prof)
+        for e in iter_extensions(pkt.padding, pkt.nb_frames, syntax=syntax):
+            out.extensions_total += 1
+            if out.extensions_total > MAX_LISTED_EXTENSIONS:
+                # RTE repeats up to 47 extensions per byte: list a bounded number, count the rest
+                continue
+            listed.append(e)
+            out.extensions.append(_describe_extension(e, pkt, base, bits))
+    except BitstreamError as exc:
+        exc.byte_offset = base + (exc.byte_offset or 0)
+        exc.bit_offset = 8 * exc.byte_offset
+        exc.profile = exc.profile or (prof.name if prof is not None else None)
+        out.extension_error = _error(exc)
+    return listed
+
+
+def _describe_extension(e, pkt, base: int, bits: bool) -> dict:
+    """One extension: id, frame, length, offsets in the packet, the ID byte's ``L`` flag (``id << 1 | L``),
+    and the experimental version byte of a ``'D'``-prefixed long extension."""
+    ent = {"id": e.id, "frame": e.frame, "length": len(e.data), "repeated": e.repeated,
+           "id_offset": None if e.id_offset is None else base + e.id_offset,
+           "data_offset": None if e.data_offset is None else base + e.data_offset}
+    if e.id_offset is not None:
+        ent["L"] = pkt.padding[e.id_offset] & 1
+        if bits:
+            ent["id_byte_bits"] = _bits(pkt.padding[e.id_offset], "uint:7, uint:1")
+    if e.id >= 32 and e.data[:1] == b"D" and len(e.data) >= 2:
+        ent["experimental_version"] = e.data[1]
+    return ent
+
+
+def _describe_dred(out: PacketInspection, data: bytes, pkt, prof, listed: list, bits: bool) -> None:
+    """The DRED extension of ``prof`` (draft-ietf-mlcodec-opus-dred): where it is, then its payload's header
+    and coverage, with the bit position of each field from a tracing range decoder."""
+    try:
+        loc = _locate_dred(out, data, pkt, prof, listed)
     except BitstreamError as exc:
         out.dred = {"found": False, "profile": prof.name}
         out.error = _error(exc)
-        return out
+        return
     if loc is None:
         if out.dred is None:
             out.dred = {"found": False, "profile": prof.name}
-        return out
+        return
     d: dict[str, Any] = {"found": True, "profile": prof.name, "version": prof.dred_version,
                          "frame": loc.frame, "dred_frame_offset": loc.dred_frame_offset,
                          "payload_offset": loc.payload_offset, "payload_bytes": len(loc.payload)}
+    out.dred = d
+    tracer = TracingDecoder(RangeDecoder(loc.payload))
     try:
-        p = read_dred_payload(loc.payload, prof, dred_frame_offset=loc.dred_frame_offset)
+        p = read_dred_payload(loc.payload, prof, dred_frame_offset=loc.dred_frame_offset, decoder=tracer)
     except BitstreamError as exc:
         if exc.byte_offset is not None:
             exc.byte_offset += loc.payload_offset
             exc.bit_offset = 8 * exc.byte_offset
         out.error = _error(exc)
-        out.dred = d
-        return out
-    d.update({
-        **p.header_dict(), "dred_offset_ms": 2.5 * p.dred_offset,
-        "nb_latents": p.nb_latents, "coverage_ms": p.coverage_ms,
-        "available_ms": p.available_samples(48000) / 48.0, "q_levels": [int(q) for q in p.q_levels],
-        "end_tell": p.end_tell, "read_past_end": p.read_past_end, "stop_reason": p.stop_reason,
-        # bit positions are counted from the start of the payload (ec_tell: a fresh decoder has used 1 bit)
-        "fields": [[name, t0, t1] for name, t0, t1 in p.fields],
-    })
-    out.dred = d
+        return
+    d.update(_dred_summary(p, tracer))
     if bits:
         import bitstring
 
         raw = bitstring.Bits.from_bytes(loc.payload)
         out.bits["dred_payload"] = raw[:DRED_BITS_SHOWN].bin
-    return out
+
+
+def _locate_dred(out: PacketInspection, data: bytes, pkt, prof, listed: list):
+    """The DRED extension: when the whole padding was read, the first listed extension with the profile's id
+    and prefix (what ``find_dred_extension`` returns); where the padding breaks off, ``find_dred_extension``
+    itself decides, as libopus' ``dred_find_payload`` does."""
+    if out.extension_error is None and out.extensions_total <= MAX_LISTED_EXTENSIONS:
+        return _first_dred(listed, prof, pkt, pkt.padding_offset or 0)
+    return find_dred_extension(data, prof)
+
+
+def _dred_summary(p, tracer: TracingDecoder) -> dict:
+    """The payload's header, coverage and stop, and each field's bit span as the tracer recorded it."""
+    return {
+        **p.header_dict(), "dred_offset_ms": 2.5 * p.dred_offset,
+        "nb_latents": p.nb_latents, "coverage_ms": p.coverage_ms,
+        "available_ms": p.available_samples(48000) / 48.0, "q_levels": [int(q) for q in p.q_levels],
+        "end_tell": p.end_tell, "read_past_end": p.read_past_end, "stop_reason": p.stop_reason,
+        # bit positions are counted from the start of the payload (ec_tell: a fresh decoder has used 1 bit)
+        "fields": [[name, t0, t1] for name, t0, t1 in tracer.fields],
+    }
 
 
 def _first_dred(exts, prof, pkt, base: int):

@@ -11,7 +11,7 @@ specifications to its function.
 
 from opus_dred.bitstream._dred import DredPayload, read_dred_payload, write_dred_payload
 from opus_dred.bitstream._errors import BitstreamError, DredPayloadError, ExtensionError, PacketError, TruncatedError
-from opus_dred.bitstream._extensions import find_dred_extension, iter_extensions
+from opus_dred.bitstream._extensions import find_dred, find_dred_extension, iter_extensions
 from opus_dred.bitstream._formats import read_dred_stream, read_ogg_opus, read_opus_demo_bit
 from opus_dred.bitstream._inspect import inspect_bytes
 from opus_dred.bitstream._packet import Packet, parse_packet, write_packet
@@ -23,6 +23,7 @@ __all__ = [
     "write_packet",
     "Packet",
     "iter_extensions",
+    "find_dred",
     "find_dred_extension",
     "DredPayload",
     "read_dred_payload",

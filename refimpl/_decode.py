@@ -1,7 +1,7 @@
 """``decode_dred``: from an Opus packet (or a DRED payload) to acoustic features.
 
 The whole normative path of draft-ietf-mlcodec-opus-dred in one call: the bitstream layer finds the DRED
-extension (``opus_dred.bitstream._extensions.find_dred_extension``, libopus ``dred_find_payload``) and
+extension (``opus_dred.bitstream._extensions.find_dred``, libopus ``dred_find_payload``) and
 entropy-decodes and dequantizes the payload (``opus_dred.bitstream._dred.read_dred_payload``, libopus
 ``dred_ec_decode``); the RDO-VAE decoder of :mod:`opus_dred.refimpl._rdovae` turns the initial state and the
 latents into 20 features per 10 ms frame (libopus ``opus_dred_process`` → ``DRED_rdovae_decode_all``).
@@ -21,7 +21,7 @@ import numpy as np
 from opus_dred.bitstream._dred import DredPayload, read_dred_payload
 from opus_dred.bitstream._arith import latent_coverage_ms
 from opus_dred.bitstream._errors import ProfileMismatchError
-from opus_dred.bitstream._extensions import find_dred_extension, foreign_dred, profile_for_dred_version
+from opus_dred.bitstream._extensions import find_dred, foreign_dred, profile_for_dred_version
 from opus_dred.bitstream._packet import parse_packet
 from opus_dred.bitstream._profiles import Profile, get_profile
 from opus_dred.models._pack import load_pack
@@ -213,8 +213,7 @@ def decode_dred(
     ``strict=True`` it raises :class:`~opus_dred.bitstream._errors.ProfileMismatchError` instead, naming the
     version found, the profile it belongs to, and its byte offset in the packet.
     """
-    prof = get_profile(profile) if isinstance(profile, str) else profile
-    loc = find_dred_extension(bytes(packet), prof)
+    prof, loc = find_dred(bytes(packet), profile)
     if loc is None and strict:
         _raise_if_other_version(bytes(packet), prof)
     if loc is None:

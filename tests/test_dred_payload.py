@@ -171,3 +171,123 @@ def test_rewrites_libopus_encoder_output_byte_for_byte(name):
             assert p.stop_reason == "bits" and 8 * len(loc.payload) - p.end_tell <= 7
             assert len(w) <= len(loc.payload)
     assert same > 10
+
+
+# -- the DRED arithmetic (bitstream._arith): properties, then against opus_dred_parse ------------------
+
+
+@given(st.lists(st.integers(-2**40, 2**40), min_size=1, max_size=20), st.lists(st.integers(-2**40, 2**40), min_size=1,
+                                                                           max_size=20))
+def test_imin_is_min_on_ints_and_arrays(a, b):
+    from opus_dred.bitstream._arith import imin
+
+    n = min(len(a), len(b))
+    assert [imin(x, y) for x, y in zip(a, b)] == [min(x, y) for x, y in zip(a, b)]
+    np.testing.assert_array_equal(imin(np.array(a[:n]), np.array(b[:n])), np.minimum(a[:n], b[:n]))
+
+
+def test_header_arithmetic_is_the_same_on_ints_and_arrays():
+    """What the batched readers call on arrays is what the scalar reader calls on ints, element for element."""
+    from opus_dred.bitstream._arith import (
+        DQ_TABLE,
+        compute_dred_offset,
+        extra_offset_from_code,
+        extra_offset_to_code,
+        q_feature,
+        qmax_is_coded,
+        qmax_nvals,
+        qmax_of_symbol,
+        qmax_symbol,
+    )
+
+    q0, dq, qmax, k = np.meshgrid(np.arange(16), np.arange(8), np.arange(16), np.arange(26), indexing="ij")
+    q0, dq, qmax, k = (a.ravel() for a in (q0, dq, qmax, k))
+    got = compute_quantizer(q0, dq, qmax, k, np.asarray(DQ_TABLE))
+    assert got.tolist() == [compute_quantizer(*map(int, t)) for t in zip(q0, dq, qmax, k)]
+    assert qmax_is_coded(q0, dq).tolist() == [bool(a < 14 and b > 0) for a, b in zip(q0, dq)]
+    for q in range(14):  # the qmax symbol: ft = 2 * nvals; nvals + j codes q0 + 1 + j (up to 14), below 15
+        nvals = qmax_nvals(q)
+        assert [qmax_symbol(q, m) for m in range(q + 1, 15)] == list(range(nvals, 2 * nvals))
+        assert [qmax_of_symbol(q, s) for s in range(nvals, 2 * nvals)] == list(range(q + 1, 15))
+    codes = np.arange(256)
+    assert extra_offset_from_code(codes).tolist() == [32 * c for c in range(256)]
+    assert extra_offset_to_code(extra_offset_from_code(codes)).tolist() == codes.tolist()
+    assert compute_dred_offset(np.array([0, 31]), np.array([0, 32 * 255]), np.array([0, 8])).tolist() == \
+        [compute_dred_offset(0, 0, 0), compute_dred_offset(31, 32 * 255, 8)] == [16, 16 - 31 - 8160 + 8]
+    levels = np.arange(16)
+    f = np.float32(q_feature(levels))
+    assert f.tolist() == [np.float32(q) * np.float32(0.125) - np.float32(1) for q in range(16)]
+    assert f.tolist() == [q_feature(q) for q in range(16)]  # exact in float32
+
+
+@given(st.lists(st.integers(-2**20, 2**20), min_size=1, max_size=30), st.integers(0, 255))
+def test_dequantize_is_dred_decode_latents(q, scale):
+    from opus_dred.bitstream._arith import dequant_divisor, dequantize
+
+    div = dequant_divisor(np.full(len(q), scale, np.uint8))
+    want = [np.float32(np.float32(v) * np.float32(256.0)) / np.float32(scale or 1) for v in q]
+    np.testing.assert_array_equal(dequantize(np.array(q, np.int32), div), np.array(want, np.float32))
+
+
+@functools.cache
+def _toc_frame_size(config: int) -> int:
+    from opus_dred.bitstream._packet import Toc
+
+    return Toc(config, False, 0).frame_size_48k
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("name", PROFILES)
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_arith_matches_opus_dred_parse(name, data):
+    """The frame offset, extra offset and dred_offset, the latents a request reads, the parse return and
+    dred_end, the quantizer schedule, the q feature and dequantization, against ``opus_dred_parse`` on payloads
+    with any header (extended offsets included), at any frame of the packet, for any request and rate."""
+    from opus_dred.bitstream._arith import (
+        compute_dred_frame_offset,
+        compute_dred_offset,
+        dequantize,
+        dred_end,
+        dred_latents_read,
+        dred_parse_return,
+        parse_return,
+        q_feature,
+    )
+    from opus_dred.bitstream._dred import coding_tables, dred_extension_data
+    from opus_dred.bitstream._extensions import Extension, write_extensions
+    from opus_dred.bitstream._packet import Toc, write_packet
+
+    prof = get_profile(name)
+    p = _random_payload(data.draw, prof)
+    nb_frames = data.draw(st.integers(1, 3))
+    frame = data.draw(st.integers(0, nb_frames - 1))
+    config = data.draw(st.sampled_from([1, 9, 13, 16, 19]))
+    pad = write_extensions([Extension(prof.extension_id, frame, dred_extension_data(write_dred_payload(p), prof))],
+                           nb_frames, syntax=prof.extension_syntax)
+    pkt = write_packet(Toc(config, False, 0), [b"\x00\x00"] * nb_frames, padding=pad, code=3)
+    rate = data.draw(st.one_of(st.sampled_from([8000, 12000, 16000, 24000, 48000]), st.integers(1, 96000)))
+    request = data.draw(st.one_of(st.integers(-3000, 70000), st.integers(0, 2**31 - 1)))
+    o = _oracle(name)
+    full = o.dred_parse(pkt, sampling_rate=rate, defer_processing=True)
+    ref = o.dred_parse(pkt, max_dred_samples=request, sampling_rate=rate, defer_processing=True)
+    try:
+        frame_offset = compute_dred_frame_offset(frame, _toc_frame_size(config))
+        assert ref.dred_offset == compute_dred_offset(p.offset, p.extra_offset, frame_offset)
+        assert ref.nb_latents == min(full.nb_latents, requested_chunks(min_feature_frames_for(request, rate)))
+        if request >= 0 and full.nb_latents:  # the receiver's arithmetic, from the full parse
+            assert ref.nb_latents == dred_latents_read(full.nb_latents, rate, request)
+            assert ref.ret == dred_parse_return(full.nb_latents, full.dred_offset, rate, request)
+        assert ref.ret == parse_return(ref.nb_latents, ref.dred_offset, rate)
+        assert ref.dred_end == dred_end(ref.dred_offset, rate)
+        levels = np.array([compute_quantizer(p.q0, p.dQ, p.qmax, k, prof.dq_table) for k in range(ref.nb_latents)])
+        tabs = coding_tables(prof)
+        np.testing.assert_array_equal(ref.state[: prof.state_dim], dequantize(p.state_q, tabs.state_div[p.q0]))
+        if ref.nb_latents:
+            np.testing.assert_array_equal(ref.latents[:, : prof.latent_dim],
+                                          dequantize(p.latents_q[: ref.nb_latents], tabs.latent_div[levels]))
+            if prof.has_q_feature:
+                np.testing.assert_array_equal(ref.latents[:, -1], q_feature(levels).astype(np.float32))
+    finally:
+        full.close()
+        ref.close()

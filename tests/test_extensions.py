@@ -18,7 +18,7 @@ from opus_dred.bitstream._extensions import (
     parse_id_byte,
     write_extensions,
 )
-from opus_dred.bitstream._packet import Toc, write_packet
+from opus_dred.bitstream._packet import Toc, parse_packet, write_packet
 
 E = Extension
 SYNTAX_BUILD = {"v1": "libopus-1.5.2", "rte": "libopus-1.6.1"}
@@ -267,3 +267,226 @@ def test_capacity_like_libopus_nb_extensions():
         oracle = Oracle.for_build(build)
         assert oracle.ext_parse(padding, 1, capacity=9).ret == -2  # OPUS_BUFFER_TOO_SMALL
         assert oracle.ext_parse(padding, 1, capacity=10).ret == 0
+
+
+# -- which profile owns a packet's DRED: one decision (find_dred), every caller -------------------------
+
+PROFILES = ("libopus-1.5.2", "libopus-1.6.1")
+
+
+def test_dred_version_in_is_dred_find_payloads_guard():
+    from opus_dred.bitstream._extensions import dred_version_in
+
+    # dnn/dred_config.h: DRED_EXPERIMENTAL_BYTES 2; src/opus_decoder.c:dred_find_payload wants len > 2
+    assert dred_version_in(b"D\x0c\x00") == 12
+    assert dred_version_in(b"D\x0c") is None  # the prefix alone is no DRED
+    assert dred_version_in(b"E\x0c\x00") is None and dred_version_in(b"") is None
+
+
+@given(st.binary(max_size=6))
+def test_dred_version_in_on_any_bytes(data):
+    from opus_dred.bitstream._extensions import dred_version_in
+
+    assert dred_version_in(data) == (data[1] if len(data) > 2 and data[0] == ord("D") else None)
+
+
+def _outcome(fn):
+    """What ``fn()`` gives, or the typed error it raises as ``("error", class, byte offset)``."""
+    from opus_dred.errors import OpusDredError
+
+    try:
+        return fn()
+    except OpusDredError as e:
+        return ("error", type(e).__name__, e.byte_offset)
+
+
+def _loc(loc):
+    return None if loc is None else (loc.payload, loc.frame, loc.dred_frame_offset, loc.payload_offset)
+
+
+def _find(pkt, profile=None):
+    from opus_dred.bitstream._extensions import find_dred
+
+    def run():
+        prof, loc = find_dred(pkt, profile)
+        return (None if prof is None else prof.name, _loc(loc))
+
+    return _outcome(run)
+
+
+def _inspected(pkt, profile=None):
+    """``inspect_packet``'s answer in the same shape (inspect never raises: a lookup error is in ``error``)."""
+    from opus_dred.bitstream._inspect import inspect_packet
+
+    r = inspect_packet(pkt, profile)
+    d = r.dred
+    if d is None or "profile" not in d:
+        return ("error", r.error["error"], r.error["byte_offset"]) if r.error and r.frames is None else (None, None)
+    if not d["found"] and r.error is not None:
+        return ("error", r.error["error"], r.error["byte_offset"])
+    if not d["found"]:
+        return (d["profile"], None)
+    start = d["payload_offset"]
+    return (d["profile"], (pkt[start:start + d["payload_bytes"]], d["frame"], d["dred_frame_offset"], start))
+
+
+def _located(pkt, profile):
+    """``locate_dred_payloads``' answer (the batched fast path) in the same shape."""
+    from opus_dred.accel._bitstream import locate_dred_payloads
+
+    def run():
+        r = locate_dred_payloads([pkt], profile)
+        loc = (r.payload[0], int(r.frame[0]), int(r.dred_frame_offset[0]), int(r.payload_offset[0]))
+        return (profile, loc if r.found[0] else None)
+
+    return _outcome(run)
+
+
+def _guessed(pkt):
+    """The ``decode`` command's profile guess: a name, or None where it asks for --profile."""
+    import typer
+
+    from opus_dred.cli._decode import _guess_profile
+
+    try:
+        return _guess_profile([pkt])
+    except typer.BadParameter:
+        return None
+
+
+def _strict(pkt, profile):
+    """``decode --strict``'s complaint: the version and byte offset of another version's DRED, or None."""
+    from opus_dred.bitstream._errors import ProfileMismatchError
+    from opus_dred.refimpl._decode import _raise_if_other_version
+
+    try:
+        _raise_if_other_version(pkt, get_profile(profile))
+    except ProfileMismatchError as e:
+        return e.byte_offset
+    return None
+
+
+def get_profile(name):
+    from opus_dred.bitstream._profiles import get_profile as gp
+
+    return gp(name)
+
+
+def _check_every_caller(pkt: bytes) -> None:
+    """Every caller gives find_dred's answer: the owner without a profile, the location with one."""
+    from opus_dred.bitstream._extensions import find_dred_extension, foreign_dred
+
+    owner = _find(pkt)
+    assert _inspected(pkt) == owner or (not pkt and _inspected(pkt) == (None, None))  # inspect: empty = lost
+    assert _guessed(pkt) == (None if owner[0] in (None, "error") else owner[0])
+    if owner[0] not in (None, "error"):
+        assert owner == _find(pkt, owner[0])  # the owner's libopus finds what find_dred found
+    for name in PROFILES:
+        want = _find(pkt, name)
+        assert want == _outcome(lambda: (name, _loc(find_dred_extension(pkt, name))))
+        assert _inspected(pkt, name) == want or (not pkt and _inspected(pkt, name) == (None, None))
+        assert _located(pkt, name) == want
+        # decode --strict names the first DRED extension of another version where this profile's libopus
+        # looks (its version byte's offset); libopus passes over it, so this profile's DRED lies beyond it
+        e = foreign_dred(pkt, name)
+        where = None if e is None else (parse_packet(pkt).padding_offset or 0) + e.data_offset
+        assert _strict(pkt, name) == (None if e is None else where + 1)
+        if e is not None and want[0] != "error" and want[1] is not None:
+            assert want[1][3] > where + 2
+
+
+@functools.cache
+def _suite_packets() -> tuple[tuple[str, bytes], ...]:
+    """Every packet of the canonical suite (cases with a ``packet`` input, and invalid packet/DRED bytes)."""
+    from opus_dred.vectors._format import iter_cases
+
+    out = []
+    for case in iter_cases():
+        pkt = case.inputs.get("packet")
+        if pkt is None and case.handler == "invalid" and case.parameters.get("layer") in ("packet", "dred"):
+            pkt = case.inputs.get("data")
+        if isinstance(pkt, (bytes, bytearray)):
+            out.append((case.profile, bytes(pkt)))
+    return tuple(out)
+
+
+def test_find_dred_on_the_suite_packets_for_every_caller():
+    pkts = _suite_packets()
+    assert len(pkts) > 500
+    owned = 0
+    for profile, pkt in pkts:
+        _check_every_caller(pkt)
+        prof, loc = _find(pkt) if _find(pkt)[0] != "error" else (None, None)
+        if loc is not None:
+            owned += 1
+            assert prof == profile  # the suite's DRED packets belong to the profile they were made for
+    assert owned > 400
+
+
+@st.composite
+def _dred_packets(draw):
+    """Packets whose padding holds DRED-id extensions of both versions, unknown versions, bare prefixes and
+    other extensions, written with either syntax, then sometimes mutated."""
+    syntax = draw(st.sampled_from(["v1", "rte"]))
+    nb_frames = draw(st.integers(1, 3))
+    exts = []
+    for _ in range(draw(st.integers(0, 4))):
+        kind = draw(st.sampled_from(["dred", "dred", "prefix", "short_data", "other"]))
+        frame = draw(st.integers(0, nb_frames - 1))
+        version = draw(st.sampled_from([10, 12, 10, 12, 11, 99]))
+        if kind == "dred":
+            data = b"D" + bytes([version]) + draw(st.binary(min_size=1, max_size=8))
+        elif kind == "prefix":
+            data = b"D" + bytes([version])
+        elif kind == "short_data":
+            data = draw(st.binary(max_size=2))
+        else:
+            exts.append(E(draw(st.integers(32, 125)), frame, draw(st.binary(max_size=4))))
+            continue
+        exts.append(E(126, frame, data))
+    exts.sort(key=lambda e: e.frame)
+    pad = bytearray(write_extensions(exts, nb_frames, syntax=syntax))
+    for _ in range(draw(st.sampled_from([0, 0, 0, 1, 2]))):
+        if pad:
+            pad[draw(st.integers(0, len(pad) - 1))] = draw(st.sampled_from([2, 3, 4, 5, 0xFC, 0xFD, 255, 0x44]))
+    pkt = _packet(bytes(pad), nb_frames, config=draw(st.sampled_from([1, 9, 16, 31])))
+    if draw(st.integers(0, 9)) == 0:
+        pkt = pkt[: draw(st.integers(0, len(pkt)))]
+    return pkt
+
+
+@settings(max_examples=300, deadline=None)
+@given(_dred_packets())
+def test_find_dred_on_fuzzed_packets_for_every_caller(pkt):
+    _check_every_caller(pkt)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=30))
+def test_find_dred_on_any_bytes_for_every_caller(pkt):
+    _check_every_caller(pkt)
+
+
+@pytest.mark.oracle
+@settings(max_examples=120, deadline=None)
+@given(_dred_packets())
+def test_the_owner_find_dred_names_is_a_libopus_that_finds_the_dred(pkt):
+    """Where find_dred names a profile and a location, that profile's libopus finds DRED there (the same
+    dred_offset); where a profile's libopus finds DRED, find_dred with that profile finds it too."""
+    from opus_dred.bitstream._dred import read_dred_payload
+    from opus_dred.bitstream._extensions import find_dred
+
+    for name in PROFILES:
+        ref = _oracle(name).dred_parse(pkt, defer_processing=True)
+        got = _find(pkt, name)
+        if got[0] == "error":
+            assert ref.ret < 0
+            continue
+        assert (got[1] is not None) == (ref.process_stage != -1)
+        if got[1] is not None:
+            p = read_dred_payload(got[1][0], name, dred_frame_offset=got[1][2])
+            assert (p.dred_offset, p.nb_latents) == (ref.dred_offset, ref.nb_latents)
+    owner = _find(pkt)
+    if owner[0] not in (None, "error") and owner[1] is not None:
+        prof, _ = find_dred(pkt)
+        assert _oracle(prof.name).dred_parse(pkt, defer_processing=True).process_stage != -1

@@ -20,10 +20,10 @@ from __future__ import annotations
 import numpy as np
 
 from opus_dred.bitstream._arith import dequantize, q_feature
-from opus_dred.bitstream._dred import DredPayload, _profile, coding_tables
+from opus_dred.bitstream._dred import DredPayload, _dec_laplace_values, _profile, _read_initial_state, coding_tables
 from opus_dred.bitstream._errors import DredPayloadError, FormatError
 from opus_dred.bitstream._formats import DRED_STREAM_MAX_CHUNKS, DredStreamRecord
-from opus_dred.bitstream._rangecoder import RangeDecoder, RangeEncoder, laplace_decode_p0, laplace_encode_p0
+from opus_dred.bitstream._rangecoder import RangeDecoder, RangeEncoder, TracingDecoder, laplace_encode_p0
 
 __all__ = ["read_stream_record", "write_stream_record", "chronological"]
 
@@ -55,21 +55,10 @@ def read_stream_record(record: DredStreamRecord, profile) -> DredPayload:
     tables = coding_tables(prof)
     q0 = record.q0
     n = record.nb_chunks // 2
-    dec = RangeDecoder(record.data)
-    fields: list[tuple[str, int, int]] = []
-    t = dec.tell()
-    state_q = np.zeros(prof.state_dim, np.int32)
-    for i, par in enumerate(tables.state[q0]):
-        if par is not None:
-            state_q[i] = laplace_decode_p0(dec, par[0], par[1])
-    fields.append(("state", t, dec.tell()))
-    lq = np.zeros((n, prof.latent_dim), np.int32)
-    for k in range(n):
-        t = dec.tell()
-        for j, par in enumerate(tables.latent[q0]):
-            if par is not None:
-                lq[k, j] = laplace_decode_p0(dec, par[0], par[1])
-        fields.append((f"latent[{k}]", t, dec.tell()))
+    dec = TracingDecoder(RangeDecoder(record.data))
+    state_q = _read_initial_state(dec, prof, tables, q0)
+    rows = [dec.read(f"latent[{k}]", _dec_laplace_values, tables.latent[q0], prof.latent_dim) for k in range(n)]
+    lq = np.array(rows, np.int32).reshape(n, prof.latent_dim)
     levels = np.full(n, q0, np.int32)
     state = dequantize(state_q, tables.state_div[q0])
     lat = dequantize(lq, tables.latent_div[levels]) if n else np.zeros((0, prof.latent_dim), np.float32)
@@ -90,7 +79,7 @@ def read_stream_record(record: DredStreamRecord, profile) -> DredPayload:
         end_tell=dec.tell(),
         read_past_end=dec.tell() > 8 * len(record.data),
         stop_reason="record",
-        fields=fields,
+        fields=dec.fields,
     )
 
 

@@ -1,37 +1,37 @@
-"""A faster formulation of the RDO-VAE decoder that computes the same numbers as :mod:`.rdovae`.
+"""The RDO-VAE decoder over many packets at once, computing the same numbers as :mod:`opus_dred.refimpl._rdovae`.
 
-:mod:`opus_dred.refimpl._rdovae` stays the readable reference; this module reorganises the work for
-throughput over many packets, and ``tests/test_fast.py`` checks it bit for bit against
-``rdovae.decode_features`` for the :data:`~.nnet.LIBOPUS_AVX2` and :data:`~.nnet.FLOAT` presets.
+The decoder step is the reference's own (:func:`opus_dred.refimpl._rdovae.decode_step`, run on ``[B, ...]``
+arrays); what this module changes is how an int8 layer's exact integer sums are computed, injected into that
+step as its ``linear`` (:func:`linear`). ``tests/test_fast.py`` checks :func:`decode_batch` bit for bit against
+``rdovae.decode_features`` of each packet alone, for every numerics preset of :mod:`opus_dred.refimpl._nnet`.
 
 What changes (measured with ``opus-dred bench decode``, see ``docs/benchmarks.md``):
 
-* **int8 products as float32 GEMMs.** libopus' int8 layers (``dnn/vec_avx.h:cgemv8x4``,
-  ``sparse_cgemv8x4``) sum integer products of 8-bit inputs and int8 weights. The emulation in
-  :func:`.nnet.linear` does that with an int32 ``matmul``, which XLA's CPU backend runs as a plain
-  loop. Here the same integers go through a float32 GEMM: every partial sum of ``q * w`` is an
-  integer of magnitude at most ``max_q * max_i sum_j |w[j, i]|``; when that bound is below 2**24 each
-  partial sum is exactly representable, so the float32 result *is* the integer result, in any
-  summation order. :func:`prepare` checks the bound per layer from the weights and keeps the int32
-  product for a layer that fails it (none of the shipped layers does: the largest bound is 6.5e6).
-  The GEMM runs at ``Precision.HIGHEST`` so that accelerators do not drop to TF32/bf16.
-* **bfloat16 operands, float32 accumulation** (round 4). The quantised inputs (0..255 with the
-  ``su`` bias, -127..127 signed) and the int8 weights are integers of at most 8 significant bits, so
-  bfloat16 holds them exactly, and the product of two of them (at most 16 bits) is exact in float32:
-  ``jnp.dot(q_bf16, w_bf16, preferred_element_type=float32)`` therefore returns the same integers as
-  the float32 GEMM, under the same 2**24 bound, provided the backend really accumulates in float32.
-  :func:`bf16_dot_exact` checks that once per backend on worst-case data (the dot of the largest
-  operands, whose sums must round if the accumulator were narrower); where it fails (or ``_DOT`` is
-  ``"f32"``), the float32 GEMM stays. On XLA's CPU backend (a YNNPACK dot; AVX512-BF16 CPU) this
-  runs about 2x the float32 GEMM at the decoder's shapes (round 4 in ``docs/benchmarks.md``).
+* **int8 products as float GEMMs.** libopus' int8 layers (``dnn/vec_avx.h:cgemv8x4``,
+  ``sparse_cgemv8x4``) sum integer products of 8-bit inputs and int8 weights. The reference
+  (:func:`.nnet.int_product`) does that with an int32 ``matmul``, which XLA's CPU backend runs as a plain
+  loop. Here the same integers go through a float GEMM: every partial sum of ``q * w`` is an integer of
+  magnitude at most ``max_q * max_i sum_j |w[j, i]|``; when that bound is below 2**24 each partial sum is
+  exactly representable in float32, so a float32 accumulation gives *the* integer result, in any summation
+  order. :func:`prepare` checks the bound per layer from the weights and keeps the int8 weights (and the
+  int32 product) for a layer that fails it (none of the shipped layers does: the largest bound is 6.5e6).
+* **bfloat16 operands, float32 accumulation.** The quantised inputs (0..255 with the ``su`` bias,
+  -127..127 signed) and the int8 weights are integers of at most 8 significant bits, so bfloat16 holds
+  them exactly, and the product of two of them (at most 16 bits) is exact in float32:
+  ``jnp.dot(q_bf16, w_bf16, preferred_element_type=float32)`` therefore returns the same integers as the
+  float32 GEMM, under the same bound, provided the backend really accumulates in float32.
+  :func:`bf16_dot_exact` checks that once per backend on worst-case data; ``prepare(..., dot="auto")`` uses
+  bfloat16 operands where it holds and the float32 GEMM (at ``Precision.HIGHEST``, so that accelerators do
+  not drop to TF32/bf16) elsewhere. On XLA's CPU backend (a YNNPACK dot; AVX512-BF16 CPU) bfloat16 runs
+  about 2x the float32 GEMM at the decoder's shapes (``docs/benchmarks.md``).
 * **Many packets at once**: :func:`decode_batch` takes ``[B, state_dim]`` states and ``[B, T,
   latent_dim]`` latents (``T`` = the longest packet of the batch, shorter ones zero-padded; the
   decoder is causal in latent order, so rows ``< 4 * nb`` do not depend on the padding) and runs one
   ``lax.scan`` over latents on ``[B, ...]`` arrays: every layer is a real matrix product instead of
   ``B`` matrix-vector products.
 
-Everything else (input quantisation, rational activations, the RCPPS table, the unfused products)
-is :mod:`.nnet`'s own code, called unchanged.
+Everything else (input quantisation, rational activations, the RCPPS emulation, the unfused products, the
+GRU, GLU and convolution blocks) is :mod:`.nnet`'s own code, called unchanged.
 """
 
 from __future__ import annotations
@@ -55,27 +55,26 @@ from opus_dred.refimpl import _nnet as nnet
 from opus_dred.refimpl import _rdovae as rdovae
 from opus_dred.refimpl._nnet import FLOAT, Numerics
 
-__all__ = ["EXACT_F32_LIMIT", "bf16_dot_exact", "prepare", "decode_batch", "decode_batch_jit", "pad_latents",
-           "StreamDecode", "decode_packets", "default_workers"]
+__all__ = ["EXACT_F32_LIMIT", "DOTS", "bf16_dot_exact", "prepare", "linear", "decode_batch", "decode_batch_jit",
+           "pad_latents", "StreamDecode", "decode_packets", "default_workers"]
 
 #: float32 represents every integer of magnitude up to 2**24 exactly.
 EXACT_F32_LIMIT = 1 << 24
 
-
-#: keep only an int8 layer's nonzero input rows when at most this fraction of them is left. Off (0): the
-#: gather that picks the rows costs more than the multiply-adds it saves on XLA's CPU backend (round 3,
-#: docs/benchmarks.md: 1.6.1 AVX2 decoder 85 vs 118 us/packet at batch 1024, same run)
-_ROW_DROP = 0.0
-
-#: operand type of the int8 layers' exact integer products: "bf16" (bfloat16 operands, float32
-#: accumulation; used where :func:`bf16_dot_exact` holds) or "f32" (float32 GEMM at HIGHEST precision)
-_DOT = "bf16"
+#: operand types of the int8 layers' exact integer sums (:func:`prepare`'s ``dot``): ``"bf16"`` (bfloat16
+#: operands, float32 accumulation; only where :func:`bf16_dot_exact` holds), ``"f32"`` (float32 GEMM at
+#: HIGHEST precision), ``"auto"`` (``"bf16"`` where it is exact, else ``"f32"``)
+DOTS = ("auto", "bf16", "f32")
 
 _BF16_OK: dict = {}
 
 
 def _dot_bf16(q, w):
     return jnp.dot(q.astype(jnp.bfloat16), w, preferred_element_type=jnp.float32)
+
+
+def _dot_f32(q, w):
+    return jnp.matmul(q.astype(jnp.float32), w, precision=jax.lax.Precision.HIGHEST)
 
 
 def bf16_dot_exact(backend: str | None = None) -> bool:
@@ -118,117 +117,72 @@ def _gemm_ok(wq: np.ndarray, num: Numerics) -> bool:
     return int(np.abs(wq.astype(np.int64)).sum(axis=0).max(initial=0)) * max_q < EXACT_F32_LIMIT
 
 
-def prepare(params: rdovae.Params, num: Numerics = FLOAT) -> dict:
-    """Parameters rearranged for :func:`decode_batch` under ``num`` (done once, in numpy).
+def _operand_type(dot: str):
+    """The GEMM operand type ``dot`` (one of :data:`DOTS`) names on this backend."""
+    if dot not in DOTS:
+        raise ValueError(f"dot must be one of {DOTS}, got {dot!r}")
+    if dot == "f32":
+        return jnp.float32
+    if bf16_dot_exact():
+        return jnp.bfloat16
+    if dot == "bf16":
+        raise ValueError(f"bfloat16 dots do not give exact integer sums on the {jax.default_backend()} backend")
+    return jnp.float32
 
-    For the int8 emulation each quantised layer gets ``weight_f`` (its int8 weights as bfloat16 where
-    :func:`bf16_dot_exact` holds and ``_DOT == "bf16"``, else float32) when the exactness bound
-    holds, and keeps ``weight_q`` otherwise; when at most ``_ROW_DROP`` of its input rows hold a
-    nonzero weight, only those rows are kept (``rows``: their indices), since the others add exact
-    zeros to every integer sum.
+
+def prepare(params: rdovae.Params, num: Numerics = FLOAT, *, dot: str = "auto") -> rdovae.Params:
+    """Parameters for :func:`decode_batch` under ``num`` (done once, in numpy).
+
+    For the int8 emulation each quantised layer whose partial sums stay below 2**24 (:func:`_gemm_ok`) holds
+    its ``weight_q`` in the GEMM operand type ``dot`` names (:data:`DOTS`; the same integers, exactly),
+    where :func:`linear` finds it; a layer that fails the bound keeps int8 weights and the reference's int32
+    product. Quantised layers drop the dequantised ``weight`` the int8 path never reads. Float numerics
+    leave the parameters as they are. Every layer's input width stays its weight's first axis
+    (:func:`.nnet.nb_inputs`).
     """
+    if num.matmul != "int8":
+        return {name: dict(p) for name, p in params.items()}
+    wdt = None
     out: dict[str, dict[str, Any]] = {}
     for name, p in params.items():
         q = dict(p)
-        # the input width, kept as a shape (rows may be dropped below)
-        q["nb_in"] = jnp.zeros((np.shape(p.get("weight_q", p.get("weight")))[0], 0), jnp.float32)
-        if num.matmul == "int8" and "weight_q" in p:
+        if "weight_q" in p:
             wq = np.asarray(p["weight_q"])
             if _gemm_ok(wq, num):
-                rows = np.flatnonzero((wq != 0).any(axis=1))
-                if len(rows) <= _ROW_DROP * wq.shape[0]:
-                    # inputs whose weights are all zero add exact zeros: leave them out
-                    q["rows"] = jnp.asarray(rows.astype(np.int32))
-                    wq = wq[rows]
-                wdt = jnp.bfloat16 if _DOT == "bf16" and bf16_dot_exact() else jnp.float32
-                q["weight_f"] = jnp.asarray(wq.astype(np.float32), wdt)
-                del q["weight_q"]
+                wdt = wdt or _operand_type(dot)
+                q["weight_q"] = jnp.asarray(wq.astype(np.float32), wdt)
             q.pop("weight", None)
         out[name] = q
     return out
 
 
-def _linear(p: dict, x, num: Numerics):
-    if num.matmul == "int8" and "weight_f" in p:
-        qi = nnet.quantize_input(x, num)
-        if "rows" in p:
-            qi = jnp.take(qi, p["rows"], axis=-1)
-        if p["weight_f"].dtype == jnp.bfloat16:
-            acc = _dot_bf16(qi, p["weight_f"])
-        else:
-            acc = jnp.matmul(qi.astype(jnp.float32), p["weight_f"], precision=jax.lax.Precision.HIGHEST)
-        bias = p["subias"] if num.bias == "su" else p["bias"]
-        return nnet._unfused(acc.astype(x.dtype) * p["scale"].astype(x.dtype)) + bias.astype(x.dtype)
+def linear(p: dict, x, num: Numerics):
+    """:func:`.nnet.linear` with an int8 layer's integer sums as a float GEMM where :func:`prepare` gave it
+    float weights (bfloat16: :func:`_dot_bf16`; float32: :func:`_dot_f32`); every other layer is the
+    reference's own."""
+    w = p.get("weight_q")
+    if num.matmul == "int8" and w is not None and w.dtype != jnp.int8:
+        return nnet.int8_linear(p, x, num, product=_dot_bf16 if w.dtype == jnp.bfloat16 else _dot_f32)
     return nnet.linear(p, x, num)
 
 
-def _dense(p, x, num, activation="tanh"):
-    y = _linear(p, x, num)
-    if activation == "tanh":
-        return nnet.tanh(y, num)
-    if activation == "linear":
-        return y
-    raise ValueError(activation)
-
-
-def _gru(p_in, p_rec, state, x, num):
-    # nnet.gru with the fast linear (same element-wise arithmetic)
-    n = state.shape[-1]
-    zrh = _linear(p_in, x, num)
-    rec = _linear(p_rec, state, num)
-    zr = nnet.sigmoid(zrh[..., :2 * n] + rec[..., :2 * n], num)
-    z, r = zr[..., :n], zr[..., n:]
-    if num.matmul == "int8":
-        h = nnet.tanh(nnet._unfused(rec[..., 2 * n:] * r) + zrh[..., 2 * n:], num)
-        return nnet._unfused(z * state) + nnet._unfused((1.0 - z) * h)
-    h = nnet.tanh(zrh[..., 2 * n:] + rec[..., 2 * n:] * r, num)
-    return z * state + (1.0 - z) * h
-
-
-def _sizes(fp: dict) -> tuple[list[int], list[int]]:
-    grus = [int(fp[f"dec_gru{b}_recurrent"]["bias"].shape[0]) // 3 for b in range(1, rdovae.NB_BLOCKS + 1)]
-    convs = []
-    for b in range(1, rdovae.NB_BLOCKS + 1):
-        p = fp[f"dec_conv{b}"]
-        convs.append(int(p["nb_in"].shape[0]) // 2)
-    return grus, convs
-
-
-def decode_batch(fp: dict, states, latents, num: Numerics = FLOAT):
+def decode_batch(fp: rdovae.Params, states, latents, num: Numerics = FLOAT):
     """Features of B packets: ``states`` [B, state_dim], ``latents`` [B, T, latent_dim] (newest first,
     zero-padded past each packet's ``nb_latents``) -> [B, 4 * T, 20] in ``fec_features`` order.
 
-    Row ``4 k + j`` of packet b equals ``rdovae.decode_features(params, states[b], latents[b, :nb])``
-    row ``4 k + j`` for every ``k < nb``; ``fp`` comes from :func:`prepare` with the same ``num``.
+    The reference's :func:`~opus_dred.refimpl._rdovae.init_carry` and ``decode_step`` on the whole batch,
+    with :func:`linear` injected, scanned over the latents. Row ``4 k + j`` of packet b equals
+    ``rdovae.decode_features(params, states[b], latents[b, :nb])`` row ``4 k + j`` for every ``k < nb``;
+    ``fp`` comes from :func:`prepare` with the same ``num``.
     """
     states = jnp.asarray(states, jnp.float32)
     latents = jnp.asarray(latents, jnp.float32)
-    grus_n, convs_n = _sizes(fp)
-    hidden = _dense(fp["dec_hidden_init"], states, num)
-    g = _dense(fp["dec_gru_init"], hidden, num)
-    grus, off = [], 0
-    for n in grus_n:
-        grus.append(g[:, off:off + n])
-        off += n
-    convs = [jnp.zeros((states.shape[0], m), jnp.float32) for m in convs_n]
-    has_conv_dense = "dec_conv_dense1" in fp
-    def step(carry, z):
-        grus, convs = carry
-        buf = _dense(fp["dec_dense1"], z, num)
-        new_g, new_c = [], []
-        for b in range(rdovae.NB_BLOCKS):
-            s = _gru(fp[f"dec_gru{b + 1}_input"], fp[f"dec_gru{b + 1}_recurrent"], grus[b], buf, num)
-            new_g.append(s)
-            glu = s * nnet.sigmoid(_linear(fp[f"dec_glu{b + 1}"], s, num), num)
-            buf = jnp.concatenate([buf, glu], axis=-1)
-            conv_in = _dense(fp[f"dec_conv_dense{b + 1}"], buf, num) if has_conv_dense else buf
-            y = _dense(fp[f"dec_conv{b + 1}"], jnp.concatenate([convs[b], conv_in], axis=-1), num)
-            new_c.append(conv_in)
-            buf = jnp.concatenate([buf, y], axis=-1)
-        out = _dense(fp["dec_output"], buf, num, activation="linear")
-        return (tuple(new_g), tuple(new_c)), out
+    carry = rdovae.init_carry(fp, states, num, linear=linear)
 
-    _, outs = jax.lax.scan(step, (tuple(grus), tuple(convs)), jnp.swapaxes(latents, 0, 1))
+    def step(c, z):
+        return rdovae.decode_step(fp, c, z, num, linear=linear)
+
+    _, outs = jax.lax.scan(step, carry, jnp.swapaxes(latents, 0, 1))
     outs = jnp.swapaxes(outs, 0, 1)  # [B, T, 80]
     return outs.reshape(outs.shape[0], -1, rdovae.NUM_FEATURES)
 

@@ -256,11 +256,12 @@ def decode_packets(packets: Sequence[bytes], profile, num: Numerics = nnet.LIBOP
     two or more workers one batch's Python lookup runs while another's XLA computations do, and each XLA
     computation keeps a core busy: on the 2-core machine measured here two at once give 1.45x the
     decoder's throughput and 2.7x the entropy decoder's of one computation at a time using both cores,
-    and two workers per core beat one per core (docs/benchmarks.md, round 5). Every batch has the same
-    number of rows (the last padded with empty payloads) and every payload buffer ``width`` bytes
-    (default: the longest packet's, rounded up to 64), so the compiled shapes repeat. ``min_feature_frames`` bounds the latents read, as ``max_dred_samples`` does
-    in libopus (``2 + 100 * max_dred_samples // sampling_rate``, at most ``4 * max_latents``). A packet
-    that cannot be parsed raises the typed error of ``find_dred_extension``.
+    and two workers per core beat one per core (docs/benchmarks.md). Every batch has the same number of
+    rows (the last padded with empty payloads) and every payload buffer ``width`` bytes (default: the
+    longest packet's, rounded up to 64), so the compiled shapes repeat. ``min_feature_frames`` bounds the
+    latents read, as ``max_dred_samples`` does in libopus (``2 + 100 * max_dred_samples // sampling_rate``,
+    at most ``4 * max_latents``). A packet that cannot be parsed raises the typed error of
+    ``find_dred_extension``.
     """
 
     prof = get_profile(profile) if isinstance(profile, str) else profile

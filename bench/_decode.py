@@ -11,7 +11,7 @@ One run measures, on the same stream of DRED-carrying packets:
   (:func:`opus_dred.accel._decode.decode_batch`, scanning the longest packet's latents), with batches
   spread over worker threads (default two per core; libopus runs on one core), warm: compiled on a first
   pass, then timed (wall time of the whole stream). Every batch has the same size (the last one padded
-  with empty payloads) so that shapes repeat. ``pipeline="numpy"`` keeps round 1's serial loop with
+  with empty payloads) so that shapes repeat. ``pipeline="numpy"`` is a serial loop with
   numpy's :func:`opus_dred.accel._bitstream.read_dred_payloads`. The command (``opus-dred bench decode``)
   also has XLA compile small ``while`` loops natively in its own process (:func:`hoist_small_loops`).
 
@@ -33,6 +33,7 @@ import struct
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -53,7 +54,7 @@ __all__ = ["StreamSpec", "build_stream", "DecodeBench", "bench_decode", "NUMERIC
 #: (``xla_cpu_small_while_loop_byte_threshold``, a backend extra option; its default hoists only loops touching
 #: under 1 KiB). The batched entropy decoder is ~200 symbol steps of a dozen tiny kernels each, which the
 #: default runtime dispatches one by one: hoisted, it runs 11.7 -> 7.4 us per packet on one core
-#: (docs/benchmarks.md, round 5).
+#: (docs/benchmarks.md).
 HOIST_LOOPS_FLAG = "--xla_backend_extra_options=xla_cpu_small_while_loop_byte_threshold=1000000000"
 
 
@@ -191,7 +192,42 @@ class DecodeBench:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class _Stream:
+    """The benchmark's input: the packets, their profile, and the decoding bounds both decoders get."""
+
+    packets: list
+    profile: Any
+    fs: int
+    max_samples: int  # 1 s: every latent a packet holds (26 at most)
+    min_feature_frames: int  # the same bound, as libopus derives it from max_samples
+    width: int  # bytes per payload buffer: the longest packet's, rounded up to 64 (one compiled shape)
+
+
+def _prepare_stream(spec: StreamSpec, oracle) -> _Stream:
+    """The stream of :func:`build_stream` and the bounds its packets are decoded with."""
+    prof = get_profile(spec.profile)
+    packets = build_stream(spec, oracle)
+    max_samples = spec.fs
+    return _Stream(packets=packets, profile=prof, fs=spec.fs, max_samples=max_samples,
+                   min_feature_frames=min_feature_frames_for(max_samples, spec.fs, prof.max_latents),
+                   width=64 * -(-(max(len(p) for p in packets) + 1) // 64))
+
+
+def _libopus_features(oracle, stream: _Stream) -> tuple[list, list]:
+    """libopus' features and ``nb_latents`` of every packet (``opus_dred_parse``, not timed): what ours are
+    checked against."""
+    feats, nbs = [], []
+    for p in stream.packets:
+        d = oracle.dred_parse(p, max_dred_samples=stream.max_samples, sampling_rate=stream.fs)
+        nbs.append(d.nb_latents)
+        feats.append(d.features if d.features is not None else np.zeros((0, 20), np.float32))
+        d.close()
+    return feats, nbs
+
+
 def _time_libopus(oracle, packets: list[bytes], fs: int, max_samples: int, repeats: int) -> float:
+    """Seconds of libopus' best pass of ``opus_dred_parse`` (with processing) over the packets."""
     lib = oracle._lib
     dred = DredParse(oracle)
     end = ctypes.c_int(0)
@@ -208,6 +244,110 @@ def _time_libopus(oracle, packets: list[bytes], fs: int, max_samples: int, repea
     return best
 
 
+@dataclass
+class _Pass:
+    """One pass of our decoder over the stream: seconds per stage (summed over the workers), wall seconds,
+    each packet's features (when collected) and ``nb_latents``, and the batch and workers it ran with."""
+
+    parse_s: float
+    entropy_s: float
+    network_s: float
+    wall_s: float
+    features: list | None
+    nb_latents: list
+    batch: int
+    workers: int
+
+
+def _jax_pass(stream: _Stream, num, batch: int, workers: int | None, collect: bool) -> _Pass:
+    """:func:`opus_dred.accel._decode.decode_packets` over the stream (its batches evened out over its workers)."""
+    from opus_dred.accel import _decode as fast  # lazy: loads JAX
+
+    r = fast.decode_packets(stream.packets, stream.profile, num, batch=batch, workers=workers,
+                            min_feature_frames=stream.min_feature_frames, width=stream.width)
+    st = r.stage_s
+    return _Pass(st["locate"], st["entropy"], st["decoder"], r.wall_s, r.features if collect else None,
+                 r.nb_latents.tolist(), r.batch, r.workers)
+
+
+def _numpy_pass(stream: _Stream, fp, num, batch: int, collect: bool) -> _Pass:
+    """One batch at a time on one thread: the numpy reader, then the batched decoder."""
+    from opus_dred.accel import _decode as fast  # lazy: loads JAX
+
+    t_parse = t_ent = t_net = 0.0
+    feats = [] if collect else None
+    nbs = []
+    for s in range(0, len(stream.packets), batch):
+        chunk = stream.packets[s:s + batch]
+        pad = batch - len(chunk)  # keep one compiled shape
+        t0 = time.perf_counter()
+        loc = locate_dred_payloads(chunk, stream.profile)
+        pays = loc.payload + [b""] * pad
+        offs = np.concatenate([loc.dred_frame_offset, np.zeros(pad, np.int64)])
+        t1 = time.perf_counter()
+        bd = read_dred_payloads(pays, stream.profile, min_feature_frames=stream.min_feature_frames,
+                                dred_frame_offset=offs)
+        t2 = time.perf_counter()
+        t = max(1, int(bd.nb_latents.max()))
+        out = np.asarray(fast.decode_batch_jit(fp, bd.state, bd.latents[:, :t], num=num))
+        t3 = time.perf_counter()
+        t_parse += t1 - t0
+        t_ent += t2 - t1
+        t_net += t3 - t2
+        nbs.extend(bd.nb_latents[: len(chunk)].tolist())
+        if collect:
+            feats.extend(out[i, : 4 * int(bd.nb_latents[i])] for i in range(len(chunk)))
+    return _Pass(t_parse, t_ent, t_net, t_parse + t_ent + t_net, feats, nbs, batch, 1)
+
+
+@dataclass
+class _OursTimed:
+    """Our decoder timed: the first pass (compiles; its features are the ones checked), the fastest of the
+    timed passes, the first pass's seconds and the Python allocation peak of an untimed pass."""
+
+    first: _Pass
+    best: _Pass
+    compile_s: float
+    peak_bytes: int
+
+
+def _time_ours(run, repeats: int) -> _OursTimed:
+    """Warm up (``run(True)`` collects the features), then the best of ``repeats`` timed passes by wall
+    time; the allocation peak comes from one more pass, untimed, since tracing every allocation slows the
+    Python parts (payload lookup, result slicing) and, through the interpreter lock, the other workers too."""
+    import tracemalloc
+
+    tc = time.perf_counter()
+    first = run(True)
+    compile_s = time.perf_counter() - tc
+    gc.collect()
+    best = None
+    for _ in range(repeats):
+        r = run(False)
+        if best is None or r.wall_s < best.wall_s:
+            best = r
+    tracemalloc.start()
+    run(False)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return _OursTimed(first=first, best=best, compile_s=compile_s, peak_bytes=peak)
+
+
+def _check_against_libopus(ref_feats: list, ref_nb: list, feats: list, nbs: list) -> tuple[dict, int, bool]:
+    """Every packet against libopus: (compliance metric over the whole stream, packets bit for bit equal,
+    whether every ``nb_latents`` agrees). Features are compared only where the ``nb_latents`` all agree."""
+    nb_ok = nbs == ref_nb
+    if not nb_ok:
+        return {}, 0, False
+    ref_all = np.concatenate(ref_feats) if ref_feats else np.zeros((0, 20), np.float32)
+    ours_all = np.concatenate(feats) if feats else np.zeros((0, 20), np.float32)
+    cmp = compare_features(ref_all, ours_all)
+    exact = sum(int(np.array_equal(a, b)) for a, b in zip(ref_feats, feats))
+    metric = {"total": float(cmp.total), "max": float(cmp.max), "pitch": float(cmp.pitch),
+              "passed": bool(cmp.passed), "frames": cmp.frames}
+    return metric, exact, True
+
+
 def bench_decode(
     spec: StreamSpec = StreamSpec(),
     *,
@@ -221,10 +361,8 @@ def bench_decode(
     """Run the benchmark (see the module docstring). ``repeats``: best of that many timed passes.
     ``pipeline``: ``"jax"`` (:func:`opus_dred.accel._decode.decode_packets`: entropy decoding by
     :func:`~opus_dred.accel._reader.read_dred_payloads_jax`, batches spread over ``workers`` threads, default
-    two per core) or ``"numpy"`` (:func:`opus_dred.accel._bitstream.read_dred_payloads`, the first round's,
-    one batch at a time)."""
-    import tracemalloc
-
+    two per core) or ``"numpy"`` (:func:`opus_dred.accel._bitstream.read_dred_payloads`, one batch at a
+    time)."""
     import jax  # lazy: loads JAX
 
     from opus_dred.accel import _decode as fast  # lazy: loads JAX
@@ -239,96 +377,30 @@ def bench_decode(
     # the host's RCPPS table: the features are checked bit for bit against libopus running on this CPU
     num = nnet.for_host(nnet.LIBOPUS_AVX2) if numerics == "avx2" else nnet.FLOAT
     oracle = oracle or Oracle.for_build(spec.profile)
-    prof = get_profile(spec.profile)
-    packets = build_stream(spec, oracle)
-    fs = spec.fs
-    max_samples = fs  # 1 s: every latent a packet holds (26 at most)
-    mff = min_feature_frames_for(max_samples, fs, prof.max_latents)
+    stream = _prepare_stream(spec, oracle)
+    ref_feats, ref_nb = _libopus_features(oracle, stream)
+    t_lib = _time_libopus(oracle, stream.packets, stream.fs, stream.max_samples, repeats)
 
-    # reference features (not timed)
-    ref_feats, ref_nb = [], []
-    for p in packets:
-        d = oracle.dred_parse(p, max_dred_samples=max_samples, sampling_rate=fs)
-        ref_nb.append(d.nb_latents)
-        ref_feats.append(d.features if d.features is not None else np.zeros((0, 20), np.float32))
-        d.close()
-
-    t_lib = _time_libopus(oracle, packets, fs, max_samples, repeats)
-
-    fp = fast.prepare(rdovae.params_from_pack(load_pack(prof.model_pack)), num)
-    n = len(packets)
+    # prepared before any timing (it probes the bf16 dot once); decode_packets keeps its own per profile
+    fp = fast.prepare(rdovae.params_from_pack(load_pack(stream.profile.model_pack)), num)
+    n = len(stream.packets)
     batch = max(1, min(batch, n))
+    if pipeline == "jax":
+        ours = _time_ours(lambda collect: _jax_pass(stream, num, batch, workers, collect), repeats)
+    else:
+        ours = _time_ours(lambda collect: _numpy_pass(stream, fp, num, batch, collect), repeats)
+    metric, exact, nb_ok = _check_against_libopus(ref_feats, ref_nb, ours.first.features, ours.first.nb_latents)
 
-    used = {"batch": batch, "workers": 1}  # what decode_packets chose (it evens the batches out over its workers)
-
-    def run_ours(collect: bool):
-        if pipeline == "jax":
-            r = fast.decode_packets(packets, prof, num, batch=batch, workers=workers, min_feature_frames=mff,
-                                    width=width)
-            st = r.stage_s
-            used.update(batch=r.batch, workers=r.workers)
-            return st["locate"], st["entropy"], st["decoder"], r.features if collect else None, \
-                r.nb_latents.tolist(), r.wall_s
-        t_parse = t_ent = t_net = 0.0
-        feats = [] if collect else None
-        nbs = []
-        for s in range(0, n, batch):
-            chunk = packets[s:s + batch]
-            pad = batch - len(chunk)  # keep one compiled shape
-            t0 = time.perf_counter()
-            loc = locate_dred_payloads(chunk, prof)
-            pays = loc.payload + [b""] * pad
-            offs = np.concatenate([loc.dred_frame_offset, np.zeros(pad, np.int64)])
-            t1 = time.perf_counter()
-            bd = read_dred_payloads(pays, prof, min_feature_frames=mff, dred_frame_offset=offs)
-            nb_all, states, lat_all = bd.nb_latents, bd.state, bd.latents
-            t2 = time.perf_counter()
-            t = max(1, int(nb_all.max()))
-            out = np.asarray(fast.decode_batch_jit(fp, states, lat_all[:, :t], num=num))
-            t3 = time.perf_counter()
-            t_parse += t1 - t0
-            t_ent += t2 - t1
-            t_net += t3 - t2
-            nbs.extend(nb_all[: len(chunk)].tolist())
-            if collect:
-                for i in range(len(chunk)):
-                    feats.append(out[i, : 4 * int(nb_all[i])])
-        return t_parse, t_ent, t_net, feats, nbs, t_parse + t_ent + t_net
-
-    width = 64 * -(-(max(len(p) for p in packets) + 1) // 64)
-    tc = time.perf_counter()
-    _, _, _, feats, nbs, _ = run_ours(True)  # warm-up: compiles, and gives the features checked below
-    compile_s = time.perf_counter() - tc
-    gc.collect()
-    best = None
-    for _ in range(repeats):
-        r = run_ours(False)
-        if best is None or r[5] < best[5]:
-            best = r
-    # the Python allocation peak of one more pass, untimed: tracing every allocation slows the Python parts
-    # (payload lookup, result slicing) and, through the interpreter lock, the other workers too
-    tracemalloc.start()
-    run_ours(False)
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    t_parse, t_ent, t_net = best[:3]
-    t_ours = best[5]  # wall time; with several workers the stages overlap and their sums exceed it
-
-    ref_all = np.concatenate(ref_feats) if ref_feats else np.zeros((0, 20), np.float32)
-    ours_all = np.concatenate(feats) if feats else np.zeros((0, 20), np.float32)
-    nb_ok = nbs == ref_nb
-    cmp = compare_features(ref_all, ours_all) if nb_ok else None
-    exact = sum(int(np.array_equal(a, b)) for a, b in zip(ref_feats, feats)) if nb_ok else 0
-    metric = {} if cmp is None else {"total": float(cmp.total), "max": float(cmp.max), "pitch": float(cmp.pitch),
-                                     "passed": bool(cmp.passed), "frames": cmp.frames}
+    best = ours.best  # wall time; with several workers the stages overlap and their sums exceed it
     return DecodeBench(
-        profile=prof.name, build=oracle.build.name, numerics=numerics, packets=n, latents=int(sum(ref_nb)),
-        batch=used["batch"], repeats=repeats, libopus_s=t_lib, ours_s=t_ours, ours_parse_s=t_parse,
-        ours_entropy_s=t_ent, ours_network_s=t_net, compile_s=compile_s,
-        libopus_pps=n / t_lib, ours_pps=n / t_ours, ratio=(n / t_ours) / (n / t_lib),
+        profile=stream.profile.name, build=oracle.build.name, numerics=numerics, packets=n,
+        latents=int(sum(ref_nb)), batch=best.batch, repeats=repeats, libopus_s=t_lib, ours_s=best.wall_s,
+        ours_parse_s=best.parse_s, ours_entropy_s=best.entropy_s, ours_network_s=best.network_s,
+        compile_s=ours.compile_s, libopus_pps=n / t_lib, ours_pps=n / best.wall_s,
+        ratio=(n / best.wall_s) / (n / t_lib),
         maxrss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-        tracemalloc_peak_mib=peak / 2**20, metric=metric, bit_exact_packets=exact, nb_latents_agree=nb_ok,
-        device=str(jax.devices()[0]), pipeline=pipeline, workers=used["workers"], cores=fast.default_workers(),
+        tracemalloc_peak_mib=ours.peak_bytes / 2**20, metric=metric, bit_exact_packets=exact, nb_latents_agree=nb_ok,
+        device=str(jax.devices()[0]), pipeline=pipeline, workers=best.workers, cores=fast.default_workers(),
         hoisted_loops=HOIST_LOOPS_FLAG in os.environ.get("XLA_FLAGS", "").split(),
         load_avg=(load0, os.getloadavg()[0]),
     )

@@ -22,7 +22,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from opus_dred import __version__
-from opus_dred.bitstream._arith import compute_quantizer
+from opus_dred.bitstream._arith import compute_quantizer, extra_offset_from_code
 from opus_dred.bitstream._dred import (
     DredPayload,
     coding_tables,
@@ -311,9 +311,9 @@ def _writer_edges(profile: str) -> Iterator[dict]:
         ("extended_extra0", "extended offset flag with extra 0",
          packet([Extension(eid, 0, d(extended_offset=True, extra_offset=0, offset=8))])),
         ("extended_extra1", "extended offset, extra 1 (32 units further back)",
-         packet([Extension(eid, 0, d(extended_offset=True, extra_offset=32, offset=0))])),
+         packet([Extension(eid, 0, d(extended_offset=True, extra_offset=extra_offset_from_code(1), offset=0))])),
         ("extended_extra255", "extended offset, extra 255 (coverage entirely in the past)",
-         packet([Extension(eid, 0, d(extended_offset=True, extra_offset=32 * 255, offset=31))])),
+         packet([Extension(eid, 0, d(extended_offset=True, extra_offset=extra_offset_from_code(255), offset=31))])),
         ("no_latents", "a payload with the state and no latent", packet([Extension(eid, 0, d(latents_q=lat[:0]))])),
         ("prefix_only", "a DRED extension holding only the 'D', version prefix (no DRED)",
          packet([Extension(eid, 0, bytes(prof.experimental_prefix))])),

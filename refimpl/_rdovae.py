@@ -19,7 +19,9 @@ the slice ``fec_features[80 k : 80 k + 80]`` of libopus' ``OpusDRED`` (``DRED_rd
 latent ``k`` at ``2 * (2 k) * 20``). :func:`decode_features` returns them reshaped to ``[4 * nb, 20]``.
 
 Everything is a pure function: ``jax.jit`` (``num`` static), ``jax.vmap`` over packets and ``jax.grad``
-(with :data:`~opus_dred.refimpl._nnet.FLOAT` numerics) apply from outside.
+(with :data:`~opus_dred.refimpl._nnet.FLOAT` numerics) apply from outside. :func:`init_carry` and
+:func:`decode_step` also take a batch of packets (leading axes) and the implementation of the layers' products
+(``linear``), so that a faster path can run this same step with its own kernels (``opus_dred.accel``).
 """
 
 from __future__ import annotations

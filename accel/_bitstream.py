@@ -44,7 +44,7 @@ from opus_dred.bitstream._arith import (
 )
 from opus_dred.bitstream._dred import coding_tables
 from opus_dred.bitstream._errors import RangeCoderError
-from opus_dred.bitstream._extensions import DRED_EXPERIMENTAL_BYTES, dred_payload_in, find_dred_extension
+from opus_dred.bitstream._extensions import DRED_EXPERIMENTAL_BYTES, dred_version_in, find_dred_extension
 from opus_dred.bitstream._packet import Toc
 from opus_dred.bitstream._profiles import Profile, get_profile
 from opus_dred.bitstream._rangecoder import (
@@ -519,7 +519,7 @@ def _lean_locate(data: bytes, frame_sizes, head: int) -> int:
     whose first extension is a long one with L=0 (data to the end of the padding, libopus'
     ``skip_extension`` / ``skip_extension_payload``) and ``head`` as its ID byte. That extension is at frame
     0 and is the first one, so ``dred_find_payload`` (1.5.x and 1.6.x) takes it or nothing (it is the last
-    one too): the caller decides with :func:`~opus_dred.bitstream._extensions.dred_payload_in`, as
+    one too): the caller decides with :func:`~opus_dred.bitstream._extensions.dred_version_in`, as
     ``find_dred_extension`` does.
     """
     n = len(data)
@@ -568,12 +568,14 @@ def locate_dred_payloads(packets: Sequence[bytes], profile: Profile | str) -> Dr
 
     The common framing (a code 3 packet whose padding starts with the DRED extension, coded with L=0)
     is read by a short loop over the framing bytes and decided by the same
-    :func:`~opus_dred.bitstream._extensions.dred_payload_in`; every other packet is handed to
+    :func:`~opus_dred.bitstream._extensions.dred_version_in`; every other packet is handed to
     ``find_dred_extension``, whose typed error (``PacketError``, ``ExtensionError``) propagates for the
     first packet that has one, as a loop over ``find_dred_extension`` would raise it.
     """
     prof = get_profile(profile) if isinstance(profile, str) else profile
     head = prof.extension_id << 1  # long extension, L = 0
+    version = prof.dred_version
+    lp = DRED_EXPERIMENTAL_BYTES
     fs = _frame_sizes()
     n = len(packets)
     payloads: list[bytes] = [b""] * n
@@ -585,10 +587,11 @@ def locate_dred_payloads(packets: Sequence[bytes], profile: Profile | str) -> Dr
     for i, p in enumerate(packets):
         data = p if type(p) is bytes else bytes(p)
         s = _lean_locate(data, fs, head)
-        payload = dred_payload_in(data[s:], prof) if s >= 0 else None
-        if payload is not None:
-            payloads[i] = payload
-            where[i] = s + DRED_EXPERIMENTAL_BYTES
+        # dred_find_payload's test on the extension's data (to the end of the packet); it reads no further
+        # than the prefix and one payload byte
+        if s >= 0 and dred_version_in(data[s:s + lp + 1]) == version:
+            payloads[i] = data[s + lp:]
+            where[i] = s + lp
             found[i] = fast[i] = True
             continue
         loc = find_dred_extension(data, prof)

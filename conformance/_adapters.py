@@ -38,7 +38,9 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+from opus_dred.bitstream._arith import compute_dred_frame_offset
 from opus_dred.bitstream._errors import BitstreamError
+from opus_dred.bitstream._extensions import DRED_EXPERIMENTAL_BYTES, dred_version_in
 from opus_dred.bitstream._profiles import get_profile
 from opus_dred.conformance._runner import ErrorInfo, Result
 from opus_dred.libopus import _upstream as upstream
@@ -316,16 +318,15 @@ class LibopusAdapter:
 
     def _locate(self, packet: bytes):
         """libopus' own view of where the DRED payload is: its packet parser, then its extension parser; the
-        first extension with the DRED id whose data starts with 'D' and this build's version byte."""
+        first extension with the DRED id whose data claims this build's version (``dred_find_payload``'s test)."""
         o = self.oracle
         pp = o.packet_parse(packet)
         if pp.ret < 0 or not pp.padding:
             return None
         ep = o.ext_parse(pp.padding, pp.ret)
-        prefix = bytes([ord("D"), self.dred_version])
         fs = o.packet_get_nb_samples(packet, 48000) // max(1, pp.ret)
         for e in ep.extensions:
-            if e.id == o.layout.extension_id and len(e.data) > 2 and e.data[:2] == prefix:
+            if e.id == o.layout.extension_id and dred_version_in(e.data) == self.dred_version:
                 return e, pp, fs
         return None
 
@@ -346,11 +347,11 @@ class LibopusAdapter:
             if loc is None:
                 return Result(values={"found": False})
             e, pp, fs = loc
-            h = self.oracle.dred_header(e.data[2:])
+            h = self.oracle.dred_header(e.data[DRED_EXPERIMENTAL_BYTES:])
             rec = {"q0": h.q0, "dq": h.dQ, "qmax": h.qmax, "extended_offset": bool(h.extra_flag), "extra": h.extra,
-                   "off": h.offset, "dred_frame_offset": e.frame * fs // 120, "dred_offset": d.dred_offset,
-                   "extension_frame": e.frame, "payload_offset": pp.padding_offset + e.offset + 2,
-                   "payload_bytes": len(e.data) - 2, "nb_latents": d.nb_latents}
+                   "off": h.offset, "dred_frame_offset": compute_dred_frame_offset(e.frame, fs), "dred_offset": d.dred_offset,
+                   "extension_frame": e.frame, "payload_offset": pp.padding_offset + e.offset + DRED_EXPERIMENTAL_BYTES,
+                   "payload_bytes": len(e.data) - DRED_EXPERIMENTAL_BYTES, "nb_latents": d.nb_latents}
             # the quantized values and per-chunk levels stay in locals of libopus' dred_ec_decode
             missing = tuple(f"payload.{k}" for k in ("q_levels", "state_q", "latents_q"))
             lay = self.oracle.layout

@@ -489,7 +489,7 @@ def test_official_layout_suite(tmp_path):
 
 @pytest.mark.parametrize("build", ["libopus-1.5.2", "libopus-1.6.1", "libopus-1.5.2-generic", "libopus-1.6.1-generic"])
 def test_each_libopus_build_passes_its_own_profile_of_the_canonical_suite(build):
-    """Issue item 6: every case of the build's own profile that libopus can run passes (features within
+    """Every case of the build's own profile that libopus can run passes (features within
     dred_compare's thresholds, everything else exact or partial); the rest is skipped, never failed."""
     from opus_dred.conformance._adapters import LibopusAdapter
     from opus_dred.vectors._format import suite_root

@@ -58,16 +58,6 @@ from opus_dred.bitstream._rangecoder import (
     laplace_p0_icdfs,
 )
 
-__all__ = [
-    "BatchRangeDecoder",
-    "BatchDred",
-    "DredTables",
-    "DredLocations",
-    "dred_tables",
-    "locate_dred_payloads",
-    "read_dred_payloads",
-]
-
 _M32 = 0xFFFFFFFF
 _SYM_MAX = (1 << EC_SYM_BITS) - 1
 _TELL_FRAC_CORRECTION = np.array((35733, 38967, 42495, 46340, 50535, 55109, 60097, 65535), np.int64)

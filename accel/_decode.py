@@ -55,9 +55,6 @@ from opus_dred.refimpl import _nnet as nnet
 from opus_dred.refimpl import _rdovae as rdovae
 from opus_dred.refimpl._nnet import FLOAT, Numerics
 
-__all__ = ["EXACT_F32_LIMIT", "DOTS", "bf16_dot_exact", "prepare", "linear", "decode_batch", "decode_batch_jit",
-           "pad_latents", "StreamDecode", "decode_packets", "default_workers"]
-
 #: float32 represents every integer of magnitude up to 2**24 exactly.
 EXACT_F32_LIMIT = 1 << 24
 

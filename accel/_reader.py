@@ -30,8 +30,6 @@ from opus_dred.bitstream._arith import (
 )
 from opus_dred.bitstream._profiles import get_profile
 
-__all__ = ["pack_payloads", "read_dred_payloads_jax"]
-
 _BOT = np.uint32(1 << 23)
 _TOPM = np.uint32((1 << 31) - 1)
 

@@ -41,8 +41,6 @@ from opus_dred.bitstream._packet import parse_packet
 from opus_dred.bitstream._profiles import get_profile
 from opus_dred.libopus._oracle import Oracle
 
-__all__ = ["BitstreamBench", "bench_bitstream", "cold_inspect"]
-
 
 @dataclass
 class BitstreamBench:

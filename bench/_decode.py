@@ -47,9 +47,6 @@ from opus_dred.libopus._oracle import DredParse, Oracle
 from opus_dred.models._pack import load_pack
 from opus_dred.speech._corpus import load_clip
 
-__all__ = ["StreamSpec", "build_stream", "DecodeBench", "bench_decode", "NUMERICS_CHOICES", "PIPELINE_CHOICES",
-           "HOIST_LOOPS_FLAG", "hoist_small_loops"]
-
 #: XLA's CPU backend option that compiles a ``while`` loop holding no matrix product as one native loop
 #: (``xla_cpu_small_while_loop_byte_threshold``, a backend extra option; its default hoists only loops touching
 #: under 1 KiB). The batched entropy decoder is ~200 symbol steps of a dozen tiny kernels each, which the
@@ -79,6 +76,7 @@ def hoist_small_loops() -> bool:
         return False
     os.environ["XLA_FLAGS"] = f"{flags} {HOIST_LOOPS_FLAG}".strip()
     return True
+
 
 NUMERICS_CHOICES = ("avx2", "float")
 PIPELINE_CHOICES = ("jax", "numpy")

@@ -21,8 +21,6 @@ from opus_dred.experiments import _simulate as S
 from opus_dred.libopus._oracle import Oracle
 from opus_dred.speech import _corpus as speech
 
-__all__ = ["BenchPoint", "bench_simulate", "scaling_exponent"]
-
 
 @dataclass
 class BenchPoint:

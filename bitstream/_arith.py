@@ -19,42 +19,6 @@ import numpy as np
 
 from opus_dred.bitstream._errors import DredPayloadError
 
-__all__ = [
-    "DRED_MAX_LATENTS",
-    "DRED_NUM_REDUNDANCY_FRAMES",
-    "DQ_TABLE",
-    "QMAX_UNCODED",
-    "EXTRA_OFFSET_STEP",
-    "LATENT_MS",
-    "c_div",
-    "i32",
-    "imin",
-    "compute_quantizer",
-    "qmax_is_coded",
-    "qmax_nvals",
-    "qmax_of_symbol",
-    "qmax_symbol",
-    "extra_offset_from_code",
-    "extra_offset_to_code",
-    "compute_dred_offset",
-    "compute_dred_frame_offset",
-    "q_feature",
-    "dequant_divisor",
-    "dequantize",
-    "latent_coverage_ms",
-    "min_feature_frames_for",
-    "requested_chunks",
-    "latents_for_request",
-    "parse_return",
-    "dred_end",
-    "dred_parse_return",
-    "dred_window",
-    "dred_latents_read",
-    "request_for_latents",
-    "dred_feature_frames",
-    "frame_request",
-]
-
 #: ``DRED_MAX_LATENTS`` and ``DRED_NUM_REDUNDANCY_FRAMES`` of ``dnn/dred_config.h`` (equal in 1.5.2 and 1.6.1).
 DRED_MAX_LATENTS = 26
 DRED_NUM_REDUNDANCY_FRAMES = 2 * DRED_MAX_LATENTS

@@ -63,15 +63,6 @@ from opus_dred.bitstream._rangecoder import (
     laplace_encode_p0,
 )
 
-__all__ = [
-    "DredPayload",
-    "read_dred_payload",
-    "write_dred_payload",
-    "dred_extension_data",
-    "CodingTables",
-    "coding_tables",
-]
-
 
 def _profile(profile):
     if isinstance(profile, str):

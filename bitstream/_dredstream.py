@@ -25,8 +25,6 @@ from opus_dred.bitstream._errors import DredPayloadError, FormatError
 from opus_dred.bitstream._formats import DRED_STREAM_MAX_CHUNKS, DredStreamRecord
 from opus_dred.bitstream._rangecoder import RangeDecoder, RangeEncoder, TracingDecoder, laplace_encode_p0
 
-__all__ = ["read_stream_record", "write_stream_record", "chronological"]
-
 
 def _check(prof, q0: int, nb_chunks: int, offset: int) -> None:
     if not 0 <= q0 < prof.quant_levels:

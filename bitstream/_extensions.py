@@ -33,28 +33,6 @@ from opus_dred.bitstream._errors import BitstreamError, ExtensionError
 from opus_dred.bitstream._packet import parse_packet
 from opus_dred.bitstream._profiles import EXPERIMENTAL_MAGIC, Profile, get_profile, list_profiles, profile_for_version
 
-__all__ = [
-    "Extension",
-    "DredLocation",
-    "id_byte",
-    "parse_id_byte",
-    "iter_extensions",
-    "parse_extensions",
-    "write_extensions",
-    "find_dred_extension",
-    "find_dred",
-    "dred_owner",
-    "foreign_dred",
-    "dred_version_in",
-    "dred_payload_in",
-    "dred_location",
-    "dred_extension_ids",
-    "profile_for_dred_version",
-    "DRED_EXPERIMENTAL_BYTES",
-    "SYNTAXES",
-    "MAX_FRAMES",
-]
-
 SYNTAXES = ("v1", "rte")
 MAX_FRAMES = 48  # an Opus packet holds at most 48 frames (RFC 6716 §3.2.5)
 

@@ -30,20 +30,6 @@ from bitstring import Bits
 
 from opus_dred.bitstream._errors import BitstreamError, FormatError, TruncatedError
 
-__all__ = [
-    "BitRecord",
-    "DredStreamRecord",
-    "OggOpus",
-    "OpusHead",
-    "detect_format",
-    "existing_file",
-    "read_opus_demo_bit",
-    "write_opus_demo_bit",
-    "read_dred_stream",
-    "write_dred_stream",
-    "read_ogg_opus",
-    "write_ogg_opus",
-]
 
 def existing_file(arg: str) -> Path | None:
     """``arg`` as a path when it names an existing regular file, else None: a command-line argument that may

@@ -34,18 +34,6 @@ from opus_dred.bitstream._packet import parse_packet
 from opus_dred.bitstream._profiles import get_profile
 from opus_dred.bitstream._rangecoder import RangeDecoder, TracingDecoder
 
-__all__ = [
-    "PacketInspection",
-    "RecordInspection",
-    "FileInspection",
-    "inspect_packet",
-    "inspect_stream_record",
-    "inspect_bytes",
-    "summarize",
-    "DRED_BITS_SHOWN",
-    "MAX_LISTED_EXTENSIONS",
-]
-
 #: how many leading bits of a DRED payload the bit-level view shows
 DRED_BITS_SHOWN = 64
 #: extensions listed per packet (the rest are counted): memory stays bounded whatever the padding

@@ -19,17 +19,6 @@ import bitstring
 
 from opus_dred.bitstream._errors import PacketError
 
-__all__ = [
-    "Toc",
-    "Packet",
-    "parse_packet",
-    "write_packet",
-    "encode_frame_length",
-    "encode_padding_length",
-    "MAX_FRAME_BYTES",
-    "MAX_PACKET_SAMPLES_48K",
-]
-
 MAX_FRAME_BYTES = 1275  # RFC 6716 §3.2.1 / R2
 MAX_PACKET_SAMPLES_48K = 5760  # 120 ms at 48 kHz (RFC 6716 R5)
 

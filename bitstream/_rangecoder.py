@@ -26,22 +26,6 @@ import bitstring
 
 from opus_dred.bitstream._errors import RangeCoderError
 
-__all__ = [
-    "EC_SYM_BITS",
-    "EC_CODE_BITS",
-    "EC_CODE_TOP",
-    "EC_CODE_BOT",
-    "EC_UINT_BITS",
-    "BITRES",
-    "RangeDecoder",
-    "TracingDecoder",
-    "TracedRead",
-    "RangeEncoder",
-    "laplace_decode_p0",
-    "laplace_encode_p0",
-    "laplace_p0_icdfs",
-]
-
 # RFC 6716 §4.1 / celt/mfrngcod.h constants.
 EC_SYM_BITS = 8
 EC_CODE_BITS = 32

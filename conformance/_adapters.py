@@ -50,19 +50,6 @@ from opus_dred.refimpl._decode import DEFAULT_NUMERICS
 from opus_dred.vectors._expected import dred_stream_features, parse_layer
 from opus_dred.vectors._handlers import HANDLERS, Needs, expected_for
 
-__all__ = [
-    "Adapter",
-    "ReferenceAdapter",
-    "LibopusAdapter",
-    "ExternalAdapter",
-    "PROTOCOL",
-    "make_adapter",
-    "adapter_names",
-    "encode_value",
-    "decode_value",
-    "request_for",
-]
-
 #: the JSON-lines protocol version spoken by :class:`ExternalAdapter`
 PROTOCOL = "opus-dred-conform/1"
 

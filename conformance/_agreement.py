@@ -20,8 +20,6 @@ from opus_dred.libopus._oracle import Oracle
 from opus_dred.refimpl._decode import decode_dred
 from opus_dred.speech._corpus import load_clip
 
-__all__ = ["Setting", "SETTINGS", "PairFigures", "Row", "measure", "to_markdown"]
-
 
 @dataclass(frozen=True)
 class Setting:

@@ -69,16 +69,6 @@ from opus_dred.bitstream._rangecoder import RangeDecoder, laplace_decode_p0
 from opus_dred.libopus._oracle import Oracle
 from opus_dred.speech._corpus import load_clip
 
-__all__ = [
-    "KINDS",
-    "Disagreement",
-    "FuzzReport",
-    "Fuzzer",
-    "run_campaign",
-    "run_case",
-    "default_build",
-]
-
 #: case generators and their share of a campaign (weights)
 KINDS: dict[str, int] = {"random": 20, "mutated": 48, "written": 12, "payload": 12, "rangecoder": 8}
 _OPUS_INVALID_PACKET = -4

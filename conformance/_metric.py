@@ -566,8 +566,3 @@ def compare_audio(
                            samples=xlength, thresholds=t, passed=passed, skip=skip, format=fmt)
 
 
-__all__ = [
-    "NB_FEATURES", "FEATURE_THRESHOLDS", "AUDIO_VOCODER_THRESHOLDS", "AUDIO_SYSTEM_THRESHOLDS", "AUDIO_PRESETS",
-    "FeatureThresholds", "AudioThresholds", "FeatureComparison", "AudioComparison", "MetricError",
-    "read_features", "read_pcm", "highpass", "compare_features", "compare_audio",
-]

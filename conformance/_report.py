@@ -16,8 +16,6 @@ from typing import Any
 
 from opus_dred.conformance._runner import STATUSES, RunReport
 
-__all__ = ["print_summary", "write_json", "write_html", "write_reports", "render_html", "summary_rows"]
-
 _COLORS = {"pass": "#2e7d32", "fail": "#c62828", "skip": "#9e9e9e", "error": "#ef6c00"}
 
 

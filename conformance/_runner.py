@@ -36,22 +36,6 @@ from opus_dred.vectors._handlers import in_compare_order
 
 from opus_dred import __version__
 
-__all__ = [
-    "STATUSES",
-    "ErrorInfo",
-    "Result",
-    "Outcome",
-    "ImplRun",
-    "RunReport",
-    "Difference",
-    "compare_values",
-    "compare_case",
-    "run_case",
-    "run_suite",
-    "case_id",
-    "per_frame_error",
-]
-
 STATUSES = ("pass", "fail", "skip", "error")
 FEATURE_METRIC = "dred_compare-features"
 

@@ -36,21 +36,6 @@ import numpy as np
 
 from opus_dred.bitstream._errors import FormatError
 
-__all__ = [
-    "bernoulli",
-    "GilbertElliott",
-    "GE_PRESETS",
-    "LibcRand",
-    "LibopusLossGen",
-    "LossGenUnavailable",
-    "RAND_MAX",
-    "read_trace",
-    "write_trace",
-    "parse_trace",
-    "format_trace",
-    "burst_lengths",
-]
-
 
 def _rng(seed: int | np.random.Generator | None) -> np.random.Generator:
     return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)

@@ -12,8 +12,6 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["plot_signals", "plot_quality"]
-
 
 def _plt():
     import matplotlib  # lazy: matplotlib is slow to import

@@ -39,37 +39,6 @@ from opus_dred.libopus._oracle import Oracle
 from opus_dred.libopus._receiver import LibopusExecutor, opus_demo_policy, packet_events
 from opus_dred.refimpl import _receiver as rx
 
-__all__ = [
-    "SimulateError",
-    "Config",
-    "CONFIGS",
-    "LossSpec",
-    "parse_loss",
-    "Encoding",
-    "encode_config",
-    "encode_matched",
-    "lookahead",
-    "n_packets",
-    "Jitter",
-    "jitter_events",
-    "reordered_packets",
-    "edge_losses",
-    "Decoded",
-    "decode_with_loss",
-    "metrics",
-    "Row",
-    "Condition",
-    "SimResult",
-    "simulate",
-    "summarize",
-    "resolve_policy",
-    "claims",
-    "steps",
-    "write_wav",
-    "read_wav",
-    "write_trace_file",
-]
-
 #: Encoder application; the lookahead below assumes it.
 APPLICATION = "voip"
 #: DRED duration of the experiment, in 10 ms units (OPUS_SET_DRED_DURATION): 1 s.

@@ -22,8 +22,6 @@ import numpy as np
 from opus_dred.libopus._builds import cache_dir
 from opus_dred.libopus._oracle import OracleError, _compiler
 
-__all__ = ["measure_rcpps", "matching_rcpps_table"]
-
 _PROBE = Path(__file__).parent / "shim" / "rcpps_probe.c"
 
 

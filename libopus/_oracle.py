@@ -48,38 +48,6 @@ from opus_dred.libopus._builds import Build, cache_dir
 
 from opus_dred.errors import OpusDredError
 
-__all__ = [
-    "APPLICATIONS",
-    "BANDWIDTHS",
-    "Decoder",
-    "DecodeResult",
-    "DredHeader",
-    "DredParse",
-    "EcResult",
-    "Encoded",
-    "Extension",
-    "ExtParse",
-    "LossGen",
-    "MAX_DECODE_SAMPLES",
-    "Oracle",
-    "OracleError",
-    "OpusCallError",
-    "OracleInfo",
-    "PacketParse",
-    "ShimLayout",
-    "build_lossgen_opus_demo",
-    "build_lossgen_shim",
-    "build_shim",
-    "detect_shim_defines",
-    "error_name",
-    "lossgen_sources",
-    "lossgen_shim_source",
-    "lossgen_warmup",
-    "pcm24_to_16",
-    "resolve_build",
-    "shim_source",
-]
-
 SHIM_ABI_VERSION = 1
 LOSSGEN_ABI_VERSION = 1
 

@@ -27,15 +27,6 @@ from opus_dred.bitstream._formats import write_opus_demo_bit
 from opus_dred.libopus._oracle import DecodeResult, DredParse, Oracle, pcm24_to_16
 from opus_dred.refimpl import _receiver as rx
 
-__all__ = [
-    "LibopusExecutor",
-    "packet_events",
-    "decode_like_opus_demo",
-    "run_opus_demo",
-    "write_loss_file",
-    "opus_demo_policy",
-]
-
 _MAX_FRAME = 48000 * 2  # opus_demo's max_frame_size at 48 kHz
 
 

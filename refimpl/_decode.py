@@ -26,8 +26,6 @@ from opus_dred.bitstream._packet import parse_packet
 from opus_dred.bitstream._profiles import Profile, get_profile
 from opus_dred.models._pack import load_pack
 
-__all__ = ["DredResult", "NUMERICS", "decode_dred", "decode_payload", "features_of", "params_for"]
-
 #: Names of the arithmetic paths (``docs/numerics.md``). ``libopus-avx2`` is the default: it reproduces
 #: libopus' x86 int8 path (8-bit inputs, exact integer dot products, libopus' activations), which is what
 #: the released decoder is, with the ``RCPPS`` of AMD cores, so that its answers are the same on every

@@ -38,40 +38,6 @@ import numpy as np
 import jax
 import jax.numpy as jnp
 
-__all__ = [
-    "Numerics",
-    "FLOAT",
-    "LIBOPUS_AVX2",
-    "LIBOPUS_SSE2",
-    "LIBOPUS_C",
-    "NUMERICS",
-    "LIBOPUS_AVX2_INTEL",
-    "LIBOPUS_SSE2_INTEL",
-    "RCPPS_TABLES",
-    "RCPPS_DATA",
-    "rcpps_provenance",
-    "rcpps_measured",
-    "rcpps_table",
-    "cpu_vendor",
-    "host_reciprocal",
-    "for_host",
-    "unpack_linear",
-    "nb_inputs",
-    "int_product",
-    "int8_linear",
-    "linear",
-    "dense",
-    "gru",
-    "glu",
-    "conv1d",
-    "tanh",
-    "sigmoid",
-    "tanh_approx",
-    "sigmoid_approx",
-    "recip",
-    "quantize_input",
-]
-
 # ---------------------------------------------------------------------------------------------------
 # Arithmetic configuration
 # ---------------------------------------------------------------------------------------------------
@@ -184,6 +150,7 @@ def for_host(num: Numerics) -> Numerics:
 # ---------------------------------------------------------------------------------------------------
 # Load time: libopus storage layouts -> dense matrices (numpy)
 # ---------------------------------------------------------------------------------------------------
+
 
 _BLOCK_ROWS = 8  # outputs per block (dnn/vec.h: 8x4 blocks)
 _BLOCK_COLS = 4  # inputs per block

@@ -36,23 +36,6 @@ import jax.numpy as jnp
 from opus_dred.refimpl import _nnet as nnet
 from opus_dred.refimpl._nnet import FLOAT, Numerics
 
-__all__ = [
-    "NUM_FEATURES",
-    "FRAMES_PER_LATENT",
-    "NB_BLOCKS",
-    "layer_shapes",
-    "load_params",
-    "params_from_pack",
-    "float_params",
-    "latent_dim",
-    "state_dim",
-    "init_carry",
-    "decode_step",
-    "decode_latents",
-    "decode_features",
-    "decode_features_jit",
-]
-
 NUM_FEATURES = 20
 FRAMES_PER_LATENT = 4
 NB_BLOCKS = 5

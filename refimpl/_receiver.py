@@ -57,34 +57,6 @@ from opus_dred.bitstream._arith import (
 )
 from opus_dred.errors import OpusDredError
 
-__all__ = [
-    "ReceiverError",
-    "PacketArrived",
-    "PacketLost",
-    "EndOfStream",
-    "Event",
-    "Normal",
-    "Lbrr",
-    "Dred",
-    "DredPlc",
-    "Plc",
-    "Drop",
-    "Action",
-    "State",
-    "After",
-    "TRANSITIONS",
-    "DredFrom",
-    "DredCap",
-    "Policy",
-    "OPUS_DEMO_1_5_2",
-    "OPUS_DEMO_1_6_1",
-    "BEST",
-    "POLICIES",
-    "policy_named",
-    "Receiver",
-    "run",
-]
-
 
 class ReceiverError(OpusDredError):
     """An event the protocol does not allow: one :data:`TRANSITIONS` has no entry for (anything after

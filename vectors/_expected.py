@@ -27,11 +27,6 @@ from opus_dred.refimpl._decode import DEFAULT_NUMERICS, decode_dred, features_of
 from opus_dred.refimpl._receiver import run
 from opus_dred.vectors._format import Part
 
-__all__ = ["FEATURE_TOLERANCE", "error_record", "run_ops", "events_from_json", "actions_to_json",
-           "dred_stream_features", "expected_range_coder", "expected_packet", "expected_extensions",
-           "expected_dred_payload", "expected_dred_features", "expected_dred_stream", "expected_receiver",
-           "expected_invalid"]
-
 #: Thresholds of libopus' DRED decoding conformance test (tests/dred_vectors.sh: dred_compare -features
 #: -thresholds .5 .15 .02).
 FEATURE_TOLERANCE = {"metric": "dred_compare-features", "total": 0.5, "max": 0.15, "pitch": 0.02}

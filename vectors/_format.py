@@ -38,28 +38,6 @@ from opus_dred.bitstream._errors import FormatError
 
 from opus_dred import __version__
 
-__all__ = [
-    "FORMAT",
-    "MANIFEST_FORMAT",
-    "EXTENSIONS",
-    "FILE_NAME_RE",
-    "NAME_RE",
-    "Case",
-    "Part",
-    "suite_root",
-    "load_case",
-    "iter_cases",
-    "write_case",
-    "load_manifest",
-    "build_manifest",
-    "write_manifest",
-    "check_manifest",
-    "dumps_json",
-    "encode_part",
-    "decode_part",
-    "sha256_file",
-]
-
 #: The version string in every ``meta.json``.
 FORMAT = "opus-dred-vector/1"
 #: The version string of ``manifest.json``.

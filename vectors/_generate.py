@@ -40,9 +40,6 @@ from opus_dred.vectors._expected import parse_layer
 from opus_dred.vectors._handlers import expected_for
 from opus_dred.vectors._format import Part, write_case, write_manifest
 
-__all__ = ["SUITES", "GRID", "GridPoint", "generate", "generate_cases", "generator_name", "encode_stream",
-           "GRID_CLIP", "SEED"]
-
 SEED = 20250101
 #: The real-speech clip the grid encodes (docs/vectors.md): codec2's 16 kHz reference speech.
 GRID_CLIP = "codec2-speech-orig-16k"

@@ -32,8 +32,6 @@ from opus_dred.vectors._expected import (
     expected_receiver,
 )
 
-__all__ = ["Needs", "Handler", "HANDLERS", "handler", "expected_for", "in_compare_order"]
-
 
 class Needs(enum.Enum):
     """The layer of a DRED decoder a handler exercises."""

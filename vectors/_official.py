@@ -45,9 +45,6 @@ from opus_dred.vectors._format import dumps_json
 
 from opus_dred import __version__
 
-__all__ = ["OFFICIAL_CLIPS", "OfficialVector", "export_official", "read_official", "official_files",
-           "DRED_THRESHOLDS", "VOCODER_THRESHOLDS", "SYSTEM_THRESHOLDS"]
-
 DRED_THRESHOLDS = (0.5, 0.15, 0.02)
 VOCODER_THRESHOLDS = (0.25, 1.0, 0.15)
 SYSTEM_THRESHOLDS = (1.0, 3.0, 0.25)

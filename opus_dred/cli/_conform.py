@@ -20,8 +20,6 @@ from opus_dred.vectors._expected import FEATURE_TOLERANCE
 from opus_dred.vectors._format import Case, iter_cases, load_case, suite_root
 from opus_dred.vectors._official import read_official
 
-__all__ = ["register", "conform", "load_suite", "official_cases", "is_official_dir", "resolve_impls"]
-
 _OFFICIAL_RE = re.compile(r"^vector(\d+)_dred\.bit$")
 
 

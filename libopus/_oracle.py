@@ -85,6 +85,10 @@ def error_name(code: int) -> str:
     return _ERRORS.get(code, f"error {code}")
 
 
+#: shim op kinds whose decoded value is an ``opus_uint32`` (uint, encode, bits, encode_bin, decode, decode_bin)
+_UNSIGNED_DECODES = frozenset((0, 1, 2, 7, 10, 11))
+
+
 class OracleError(OpusDredError):
     """The oracle could not be built or loaded, or a libopus call failed."""
 
@@ -1260,6 +1264,8 @@ class Oracle:
         if r < 0:
             raise ValueError(f"op {-1 - r}: rejected by the shim")
         out_vals = list(values[:n])
+        if not encoding:  # ec_dec_uint, ec_decode, ec_dec_bits, ec_decode_bin return opus_uint32: undo the int cast
+            out_vals = [v & 0xFFFFFFFF if k in _UNSIGNED_DECODES else v for k, v in zip(kinds, out_vals)]
         if encoding:  # ops whose value the C side does not carry: report what was coded
             for i, k in enumerate(kinds):
                 if k in (0, 1, 2, 7):

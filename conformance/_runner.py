@@ -61,7 +61,8 @@ class Result:
     """What an adapter returns for one case: ``values`` (named as the case's ``expected``), or ``error`` (the
     implementation rejected the input), or ``unsupported``; ``not_reported`` names expected fields the
     implementation cannot produce (compared as *partial*, never as failures); ``failure`` is an adapter-level
-    failure (crash, timeout, protocol violation) and makes the outcome ``error``."""
+    failure (crash, timeout, protocol violation) and makes the outcome ``error``; ``stderr_tail`` the last lines
+    the implementation wrote to its standard error before a failure (bounded; empty when none)."""
 
     values: dict[str, Any] | None = None
     error: ErrorInfo | None = None
@@ -69,6 +70,7 @@ class Result:
     reason: str = ""
     not_reported: tuple[str, ...] = ()
     failure: str | None = None
+    stderr_tail: str = ""
 
 
 @dataclass
@@ -106,6 +108,7 @@ class Outcome:
     metric: dict | None = None
     frame_error: list[float] | None = None
     seconds: float = 0.0
+    stderr_tail: str = ""  # an ``error``'s last lines of the implementation's standard error
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -365,7 +368,7 @@ def compare_case(case: Any, result: Result, impl: str) -> Outcome:
     o = Outcome(impl=impl, case=case_id(case), profile=case.profile, handler=case.handler, suite=case.suite,
                 name=case.name, status="pass")
     if result.failure is not None:
-        o.status, o.detail = "error", result.failure
+        o.status, o.detail, o.stderr_tail = "error", result.failure, result.stderr_tail
         return o
     if result.unsupported:
         o.status, o.detail = "skip", result.reason or "not supported"

@@ -17,6 +17,8 @@ from typing import Any
 from opus_dred.conformance._runner import STATUSES, RunReport
 
 _COLORS = {"pass": "#2e7d32", "fail": "#c62828", "skip": "#9e9e9e", "error": "#ef6c00"}
+#: lines of an error's stderr tail shown under it on the terminal (the JSON and HTML reports hold all of it)
+_TERMINAL_STDERR_LINES = 8
 
 
 def summary_rows(report: RunReport) -> list[dict[str, Any]]:
@@ -70,6 +72,8 @@ def print_summary(report: RunReport, console: Any = None, *, failures: int = 20)
             if o.status in ("fail", "error") and shown < failures:
                 c.print(f"[{'red' if o.status == 'fail' else 'yellow'}]{o.status}[/] {escape(r.impl)} {escape(o.case)}: "
                         f"{escape(o.detail[:200])}", markup=True, highlight=False)
+                for line in o.stderr_tail.splitlines()[-_TERMINAL_STDERR_LINES:]:
+                    c.print(f"    [dim]stderr: {escape(line)}[/dim]", markup=True, highlight=False)
                 shown += 1
     total_bad = sum(r.counts()["fail"] + r.counts()["error"] for r in report.impls)
     if total_bad > shown:
@@ -211,6 +215,7 @@ h1{font-size:22px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd
 table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ddd;padding:3px 7px;text-align:left}
 th{background:#f3f3f3}td.num{text-align:right}.pass{color:#2e7d32;font-weight:600}.fail{color:#c62828;font-weight:600}
 .skip{color:#777}.error{color:#ef6c00;font-weight:600}.meta{color:#555;font-size:13px}
+pre.stderr{font-size:11px;background:#f6f6f6;padding:4px;margin:2px 0;max-height:16em;overflow:auto;white-space:pre-wrap}
 code{font-size:12px}#filter{margin:6px 0;padding:3px 6px;width:320px}.small{font-size:12px;color:#555}
 """
 
@@ -241,6 +246,13 @@ def _features_series(report: RunReport) -> dict[str, list]:
     for r in report.impls:
         per[r.impl] = [(o.case, o.frame_error or [], o.status == "pass") for o in r.outcomes if o.metric is not None]
     return per
+
+
+def _stderr_html(o: Any) -> str:
+    """An error's stderr tail, escaped, under its reason."""
+    if not o.stderr_tail:
+        return ""
+    return f"<div class=\"small\">stderr (last lines):</div><pre class=\"stderr\">{_e(o.stderr_tail)}</pre>"
 
 
 def render_html(report: RunReport) -> str:
@@ -275,7 +287,7 @@ def render_html(report: RunReport) -> str:
         for impl, o in bad:
             p.append(f"<tr><td>{_e(impl)}</td><td><code>{_e(o.case)}</code></td><td class=\"{o.status}\">{o.status}"
                      f"</td><td><code>{_e(o.field or '')}</code></td><td class=\"num\">"
-                     f"{'' if o.offset is None else o.offset}</td><td class=\"small\">{_e(o.detail)}</td></tr>")
+                     f"{'' if o.offset is None else o.offset}</td><td class=\"small\">{_e(o.detail)}{_stderr_html(o)}</td></tr>")
         p.append("</tbody></table>")
     else:
         p.append("<p>None.</p>")

@@ -10,7 +10,8 @@ compares them (:func:`compare_case`), field by field in the handler's order (``H
     every expected field the implementation reported is equal (exact: same bytes, same integers, same float32
     bit patterns), features within the case's ``dred_compare`` tolerance (``docs/metric.md``). ``partial`` lists
     fields the implementation could not report (e.g. libopus gives no byte offset for an invalid packet); a
-    pass needs at least one compared field.
+    pass needs at least one compared field. With ``strict`` a partial answer fails instead, at the first
+    field not reported (the handler registry says which fields are optional; strictness takes them all).
 ``fail``
     the first differing field (a path such as ``payload.latents_q[3][7]``), its offset (byte offset for bytes,
     row/frame for arrays, index for lists), what was expected and what came.
@@ -32,7 +33,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 from opus_dred.conformance._metric import FeatureThresholds, MetricError, compare_features
-from opus_dred.vectors._handlers import in_compare_order
+from opus_dred.vectors._handlers import HANDLERS, in_compare_order
 
 from opus_dred import __version__
 
@@ -109,9 +110,18 @@ class Outcome:
     frame_error: list[float] | None = None
     seconds: float = 0.0
     stderr_tail: str = ""  # an ``error``'s last lines of the implementation's standard error
+    #: the features the implementation answered (float32 ``[frames, 20]``) where a case compares features,
+    #: kept in memory for the numerics fingerprint, never written to the reports
+    features: np.ndarray | None = None
+
+    @property
+    def bit_exact(self) -> bool:
+        """Features compared and equal bit for bit."""
+        return bool(self.metric and self.metric.get("bit_exact"))
 
     def to_json(self) -> dict:
         d = asdict(self)
+        d.pop("features")
         d["partial"] = list(self.partial)
         return _json_safe(d)
 
@@ -136,6 +146,23 @@ class ImplRun:
             m.setdefault(o.handler, {s: 0 for s in STATUSES})[o.status] += 1
         return m
 
+    def quality(self) -> dict[str, dict[str, int | None]]:
+        """handler → ``pass``, ``partial`` (passes with a field not reported), ``compared_features`` (cases whose
+        features were compared, pass or fail) and ``bit_exact`` (of those, equal bit for bit); the two feature
+        counts are ``None`` for a handler none of whose cases compared features. Key ``total`` sums them."""
+        q: dict[str, dict[str, int | None]] = {}
+        for o in self.outcomes:
+            c = q.setdefault(o.handler, {"pass": 0, "partial": 0, "compared_features": 0, "bit_exact": 0})
+            c["pass"] += o.status == "pass"
+            c["partial"] += o.status == "pass" and bool(o.partial)
+            c["compared_features"] += o.metric is not None
+            c["bit_exact"] += o.bit_exact
+        total = {k: sum(c[k] for c in q.values()) for k in ("pass", "partial", "compared_features", "bit_exact")}
+        for c in list(q.values()) + [total]:
+            if not c["compared_features"]:
+                c["compared_features"] = c["bit_exact"] = None
+        return {**q, "total": total}
+
 
 @dataclass
 class RunReport:
@@ -146,6 +173,9 @@ class RunReport:
     cases: int
     generator: str = ""
     created: str = ""
+    strict: bool = False
+    #: implementation → its numerics fingerprint (:mod:`opus_dred.conformance._fingerprint`), when computed
+    fingerprints: dict[str, dict] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         return {
@@ -156,6 +186,7 @@ class RunReport:
             "profiles": self.profiles,
             "handlers": self.handlers,
             "cases": self.cases,
+            "strict": self.strict,
             "implementations": [
                 {
                     "name": r.impl,
@@ -163,6 +194,8 @@ class RunReport:
                     "seconds": round(r.seconds, 3),
                     "counts": r.counts(),
                     "matrix": r.matrix(),
+                    "quality": r.quality(),
+                    "fingerprint": _json_safe(self.fingerprints.get(r.impl)),
                     "outcomes": [o.to_json() for o in r.outcomes],
                 }
                 for r in self.impls
@@ -228,6 +261,7 @@ def _compare_features(exp: np.ndarray, got: np.ndarray, tol: dict, path: str, ex
         return Difference(path, None, f"shape {list(exp.shape)}", f"shape {list(g.shape)}")
     bit_exact = g.shape == exp.shape and np.array_equal(exp.view(np.uint32), g.astype(np.float32).view(np.uint32))
     extra["frame_error"] = per_frame_error(exp, g)
+    extra["features"] = g.astype(np.float32)
     if exp.shape[0] != g.shape[0]:
         return Difference(path, min(exp.shape[0], g.shape[0]), f"{exp.shape[0]} frames", f"{g.shape[0]} frames",
                           "frame count")
@@ -363,8 +397,27 @@ def _error_expected(case: Any) -> dict | None:
     return err if isinstance(err, dict) and "class" in err else None
 
 
-def compare_case(case: Any, result: Result, impl: str) -> Outcome:
-    """Judge one :class:`Result` against ``case.expected``."""
+def compare_case(case: Any, result: Result, impl: str, *, strict: bool = False) -> Outcome:
+    """Judge one :class:`Result` against ``case.expected``; with ``strict``, a pass with a field not reported
+    (partial) fails at that field."""
+    o = _judge(case, result, impl)
+    if strict and o.status == "pass" and o.partial:
+        o.status, o.field = "fail", o.partial[0]
+        o.detail = f"strict: {_not_reported(case.handler, o.partial)}"
+    return o
+
+
+def _not_reported(handler: str, fields: Sequence[str]) -> str:
+    """"not reported: a, b; optional, not reported: c": the fields an answer left out, required ones first."""
+    h = HANDLERS.get(handler)
+    opt = [f for f in fields if h is not None and h.is_optional(f)]
+    req = [f for f in fields if f not in opt]
+    parts = ([f"not reported: {', '.join(req)}"] if req else []) + \
+        ([f"optional, not reported: {', '.join(opt)}"] if opt else [])
+    return "; ".join(parts)
+
+
+def _judge(case: Any, result: Result, impl: str) -> Outcome:
     o = Outcome(impl=impl, case=case_id(case), profile=case.profile, handler=case.handler, suite=case.suite,
                 name=case.name, status="pass")
     if result.failure is not None:
@@ -389,13 +442,14 @@ def compare_case(case: Any, result: Result, impl: str) -> Outcome:
     d = compare_values(expected, got, tolerance=case.tolerance or {}, extra=extra, missing=missing)
     o.metric = extra.get("metric")
     o.frame_error = extra.get("frame_error")
+    o.features = extra.get("features")
     o.partial = tuple(dict.fromkeys(list(result.not_reported) + missing))
     if d is not None:
         o.status, o.field, o.offset, o.detail = "fail", d.field, d.offset, str(d)
     elif case.expected and not any(k in got for k in expected):
         o.status, o.detail = "error", "no expected field was reported"
     elif o.partial:
-        o.detail = "partial: not reported: " + ", ".join(o.partial)
+        o.detail = "partial: " + _not_reported(case.handler, o.partial)
     return o
 
 
@@ -426,12 +480,13 @@ def _judge_error(o: Outcome, exp: dict, result: Result) -> Outcome:
             return o
     o.partial = tuple(partial)
     if partial:
-        o.detail = f"partial: rejected ({e.code or e.cls}); not reported: {', '.join(partial)}"
+        o.detail = f"partial: rejected ({e.code or e.cls}); {_not_reported('invalid', partial)}"
     return o
 
 
-def run_case(adapter: Any, case: Any) -> Outcome:
-    """Run one case through ``adapter`` (skipped when it does not support the handler/profile)."""
+def run_case(adapter: Any, case: Any, *, strict: bool = False) -> Outcome:
+    """Run one case through ``adapter`` (skipped when it does not support the handler/profile); ``strict`` as
+    for :func:`compare_case`."""
     t0 = time.perf_counter()
     if not adapter.supports(case.handler, case.profile):
         res = Result(unsupported=True, reason=adapter.skip_reason(case.handler, case.profile)
@@ -442,7 +497,7 @@ def run_case(adapter: Any, case: Any) -> Outcome:
         except Exception as exc:  # an adapter bug or a crash of the implementation: an error, never a stop
             res = Result(failure=f"{type(exc).__name__}: {exc}")
     try:
-        o = compare_case(case, res, adapter.name)
+        o = compare_case(case, res, adapter.name, strict=strict)
     except Exception as exc:  # a result the comparison cannot read: the implementation's answer is malformed
         o = compare_case(case, Result(failure=f"result not comparable: {type(exc).__name__}: {exc}"), adapter.name)
     o.seconds = time.perf_counter() - t0
@@ -450,8 +505,9 @@ def run_case(adapter: Any, case: Any) -> Outcome:
 
 
 def run_suite(adapters: Sequence[Any], cases: Iterable[Any], *, suite: str = "",
-              progress: Callable[[str, int, int], None] | None = None) -> RunReport:
-    """Every case through every adapter, in order; adapters are closed at the end."""
+              progress: Callable[[str, int, int], None] | None = None, strict: bool = False) -> RunReport:
+    """Every case through every adapter, in order; adapters are closed at the end. ``strict``: a pass with an
+    expected field not reported fails (:func:`compare_case`)."""
     import datetime
 
     cases = list(cases)
@@ -461,7 +517,7 @@ def run_suite(adapters: Sequence[Any], cases: Iterable[Any], *, suite: str = "",
         t0 = time.perf_counter()
         try:
             for i, c in enumerate(cases):
-                run.outcomes.append(run_case(a, c))
+                run.outcomes.append(run_case(a, c, strict=strict))
                 if progress:
                     progress(a.name, i + 1, len(cases))
         finally:
@@ -478,4 +534,5 @@ def run_suite(adapters: Sequence[Any], cases: Iterable[Any], *, suite: str = "",
         cases=len(cases),
         generator=f"opus-dred {__version__}",
         created=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        strict=strict,
     )

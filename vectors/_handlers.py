@@ -6,8 +6,15 @@ A case's ``handler`` (``<profile>/<handler>/<suite>/<case>/``, ``docs/vector-for
 - ``needs``: the layer an implementation must have to run it (:class:`Needs`); an adapter supports the handlers
   whose need it meets;
 - ``fields``: the names of its expected values, in the order the conformance runner compares them: the first
-  difference it reports is the first one a reader should look at (``found`` before the numbers that follow from
-  it, the per-operation trace before the final state);
+  difference it reports is the first one a reader should look at. The order follows what the fields mean:
+  whether there is anything (``found``), the return value, counts, offsets, then arrays (a header value
+  before the counts and offsets that follow from it; a final state after the trace that produced it);
+- ``nested``: the same order for the keys of a field that is an object, or a list of objects
+  (``packet.toc`` before ``packet.frame_sizes``; each extension's ``id`` before its ``data``);
+- ``optional``: the fields (dotted paths) an implementation may leave unreported because they are internal
+  to a decoder or derived from other fields (libopus keeps the quantized values in locals): a pass without
+  them is *partial*. Every other field is required; ``opus-dred conform --strict`` fails a case with any
+  expected field not reported, required or optional;
 - ``expected``: the reference's function ``(profile, inputs, parameters) -> (expected, tolerance)``
   (:mod:`opus_dred.vectors._expected`), or ``None`` where opus-dred has no reference (``vocoder``).
 
@@ -18,7 +25,7 @@ read this table; nothing else lists the handlers.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from opus_dred.vectors._expected import (
@@ -51,24 +58,44 @@ class Handler:
     fields: tuple[str, ...]
     expected: Callable[[str, dict, dict], tuple[dict, dict | None]] | None
     summary: str
+    nested: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    optional: tuple[str, ...] = ()
+
+    def is_optional(self, path: str) -> bool:
+        """Whether ``path`` (``payload.q_levels``, ``error.byte_offset``) is one of the optional fields."""
+        return path in self.optional
 
 
 #: Every handler of format 1, in the order ``docs/vector-format.md`` lists them.
 HANDLERS: dict[str, Handler] = {h.name: h for h in (
-    Handler("range_coder", Needs.BITSTREAM, ("trace", "values", "stream", "final_rng", "error"),
-            expected_range_coder, "the range coder (RFC 6716 §4.1, §5.1): encode or decode a list of operations"),
+    Handler("range_coder", Needs.BITSTREAM, ("error", "values", "trace", "stream", "final_rng"),
+            expected_range_coder, "the range coder (RFC 6716 §4.1, §5.1): encode or decode a list of operations",
+            nested={"trace": ("tell", "tell_frac", "rng")}),
     Handler("packet", Needs.BITSTREAM, ("packet",), expected_packet,
-            "Opus packet framing (RFC 6716 §3): TOC, frame sizes and offsets, padding"),
+            "Opus packet framing (RFC 6716 §3): TOC, frame sizes and offsets, padding",
+            nested={"packet": ("toc", "config", "code", "stereo", "mode", "bandwidth", "vbr", "has_padding",
+                               "nb_frames", "frame_size_48k", "length", "padding_length", "payload_offset",
+                               "padding_offset", "frame_sizes", "frame_offsets")},
+            optional=("packet.mode", "packet.bandwidth", "packet.vbr", "packet.has_padding",
+                      "packet.frame_size_48k", "packet.padding_offset")),
     Handler("extensions", Needs.BITSTREAM, ("extensions", "padding"), expected_extensions,
-            "padding extensions (draft-ietf-mlcodec-opus-extension): parse or generate"),
+            "padding extensions (draft-ietf-mlcodec-opus-extension): parse or generate",
+            nested={"extensions": ("id", "frame", "data_offset", "data")}),
     Handler("dred_payload", Needs.BITSTREAM, ("found", "payload", "state", "latents"), expected_dred_payload,
-            "the DRED payload of a packet (draft-ietf-mlcodec-opus-dred): header, quantized and dequantized values"),
-    Handler("dred_features", Needs.DECODER, ("found", "nb_latents", "dred_offset", "dred_end", "ret", "features"),
+            "the DRED payload of a packet (draft-ietf-mlcodec-opus-dred): header, quantized and dequantized values",
+            nested={"payload": ("q0", "dq", "qmax", "extended_offset", "extra", "off", "nb_latents",
+                                "payload_bytes", "dred_offset", "dred_frame_offset", "extension_frame",
+                                "payload_offset", "q_levels", "state_q", "latents_q")},
+            optional=("payload.q_levels", "payload.state_q", "payload.latents_q")),
+    Handler("dred_features", Needs.DECODER, ("found", "ret", "nb_latents", "dred_offset", "dred_end", "features"),
             expected_dred_features, "a packet's DRED decoded to features, with opus_dred_parse's numbers"),
     Handler("receiver", Needs.RECEIVER, ("actions",), expected_receiver,
-            "the receiver's action per frame for a stream of arrivals and losses"),
+            "the receiver's action per frame for a stream of arrivals and losses",
+            nested={"actions": ("action", "seq", "frame", "samples", "offset_samples", "max_dred_samples")}),
     Handler("invalid", Needs.BITSTREAM, ("error",), expected_invalid,
-            "bytes a layer must reject: the error class and byte offset"),
+            "bytes a layer must reject: the error class and byte offset",
+            nested={"error": ("class", "byte_offset")},
+            optional=("error.class", "error.byte_offset")),
     Handler("dred_stream", Needs.DECODER, ("features",), expected_dred_stream,
             "a DRED-only stream decoded to features in time order (libopus' official DRED decoding vectors)"),
     Handler("vocoder", Needs.VOCODER, ("audio",), None, "features to audio (no reference yet)"),
@@ -91,9 +118,23 @@ def expected_for(name: str, profile: str, inputs: dict, parameters: dict) -> tup
     return h.expected(profile, inputs, parameters)
 
 
+def _ordered(keys: tuple[str, ...], value: Any) -> Any:
+    """An object with ``keys`` first, in that order, then the rest as they came; a list of objects likewise,
+    element by element; anything else unchanged."""
+    if isinstance(value, Mapping):
+        out = {k: value[k] for k in keys if k in value}
+        out.update((k, v) for k, v in value.items() if k not in out)
+        return out
+    if isinstance(value, list) and all(isinstance(v, Mapping) for v in value):
+        return [_ordered(keys, v) for v in value]
+    return value
+
+
 def in_compare_order(name: str, values: Mapping[str, Any]) -> dict[str, Any]:
-    """``values`` with the handler's fields first, in its order; any other key after them, as it came."""
-    order = HANDLERS[name].fields if name in HANDLERS else ()
-    out = {k: values[k] for k in order if k in values}
-    out.update((k, v) for k, v in values.items() if k not in out)
+    """``values`` with the handler's fields first, in its order, any other key after them as it came; the keys
+    of a nested object (or of each object of a nested list) in the handler's ``nested`` order."""
+    h = HANDLERS.get(name)
+    out = _ordered(h.fields if h else (), values)
+    if h:
+        out = {k: _ordered(h.nested[k], v) if k in h.nested else v for k, v in out.items()}
     return out

@@ -21,19 +21,25 @@ case's inputs and parameters (an external program is told only the names of the 
     error offsets or where empty padding starts: those fields are reported as *partial*, never as failures.
 ``external:CMD``  (:class:`ExternalAdapter`)
     any program speaking the JSON-lines protocol of ``docs/conformance.md`` on stdin/stdout, with a
-    timeout per case; a crash or a hang is reported as an ``error`` for that case and the program is
-    restarted for the next one.
+    timeout per case; a crash or a hang is reported as an ``error`` for that case, with the tail of the
+    program's standard error, and the program is restarted for the next one, a bounded number of times:
+    after a few consecutive start failures or timeouts, or past the run's deadline, it is marked broken and
+    its remaining cases are errors at once.
 """
 
 from __future__ import annotations
 
 import base64
+import collections
 import json
 import os
 import queue
+import re
 import shlex
+import signal
 import subprocess
 import threading
+import time
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -50,8 +56,13 @@ from opus_dred.refimpl._decode import DEFAULT_NUMERICS
 from opus_dred.vectors._expected import dred_stream_features, parse_layer
 from opus_dred.vectors._handlers import HANDLERS, Needs, expected_for
 
-#: the JSON-lines protocol version spoken by :class:`ExternalAdapter`
+#: the JSON-lines protocol spoken by :class:`ExternalAdapter`: its name (which carries the major version) and
+#: the version, (major, minor), this runner speaks (``docs/conformance.md``, "Version negotiation")
 PROTOCOL = "opus-dred-conform/1"
+PROTOCOL_VERSION = (1, 1)
+#: how much of an external program's standard error goes with a fault's outcome: its last lines, at most
+STDERR_TAIL_LINES = 20
+STDERR_TAIL_BYTES = 4096
 
 
 @runtime_checkable
@@ -446,120 +457,313 @@ def request_for(case: Any, req_id: int) -> dict:
             "expected_keys": sorted(case.expected)}
 
 
-class ExternalAdapter:
-    """A program speaking the JSON-lines protocol (``docs/conformance.md``) over stdin/stdout."""
+class _Fault(Exception):
+    """An adapter-level fault in one exchange: ``kind`` ``timeout`` (no answer in time), ``exit`` (the process
+    ended or closed its pipes) or ``protocol`` (an answer outside the protocol)."""
 
-    def __init__(self, command: str | list[str], *, timeout: float = 20.0, start_timeout: float = 30.0,
-                 name: str | None = None, cwd: str | Path | None = None):
-        self.argv = shlex.split(command) if isinstance(command, str) else list(command)
-        if not self.argv:
-            raise ValueError("external: empty command")
-        self.timeout = timeout
-        self.start_timeout = start_timeout
-        self.cwd = cwd
-        self.capabilities: dict[str, Any] | None = None
-        self._proc: subprocess.Popen | None = None
-        self._lines: queue.Queue | None = None
-        self._next_id = 0
-        self._start_error: str | None = None
-        self.name = name or "external"
-        self.description = f"external: {shlex.join(self.argv)}"
-        self._start()
-        if self.capabilities is not None:
-            self.name = name or f"external:{self.capabilities.get('name', Path(self.argv[0]).name)}"
-            impl = self.capabilities.get("implementation", "")
-            self.description = f"external {impl}: {shlex.join(self.argv)}".strip()
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind, self.message = kind, message
 
-    # -- process management --
 
-    def _start(self) -> None:
-        self._kill()
+class _WriteFailed(str):
+    """Put on the answer queue when a request could not be written."""
+
+
+_EOF = object()  # the program closed its standard output
+_TOO_LONG = object()  # an answer line past the size limit
+
+
+class _StderrTail:
+    """The last lines of a process's standard error (at most ``lines`` lines and ``nbytes`` bytes), read by a
+    thread as they come, so that a program writing a flood to its standard error never blocks on it."""
+
+    def __init__(self, stream: Any, lines: int = STDERR_TAIL_LINES, nbytes: int = STDERR_TAIL_BYTES):
+        self._lines: collections.deque[str] = collections.deque(maxlen=lines)
+        self._nbytes = nbytes
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream: Any) -> None:
         try:
-            self._proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                          stderr=subprocess.DEVNULL, cwd=self.cwd, text=True, bufsize=1,
-                                          encoding="utf-8", errors="replace")
-        except OSError as exc:
-            self._proc = None
-            self._start_error = f"cannot start {self.argv[0]}: {exc}"
-            return
-        q: queue.Queue = queue.Queue()
-        proc = self._proc
-
-        def reader() -> None:
-            for line in proc.stdout:  # type: ignore[union-attr]
-                q.put(line)
-            q.put(None)
-
-        threading.Thread(target=reader, daemon=True).start()
-        self._lines = q
-        resp = self._exchange({"id": 0, "type": "hello", "protocol": PROTOCOL}, self.start_timeout)
-        if isinstance(resp, str):
-            self._start_error = f"hello: {resp}"
-            self._kill()
-            return
-        if resp.get("protocol") != PROTOCOL:
-            self._start_error = f"hello: protocol {resp.get('protocol')!r}, expected {PROTOCOL!r}"
-            self._kill()
-            return
-        self._start_error = None
-        self.capabilities = resp
-
-    def _kill(self) -> None:
-        p = self._proc
-        self._proc = None
-        if p is None:
-            return
-        try:
-            if p.stdin:
-                p.stdin.close()
-        except OSError:
+            for raw in iter(lambda: stream.readline(self._nbytes), b""):
+                with self._lock:
+                    self._lines.append(raw.decode("utf-8", "replace").rstrip("\r\n"))
+        except (OSError, ValueError):  # the pipe closed under the thread
             pass
-        try:
-            p.wait(timeout=1.0)
-        except subprocess.TimeoutExpired:
-            p.kill()
+
+    def text(self, wait: float = 0.0) -> str:
+        """The tail, newest line last; ``wait`` seconds for the reader to reach the end of the stream first."""
+        if wait:
+            self._thread.join(wait)
+        with self._lock:
+            lines = list(self._lines)
+        out: list[str] = []
+        size = 0
+        for line in reversed(lines):
+            size += len(line.encode("utf-8")) + 1
+            if size > self._nbytes:
+                if not out:
+                    out.append(line.encode("utf-8")[-self._nbytes:].decode("utf-8", "ignore"))
+                break
+            out.append(line)
+        return "\n".join(reversed(out))
+
+
+class _Process:
+    """One run of the adapter program: its standard output read line by line by a thread into a small queue
+    (a program flooding it waits on the pipe, memory stays bounded), its standard error into a
+    :class:`_StderrTail`, requests written by a thread (a program that does not read cannot block the runner).
+    The program runs in a session of its own, so that killing it kills what it started."""
+
+    def __init__(self, argv: list[str], cwd: Any, max_line: int):
+        self.popen = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      cwd=cwd, start_new_session=os.name == "posix")
+        self.max_line = max_line
+        self.stderr = _StderrTail(self.popen.stderr)
+        self._answers: queue.Queue = queue.Queue(maxsize=16)
+        self._stop = threading.Event()
+        self._writer: threading.Thread | None = None
+        threading.Thread(target=self._read_stdout, daemon=True).start()
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
             try:
-                p.wait(timeout=5.0)
-            except subprocess.TimeoutExpired:  # pragma: no cover
-                pass
+                self._answers.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
 
-    def close(self) -> None:
-        self._kill()
-
-    def _exchange(self, msg: dict, timeout: float) -> dict | str:
-        """Send one request; the matching response, or a string saying what went wrong."""
-        p = self._proc
-        if p is None or p.poll() is not None:
-            return f"process not running (exit status {None if p is None else p.returncode})"
+    def _read_stdout(self) -> None:
+        out = self.popen.stdout
         try:
-            p.stdin.write(json.dumps(msg, separators=(",", ":")) + "\n")  # type: ignore[union-attr]
-            p.stdin.flush()  # type: ignore[union-attr]
-        except (BrokenPipeError, OSError) as exc:
-            return f"cannot write request: {exc}"
-        import time
+            while True:
+                raw = out.readline(self.max_line + 1)  # type: ignore[union-attr]
+                if not raw:
+                    break
+                if len(raw) > self.max_line and not raw.endswith(b"\n"):
+                    self._put(_TOO_LONG)
+                    return
+                if not self._put(raw.decode("utf-8", "replace")):
+                    return
+        except (OSError, ValueError):
+            pass
+        self._put(_EOF)
 
+    def running(self) -> bool:
+        return self.popen.poll() is None
+
+    def send(self, msg: dict) -> None:
+        if not self.running():
+            raise _Fault("exit", f"process not running (exit status {self.popen.returncode})")
+        data = (json.dumps(msg, separators=(",", ":")) + "\n").encode("utf-8")
+
+        def write() -> None:
+            try:
+                self.popen.stdin.write(data)  # type: ignore[union-attr]
+                self.popen.stdin.flush()  # type: ignore[union-attr]
+            except (OSError, ValueError) as exc:
+                self._put(_WriteFailed(exc))
+
+        self._writer = threading.Thread(target=write, daemon=True)
+        self._writer.start()
+
+    def answer(self, rid: int, timeout: float, why: str = "") -> dict:
+        """The answer to request ``rid`` within ``timeout`` seconds, or a :class:`_Fault`."""
         deadline = time.monotonic() + timeout
         while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return f"no answer within {timeout:g} s"
             try:
-                line = self._lines.get(timeout=left)  # type: ignore[union-attr]
+                item = self._answers.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
-                return f"no answer within {timeout:g} s"
-            if line is None:
-                p.poll()
-                return f"process exited (status {p.returncode}) without answering"
-            line = line.strip()
+                raise _Fault("timeout", f"no answer within {timeout:g} s{why}") from None
+            if item is _EOF:
+                try:
+                    status = self.popen.wait(timeout=0.5)
+                except subprocess.TimeoutExpired:
+                    raise _Fault("exit", "closed its standard output without answering (still running)") from None
+                raise _Fault("exit", f"process exited (status {status}) without answering")
+            if item is _TOO_LONG:
+                raise _Fault("protocol", f"an answer line longer than {self.max_line} bytes")
+            if isinstance(item, _WriteFailed):
+                raise _Fault("exit", f"cannot write request: {item}")
+            line = item.strip()
             if not line:
                 continue
             try:
                 resp = json.loads(line)
             except ValueError:
-                return f"not JSON: {line[:120]!r}"
-            if not isinstance(resp, dict) or resp.get("id") != msg["id"]:
-                return f"answer for another request: {line[:120]!r}"
+                raise _Fault("protocol", f"not JSON: {line[:120]!r}") from None
+            got = resp.get("id") if isinstance(resp, dict) else None
+            if not isinstance(got, int) or isinstance(got, bool) or got != rid:
+                raise _Fault("protocol", f"answer for another request (expected id {rid}): {line[:120]!r}")
             return resp
+
+    def kill(self, grace: float) -> str:
+        """End the program: close its standard input and wait ``grace`` seconds for it to exit (none when a
+        request is still being written: it is not reading), then SIGKILL its session. Its stderr tail."""
+        p = self.popen
+        self._stop.set()
+        if grace > 0 and not (self._writer is not None and self._writer.is_alive()):
+            try:
+                p.stdin.close()  # type: ignore[union-attr]
+            except OSError:
+                pass
+            try:
+                p.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                pass
+        _kill_session(p)
+        return self.stderr.text(wait=0.5)
+
+
+def _kill_session(p: subprocess.Popen) -> None:
+    if p.poll() is None and not hasattr(os, "killpg"):
+        p.kill()
+    elif hasattr(os, "killpg"):
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    try:
+        p.wait(timeout=5.0)
+    except subprocess.TimeoutExpired:  # pragma: no cover - a process SIGKILL does not end
+        pass
+    for f in (p.stdin, p.stdout, p.stderr):
+        try:
+            if f is not None:
+                f.close()
+        except (OSError, ValueError):
+            pass
+
+
+def negotiate_version(answer: dict) -> tuple[int, int]:
+    """The protocol version both sides speak, from the hello answer: ``protocol`` ``"opus-dred-conform/MAJOR"``
+    and, optionally, ``version`` ``"MAJOR.MINOR"`` (an answer without it speaks MINOR 0). The major versions
+    must match; the minor spoken is the smaller of the two. Raises ``ValueError`` saying why not."""
+    proto = answer.get("protocol")
+    m = re.fullmatch(r"opus-dred-conform/(\d+)", proto) if isinstance(proto, str) else None
+    mine = f"{PROTOCOL_VERSION[0]}.{PROTOCOL_VERSION[1]}"
+    if m is None:
+        raise ValueError(f"protocol {proto!r} is not opus-dred-conform/<major>; this runner speaks "
+                         f"{PROTOCOL} (version {mine})")
+    major, minor = int(m[1]), 0
+    v = answer.get("version")
+    if v is not None:
+        mv = re.fullmatch(r"(\d+)\.(\d+)", v) if isinstance(v, str) else None
+        if mv is None or int(mv[1]) != major:
+            raise ValueError(f"version {v!r} is not \"{major}.<minor>\" (protocol {proto})")
+        minor = int(mv[2])
+    if major != PROTOCOL_VERSION[0]:
+        raise ValueError(f"the adapter speaks protocol version {major}.{minor}, this runner {mine}: the major "
+                         f"versions differ, so the adapter is refused")
+    return major, min(minor, PROTOCOL_VERSION[1])
+
+
+class ExternalAdapter:
+    """A program speaking the JSON-lines protocol (``docs/conformance.md``) over stdin/stdout, at a bounded cost
+    per fault.
+
+    Each case has ``timeout`` seconds, each start (the hello exchange) ``start_timeout``. After a crash, a
+    timeout or an answer outside the protocol the program is killed and started again for the next case, at
+    most ``max_restarts`` times. ``max_faults`` consecutive faults that cost a timeout (start failures and case
+    timeouts, counted until a case is answered) mark it *broken*; so do a hello it cannot pass (a major
+    version of the protocol this runner does not speak, a ``failure`` answer, a program that cannot be
+    executed), too many restarts, and the run's ``deadline`` (seconds spent in this adapter, starts included;
+    a case's timeout is cut to what is left of it). Every case after that is an ``error`` at once, with the
+    reason. The last lines of the program's standard error (20 lines, 4 KiB) go with each fault's outcome."""
+
+    def __init__(self, command: str | list[str], *, timeout: float = 20.0, start_timeout: float = 30.0,
+                 name: str | None = None, cwd: str | Path | None = None, max_faults: int = 3,
+                 max_restarts: int = 100, deadline: float = 3600.0, kill_grace: float = 1.0,
+                 max_line: int = 64 << 20):
+        self.argv = shlex.split(command) if isinstance(command, str) else list(command)
+        if not self.argv:
+            raise ValueError("external: empty command")
+        self.timeout, self.start_timeout, self.cwd = timeout, start_timeout, cwd
+        self.max_faults, self.max_restarts, self.deadline = max_faults, max_restarts, deadline
+        self.kill_grace, self.max_line = kill_grace, max_line
+        self.capabilities: dict[str, Any] | None = None
+        self.version: tuple[int, int] | None = None
+        self._proc: _Process | None = None
+        self._next_id = 0
+        self._starts = 0
+        self._faults = 0  # consecutive start failures and timeouts
+        self._spent = 0.0  # seconds spent in this adapter
+        self._broken: str | None = None
+        self._pending: Result | None = None  # the first start's failure, reported on the first case
+        self.name = name or "external"
+        self.description = f"external: {shlex.join(self.argv)}"
+        t0 = time.monotonic()
+        self._pending = self._start()
+        self._spent += time.monotonic() - t0
+        if self.capabilities is not None:
+            self.name = name or f"external:{self.capabilities.get('name', Path(self.argv[0]).name)}"
+            impl = self.capabilities.get("implementation", "")
+            self.description = f"external {impl}: {shlex.join(self.argv)}".strip()
+
+    @property
+    def broken(self) -> str | None:
+        """Why the adapter is no longer run (``None`` while it is)."""
+        return self._broken
+
+    # -- process management --
+
+    def _left(self) -> float:
+        return self.deadline - self._spent
+
+    def _bounded(self, timeout: float) -> tuple[float, str]:
+        """A timeout cut to what is left of the run deadline, and the note that says so."""
+        left = self._left()
+        return (timeout, "") if timeout <= left else (max(left, 0.0), " (the rest of the run deadline)")
+
+    def _start(self) -> Result | None:
+        """Start the program and exchange hello: ``None``, or the failure as a :class:`Result`."""
+        self._kill(0.0)
+        self._starts += 1
+        try:
+            self._proc = _Process(self.argv, self.cwd, self.max_line)
+        except OSError as exc:
+            return self._start_failed(f"cannot start {self.argv[0]}: {exc}", fatal=True)
+        timeout, why = self._bounded(self.start_timeout)
+        try:
+            self._proc.send({"id": 0, "type": "hello", "protocol": PROTOCOL,
+                             "version": f"{PROTOCOL_VERSION[0]}.{PROTOCOL_VERSION[1]}"})
+            resp = self._proc.answer(0, timeout, why)
+        except _Fault as f:
+            return self._start_failed(f"hello: {f.message}", fatal=False)
+        if "failure" in resp:
+            return self._start_failed(f"hello: the adapter reported a failure: {resp['failure']}", fatal=True)
+        try:
+            self.version = negotiate_version(resp)
+        except ValueError as exc:
+            return self._start_failed(f"hello: {exc}", fatal=True)
+        self.capabilities = resp
+        return None
+
+    def _start_failed(self, why: str, *, fatal: bool) -> Result:
+        tail = self._kill(0.0)
+        self._faults += 1
+        if fatal:
+            self._broken = why
+        elif self._faults >= self.max_faults:
+            self._broken = f"{self._faults} consecutive start failures or timeouts (last: {why})"
+        return self._failure(why, tail)
+
+    def _failure(self, why: str, tail: str) -> Result:
+        if self._broken is not None and self._broken != why:
+            why = f"{why}; adapter marked broken: {self._broken}"
+        elif self._broken is not None:
+            why = f"{why}; adapter marked broken"
+        return Result(failure=why, stderr_tail=tail)
+
+    def _kill(self, grace: float) -> str:
+        p, self._proc = self._proc, None
+        return p.kill(grace) if p is not None else ""
+
+    def close(self) -> None:
+        self._kill(self.kill_grace)
 
     # -- adapter protocol --
 
@@ -574,15 +778,49 @@ class ExternalAdapter:
         return f"not in the implementation's capabilities ({handler}, {profile})"
 
     def run(self, case: Any) -> Result:
-        if self._proc is None or self._proc.poll() is not None:
-            self._start()
-            if self._proc is None:
-                return Result(failure=self._start_error or "cannot start")
+        t0 = time.monotonic()
+        try:
+            return self._run(case)
+        finally:
+            self._spent += time.monotonic() - t0
+
+    def _run(self, case: Any) -> Result:
+        if self._pending is not None:
+            r, self._pending = self._pending, None
+            return r
+        if self._broken is None and self._left() <= 0:
+            self._broken = f"the run deadline of {self.deadline:g} s has passed"
+        if self._broken is None and (self._proc is None or not self._proc.running()) \
+                and self._starts > self.max_restarts:
+            self._broken = f"restarted {self._starts - 1} times (the limit)"
+        if self._broken is not None:
+            return Result(failure=f"not run: the adapter is broken: {self._broken}")
+        if self._proc is None or not self._proc.running():
+            failed = self._start()
+            if failed is not None:
+                return failed
+        return self._exchange(case)
+
+    def _exchange(self, case: Any) -> Result:
         self._next_id += 1
-        resp = self._exchange(request_for(case, self._next_id), self.timeout)
-        if isinstance(resp, str):
-            self._kill()  # restart for the next case
-            return Result(failure=resp)
+        timeout, why = self._bounded(self.timeout)
+        try:
+            self._proc.send(request_for(case, self._next_id))  # type: ignore[union-attr]
+            resp = self._proc.answer(self._next_id, timeout, why)  # type: ignore[union-attr]
+        except _Fault as f:
+            tail = self._kill(0.0 if f.kind == "timeout" else self.kill_grace)
+            if f.kind == "timeout":
+                self._faults += 1
+                if self._faults >= self.max_faults:
+                    self._broken = f"{self._faults} consecutive start failures or timeouts (last: {f.message})"
+            return self._failure(f.message, tail)
+        self._faults = 0
+        return self._result(resp)
+
+    def _result(self, resp: dict) -> Result:
+        if "failure" in resp:
+            return Result(failure=f"the adapter reported a failure: {resp['failure']}",
+                          stderr_tail=self._proc.stderr.text() if self._proc is not None else "")
         if resp.get("unsupported"):
             return Result(unsupported=True, reason=str(resp.get("reason", "unsupported")))
         if "error" in resp:
@@ -595,7 +833,7 @@ class ExternalAdapter:
                               not_reported=tuple(resp.get("not_reported", ())))
             except (ValueError, TypeError) as exc:
                 return Result(failure=f"bad result encoding: {exc}")
-        return Result(failure="answer has none of result, error, unsupported")
+        return Result(failure="answer has none of result, error, unsupported, failure")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -606,10 +844,12 @@ def adapter_names() -> list[str]:
     return ["reference", *upstream.known_builds()]
 
 
-def make_adapter(spec: str, *, timeout: float = 20.0) -> Any:
-    """An adapter from a ``--impl`` value: ``reference``, a build name, or ``external:CMD ARGS``."""
+def make_adapter(spec: str, *, timeout: float = 20.0, **limits: Any) -> Any:
+    """An adapter from a ``--impl`` value: ``reference``, a build name, or ``external:CMD ARGS``; ``timeout``
+    and ``limits`` (``start_timeout``, ``max_faults``, ``max_restarts``, ``deadline``: see
+    :class:`ExternalAdapter`) apply to an external program only."""
     if spec == "reference":
         return ReferenceAdapter()
     if spec.startswith("external:"):
-        return ExternalAdapter(spec[len("external:"):], timeout=timeout)
+        return ExternalAdapter(spec[len("external:"):], timeout=timeout, **limits)
     return LibopusAdapter(spec)

@@ -11,7 +11,9 @@ so that the example runs anywhere opus-dred is installed:
     opus-dred conform --impl external:'python docs/examples/external_adapter.py' --handler dred_features
 
 It answers ``packet``, ``dred_features`` and ``invalid`` (packet layer) requests and says ``unsupported``
-for the rest. For testing the runner's robustness, ``--crash-on``, ``--hang-on`` and ``--garbage-on`` make it
+for the rest. The decoder rejecting its input is an ``error`` answer; the wrapper itself failing (any other
+exception) is a ``failure`` answer, with the traceback on standard error (the runner keeps its last lines in
+the report). For testing the runner's robustness, ``--crash-on``, ``--hang-on`` and ``--garbage-on`` make it
 exit, hang or print a non-JSON line when a case id contains the given text.
 """
 
@@ -22,8 +24,10 @@ import base64
 import json
 import sys
 import time
+import traceback
 
 PROTOCOL = "opus-dred-conform/1"
+VERSION = "1.1"  # major.minor of the protocol this wrapper speaks; the runner checks the major
 
 
 def b64_bytes(v):
@@ -79,8 +83,8 @@ HANDLERS = {"packet": handle_packet, "dred_features": handle_dred_features, "inv
 def answer(req, args):
     rid = req.get("id")
     if req.get("type") == "hello":
-        return {"id": rid, "protocol": PROTOCOL, "name": "example", "implementation": "opus-dred via JSON lines",
-                "handlers": sorted(HANDLERS), "profiles": None}
+        return {"id": rid, "protocol": PROTOCOL, "version": VERSION, "name": "example",
+                "implementation": "opus-dred via JSON lines", "handlers": sorted(HANDLERS), "profiles": None}
     case = str(req.get("case", ""))
     if args.crash_on and args.crash_on in case:
         sys.exit(3)
@@ -98,6 +102,9 @@ def answer(req, args):
     except BitstreamError as exc:  # the implementation rejects the input: class, byte offset, message
         return {"id": rid, "error": {"class": type(exc).__name__, "byte_offset": exc.byte_offset,
                                      "message": exc.message}}
+    except Exception as exc:  # the wrapper itself failed: not a verdict on the input
+        traceback.print_exc(file=sys.stderr)
+        return {"id": rid, "failure": f"{type(exc).__name__}: {exc}"}
     if result is None:
         return {"id": rid, "unsupported": True}
     return {"id": rid, "result": result}

@@ -77,14 +77,16 @@ def resolve_impls(impls: list[str]) -> list[str]:
 
 
 def run_conform(impls: list[str], suite: Optional[Path], profile: Optional[str], handler: Optional[str] = None,
-                timeout: float = 20.0, progress: bool = False):
-    """Run and return the :class:`~opus_dred.conformance._runner.RunReport`."""
+                timeout: float = 20.0, progress: bool = False, **limits: Any):
+    """Run and return the :class:`~opus_dred.conformance._runner.RunReport`; ``limits`` bound an external
+    implementation (``start_timeout``, ``max_faults``, ``max_restarts``, ``deadline``: see
+    :class:`~opus_dred.conformance._adapters.ExternalAdapter`)."""
 
     label, cases = load_suite(suite, profile, handler)
     adapters = []
     for name in resolve_impls(impls):
         try:
-            adapters.append(make_adapter(name, timeout=timeout))
+            adapters.append(make_adapter(name, timeout=timeout, **limits))
         except Exception as exc:  # an unknown build name: a usage error
             raise typer.BadParameter(f"{name}: {exc}", param_hint="--impl") from None
     cb = None
@@ -108,11 +110,20 @@ def conform(
                                          "official layout (vectorN_dred.bit …). Default: the canonical suite."),
     as_json: bool = typer.Option(False, "--json", help="Print the JSON report instead of the table."),
     timeout: float = typer.Option(20.0, "--timeout", help="Seconds an external implementation has per case."),
+    start_timeout: float = typer.Option(30.0, "--start-timeout", help="Seconds an external implementation has "
+                                        "to answer the hello, at each (re)start."),
+    max_faults: int = typer.Option(3, "--max-faults", help="Consecutive start failures or timeouts after which "
+                                   "an external implementation is marked broken (its remaining cases: errors)."),
+    max_restarts: int = typer.Option(100, "--max-restarts", help="Restarts of an external implementation after "
+                                     "which it is marked broken."),
+    deadline: float = typer.Option(3600.0, "--deadline", help="Seconds an external implementation has for the "
+                                   "whole run; past it its remaining cases are errors."),
 ) -> None:
     """Run implementations against the test vectors: pass/fail per case, the first differing field and its
     offset, dred_compare figures; a pass table, and JSON + HTML reports with --report. Exit status 1 when
     any case fails or errs."""
-    rep = run_conform(impl, suite, profile, handler, timeout, progress=not as_json)
+    rep = run_conform(impl, suite, profile, handler, timeout, progress=not as_json, start_timeout=start_timeout,
+                      max_faults=max_faults, max_restarts=max_restarts, deadline=deadline)
     if not rep.cases:
         typer.echo("no cases found", err=True)
         raise typer.Exit(2)

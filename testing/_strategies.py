@@ -205,6 +205,8 @@ def receiver_events(draw, rate: int = 48000, *, max_runs: int = 8, reorder: bool
                 events.append(PacketLost(seq))
             seq += 1
         lost = not lost
+    if not events:  # every loss report left out: the stream still says that frame 0 exists
+        events.append(PacketLost(0))
     if reorder and len(events) > 1:
         _shuffle_neighbours(draw, events)
     return events

@@ -22,7 +22,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from opus_dred import __version__
-from opus_dred.bitstream._arith import compute_quantizer, extra_offset_from_code
+from opus_dred.bitstream._arith import compute_quantizer, extra_offset_from_code, qmax_is_coded
 from opus_dred.bitstream._dred import (
     DredPayload,
     coding_tables,
@@ -31,7 +31,7 @@ from opus_dred.bitstream._dred import (
     write_dred_payload,
 )
 from opus_dred.bitstream._errors import BitstreamError
-from opus_dred.bitstream._extensions import Extension, find_dred_extension, write_extensions
+from opus_dred.bitstream._extensions import Extension, find_dred_extension, id_byte, write_extensions
 from opus_dred.bitstream._packet import Toc, parse_packet, write_packet
 from opus_dred.bitstream._profiles import get_profile
 from opus_dred.libopus._oracle import Oracle, error_name
@@ -522,12 +522,309 @@ def _invalid(profile: str) -> Iterator[dict]:
                     {"data": Part("data.bin", data)}, params, prov)
 
 
+# ----------------------------------------------------------------------------------------------------------
+# limits: what a decoder must accept (or reject) at every limit of the syntax, made with our writers
+# (docs/limits.md lists each limit with its source and cases)
+# ----------------------------------------------------------------------------------------------------------
+LIMITS_SEED = SEED + 500
+#: TOC configs (RFC 6716 §3.1, Table 2): SILK WB 20 ms carries the DRED cases; CELT FB 2.5/5/10/20 ms and
+#: SILK WB 40/60 ms make the 120 ms packets
+_SILK_WB_20MS, _SILK_WB_40MS, _SILK_WB_60MS = 9, 10, 11
+_CELT_FB = {"2p5ms": 28, "5ms": 29, "10ms": 30, "20ms": 31}
+_LIMIT_SR = 48000
+_LIMIT_PROV = {"inputs_from": "opus-dred writers (bitstream packet/extensions/dred) and hand-written bytes",
+               "seed": LIMITS_SEED}
+
+
+def _limit_frame(size: int, salt: int = 0) -> bytes:
+    """Deterministic frame bytes (their content is never decoded by these cases)."""
+    return bytes((37 * i + 11 * salt + 5) & 0xFF for i in range(size))
+
+
+def _limit_values(prof, nb_chunks: int, seed: int, amp: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded quantized state and latents in [-amp, amp]."""
+    rng = np.random.default_rng(LIMITS_SEED + seed)
+    state = rng.integers(-amp, amp + 1, prof.state_dim)
+    lat = rng.integers(-amp, amp + 1, (nb_chunks, prof.latent_dim))
+    return state, lat
+
+
+def _limit_payload(prof, *, q0=6, dQ=3, qmax=15, extended=False, extra_code=0, offset=4, chunks=8, amp=2,
+                   seed=0) -> bytes:
+    """A DRED payload (range-coded bytes, no prefix) with every header field given."""
+    state, lat = _limit_values(prof, chunks, seed, amp)
+    p = DredPayload(profile=prof.name, q0=q0, dQ=dQ, qmax=qmax, extended_offset=extended,
+                    extra_offset=extra_offset_from_code(extra_code), offset=offset, state_q=state, latents_q=lat)
+    p.state_q, p.latents_q = _codable(prof, p.state_q, p.latents_q, q0, dQ, qmax)
+    return write_dred_payload(p, prof)
+
+
+def _dred_data(prof, payload: bytes, version: int | None = None) -> bytes:
+    """The DRED extension's data: ``'D'``, the version (the profile's unless given), the payload."""
+    v = prof.dred_version if version is None else version
+    return bytes(prof.experimental_prefix[:1]) + bytes([v]) + payload
+
+
+def _dred_packet(prof, exts, nb_frames: int = 1, config: int = _SILK_WB_20MS, syntax: str | None = None) -> bytes:
+    pad = write_extensions(exts, nb_frames, syntax=syntax or prof.extension_syntax)
+    frames = [_limit_frame(40, i) for i in range(nb_frames)]
+    return write_packet(Toc(config, False, 3), frames, padding=pad, code=3)
+
+
+def _limit_case(profile: str, layer: str, name: str, what: str, data: bytes, params: dict, prov: dict) -> dict:
+    """The case for ``data`` read as ``layer`` by the profile: the layer's handler where the reference accepts
+    it, ``invalid`` where it rejects it (so the same bytes can be accepted by one profile, rejected by the other)."""
+    handler = {"packet": "packet", "extensions": "extensions", "dred": "dred_payload"}[layer]
+    try:
+        parse_layer(profile, layer, data, {"layer": layer, **params})
+    except BitstreamError:
+        params = {**params, "layer": layer}
+        return _case(profile, "invalid", "limits", name, what, {"data": Part("data.bin", data)}, params,
+                     {**prov, "libopus": _libopus_says(profile, layer, data, params)})
+    key = {"packet": "packet", "extensions": "padding", "dred": "packet"}[layer]
+    return _case(profile, handler, "limits", name, what, {key: Part(f"{key}.bin", data)}, params, prov)
+
+
+def _limits_packets() -> list[tuple[str, str, bytes, bool]]:
+    """(name, what, bytes, self_delimited): RFC 6716 §3.2 framings at their limits."""
+    big = _limit_frame(1275)
+    out: list[tuple[str, str, bytes, bool]] = []
+    counts = [("48x2p5ms", _CELT_FB["2p5ms"], 48), ("24x5ms", _CELT_FB["5ms"], 24), ("12x10ms", _CELT_FB["10ms"], 12),
+              ("6x20ms", _CELT_FB["20ms"], 6), ("3x40ms", _SILK_WB_40MS, 3), ("2x60ms", _SILK_WB_60MS, 2)]
+    for tag, cfg, n in counts:
+        out.append((f"code3_cbr_{tag}", f"code 3 CBR, {n} frames: 120 ms, the longest packet",
+                    write_packet(Toc(cfg, False, 3), [_limit_frame(10, i) for i in range(n)], code=3, vbr=False), False))
+        over = bytes([Toc(cfg, False, 3).to_byte(), n + 1]) + bytes(10 * (n + 1))
+        out.append((f"code3_over_120ms_{n + 1}x{tag.split('x')[1]}", f"code 3, {n + 1} frames: over 120 ms (R5)", over, False))
+    t28 = Toc(_CELT_FB["2p5ms"], False, 3)
+    edges = [0, 1, 251, 252, 253, 254, 255, 256, 1019, 1020, 1023, 1024, 1275]
+    sizes = edges + [0] * (48 - len(edges))
+    out += [
+        ("code0_1275", "code 0, one frame of 1275 bytes (the largest frame)", write_packet(Toc(9, False, 0), [big]), False),
+        ("code0_1276", "code 0, an implicit frame of 1276 bytes (R2)", bytes([Toc(9, False, 0).to_byte()]) + _limit_frame(1276), False),
+        ("code1_2x1275", "code 1, two frames of 1275 bytes", write_packet(Toc(9, False, 0), [big, big], code=1), False),
+        ("code1_2x1276", "code 1, two frames of 1276 bytes (R2)", bytes([Toc(9, False, 1).to_byte()]) + bytes(2552), False),
+        ("code2_1275_1275", "code 2, 1275 + 1275 bytes (two-byte length 252+3, 255)",
+         write_packet(Toc(9, False, 0), [big, big], code=2), False),
+        ("code2_0_1275", "code 2, an empty frame then 1275 bytes", write_packet(Toc(9, False, 0), [b"", big], code=2), False),
+        ("code2_1275_1276", "code 2, a last frame of 1276 bytes (R2)",
+         bytes([Toc(9, False, 2).to_byte(), 255, 255]) + big + _limit_frame(1276), False),
+        ("code3_cbr_48x1275", "code 3 CBR, 48 frames of 1275 bytes (the largest CBR packet, 61202 bytes)",
+         write_packet(t28, [big] * 48, code=3, vbr=False), False),
+        ("code3_vbr_48x1275", "code 3 VBR, 48 frames of 1275 bytes (the largest packet without padding, 61296 bytes)",
+         write_packet(t28, [big] * 48, code=3, vbr=True), False),
+        ("code3_vbr_48_length_edges", "code 3 VBR, 48 frames whose lengths sit at the one/two-byte coding edges",
+         write_packet(t28, [_limit_frame(s, i) for i, s in enumerate(sizes)], code=3, vbr=True), False),
+        ("code3_cbr_1_frame", "code 3 CBR with one frame", write_packet(Toc(9, False, 3), [big], code=3, vbr=False), False),
+        ("code3_vbr_1_frame", "code 3 VBR with one frame", write_packet(Toc(9, False, 3), [big], code=3, vbr=True), False),
+        ("pad_0", "padding flag with a padding length of 0", write_packet(Toc(9, False, 3), [big], padding=b"", code=3), False),
+        ("pad_254", "254 padding bytes (one length byte 254)", write_packet(Toc(9, False, 3), [big], padding=bytes(254), code=3), False),
+        ("pad_255", "255 padding bytes (length bytes 255, 1)", write_packet(Toc(9, False, 3), [big], padding=bytes(255), code=3), False),
+        ("pad_508", "508 padding bytes (length bytes 255, 255, 0)", write_packet(Toc(9, False, 3), [big], padding=bytes(508), code=3), False),
+        ("pad_chain_20x255", "a chain of 20 length bytes 255 then 0: 5080 padding bytes",
+         write_packet(Toc(9, False, 3), [big], padding=bytes(5080), padding_chain=[255] * 20 + [0], code=3), False),
+        ("pad_cbr_48x20", "code 3 CBR, 48 frames, with 508 bytes of padding",
+         write_packet(t28, [big[:20]] * 48, padding=bytes(508), code=3, vbr=False), False),
+        ("pad_chain_past_end", "a padding chain of 255s that runs past the end (R6)",
+         bytes([Toc(9, False, 3).to_byte(), 0x41]) + bytes([255] * 8), False),
+        ("sd_code0_1275", "self-delimited code 0, 1275 bytes", write_packet(Toc(9, False, 0), [big], self_delimited=True), True),
+        ("sd_code1_2x1275", "self-delimited code 1, 2 x 1275 bytes",
+         write_packet(Toc(9, False, 0), [big, big], code=1, self_delimited=True), True),
+        ("sd_code2_1275_0", "self-delimited code 2, 1275 + 0 bytes",
+         write_packet(Toc(9, False, 0), [big, b""], code=2, self_delimited=True), True),
+        ("sd_code3_cbr_48x20", "self-delimited code 3 CBR, 48 frames of 20 bytes",
+         write_packet(t28, [big[:20]] * 48, code=3, vbr=False, self_delimited=True), True),
+        ("sd_code3_vbr_pad", "self-delimited code 3 VBR with a 255-chain of padding",
+         write_packet(t28, [_limit_frame(s, i) for i, s in enumerate(sizes)], padding=bytes(300), code=3, vbr=True,
+                      self_delimited=True), True),
+        ("sd_then_next_packet", "a self-delimited packet followed by another one (length < data)",
+         write_packet(Toc(9, False, 0), [big], self_delimited=True) + write_packet(Toc(9, False, 0), [big[:9]],
+                                                                                   self_delimited=True), True),
+        ("sd_length_past_end", "a self-delimited length past the end (App. B)",
+         bytes([Toc(9, False, 0).to_byte(), 252, 255]) + _limit_frame(300), True),
+    ]
+    return out
+
+
+def _limits_paddings(prof) -> list[tuple[str, str, bytes, int]]:
+    """(name, what, padding bytes, nb_frames): extension-syntax limits. The same bytes go to every profile:
+    where the syntaxes differ (id 2, separators past the frame count) one profile reads what the other rejects
+    or reads otherwise."""
+    short_l0 = bytes(id_byte(i, 0) for i in range(3, 32))
+    short_l1 = b"".join(bytes([id_byte(i, 1), i]) for i in range(3, 32))
+    long_ids = b"".join(bytes([id_byte(i, 1), 1, i]) for i in range(32, 127)) + bytes([id_byte(127, 0)]) + b"end"
+    tail = bytes([id_byte(5, 1), 0x55])
+
+    def long_len(n: int) -> bytes:
+        return bytes([id_byte(40, 1)]) + bytes([255] * (n // 255) + [n % 255]) + _limit_frame(n, 3) + tail
+
+    per_frame = b"\x02".join(bytes([id_byte(3 + f % 29, 1), f]) for f in range(48))
+    rte48 = write_extensions([e for f in range(48) for e in (Extension(5, f, b"a"), Extension(40, f, b"xy"))], 48,
+                             syntax="rte")
+    rte_long_last = write_extensions([e for f in range(3) for e in (Extension(40, f, b"A" + bytes([f])),
+                                                                    Extension(7, f, b"q"))], 3, syntax="rte")
+    v1_id2 = write_extensions([Extension(2, 0, b""), Extension(2, 0, b"\x07"), Extension(2, 3, b"\x09"),
+                               Extension(6, 3, b"\x01")], 48, syntax="v1")
+    return [
+        ("ext_short_ids_l0", "ids 3..31 with L=0 (no payload)", short_l0, 1),
+        ("ext_short_ids_l1", "ids 3..31 with L=1 (one payload byte)", short_l1, 1),
+        ("ext_long_ids", "ids 32..126 with L=1 and 1-byte lengths, then 127 with L=0 (to the end)", long_ids, 1),
+        ("ext_long_l0_to_end", "a long extension with L=0 holding the 1000 bytes to the end",
+         bytes([id_byte(40, 0)]) + _limit_frame(1000, 4), 1),
+        *((f"ext_long_len_{n}", f"a long extension of {n} bytes (length bytes: 255 x {n // 255}, {n % 255})",
+           long_len(n), 1) for n in (254, 255, 256, 510, 1000)),
+        ("ext_long_len_past_end", "a long length of 255, 255, 10 with fewer bytes left",
+         bytes([id_byte(40, 1), 255, 255, 10]) + bytes(100), 1),
+        ("ext_padding_l1_run", "100 one-byte paddings (id 0, L=1) then an extension",
+         bytes([id_byte(0, 1)] * 100) + tail, 1),
+        ("ext_padding_l0_rest", "an extension, then id 0 with L=0: the rest is padding, even a bad long length",
+         tail + bytes([id_byte(0, 0), id_byte(40, 1), 255, 255]), 1),
+        ("ext_sep_l0_48_frames", "an extension in each of 48 frames, 47 separators 0x02", per_frame, 48),
+        ("ext_sep_l1_inc47", "one separator with increment 47 (0x03 47) to the last frame",
+         bytes([id_byte(1, 1), 47]) + tail, 48),
+        ("ext_sep_l1_inc0", "a separator with increment 0 (frame unchanged)",
+         tail + bytes([id_byte(1, 1), 0]) + bytes([id_byte(6, 1), 0x66]), 2),
+        ("ext_sep_to_frame48", "separators reaching frame 48", bytes([id_byte(1, 1), 47, id_byte(1, 0)]) + tail, 48),
+        ("ext_sep_l1_truncated", "a separator with L=1 as the last byte", tail + bytes([id_byte(1, 1)]), 2),
+        ("ext_sep_past_frame_count", "a separator to frame 5 of a 2-frame packet (1.5.x: allowed below 48; "
+         "1.6.x: beyond the frame count)", bytes([id_byte(1, 1), 5]) + tail, 2),
+        ("ext_id2_l0", "id 2 with L=0 after a short extension, 4 frames (1.5.x: a short extension; 1.6.x: repeat "
+         "and end)", bytes([id_byte(5, 1), 0x61, id_byte(2, 0), 0x62, 0x63, 0x64]), 4),
+        ("ext_id2_l1", "id 2 with L=1 after a short extension, 4 frames (1.5.x: a short extension with one byte; "
+         "1.6.x: repeat, more follows)", bytes([id_byte(5, 1), 0x61, id_byte(2, 1), 0x62, 0x63, 0x64, id_byte(6, 1), 0x65]), 4),
+        ("ext_repeat_48_frames", "a short and a long extension repeated over all 48 frames by one id 2 "
+         "(1.6.x writer's bytes)", rte48, 48),
+        ("ext_id2_short_v1", "id 2 as a short extension with and without payload, in frames 0 and 3 (1.5.x writer's "
+         "bytes)", v1_id2, 48),
+        ("ext_repeat_long_last_l0", "1.6.x: a repeat with L=0 whose last long extension runs to the end, with "
+         "short ones after it",
+         rte_long_last, 3),
+    ]
+
+
+def _limits_extensions(profile: str) -> Iterator[dict]:
+    prof = get_profile(profile)
+    for name, what, pad, nbf in _limits_paddings(prof):
+        yield _limit_case(profile, "extensions", name, what, pad, {"direction": "parse", "nb_frames": nbf},
+                          {**_LIMIT_PROV, "limit": "extensions"})
+    min_id = 2 if prof.extension_syntax == "v1" else 3
+    gens = [
+        ("gen_every_id", 1, [Extension(i, 0, bytes([i]) if i < 32 else bytes([i, i])) for i in range(min_id, 128)]),
+        ("gen_all_48_frames", 48, [e for f in range(48) for e in (Extension(9, f, b"\x01"), Extension(60, f, b"ab"))]),
+        ("gen_long_600", 2, [Extension(50, 0, _limit_frame(600, 5)), Extension(6, 1, b"\x06")]),
+    ]
+    for name, nbf, exts in gens:
+        ext_json = [{"id": e.id, "frame": e.frame, "data": e.data.hex()} for e in exts]
+        yield _case(profile, "extensions", "limits", name, f"generate: {name}",
+                    {"extensions": Part("extensions.json", ext_json)},
+                    {"direction": "generate", "nb_frames": nbf, "pad_to": None}, {**_LIMIT_PROV, "limit": "extensions"})
+
+
+def _limits_dred_packets(profile: str) -> list[tuple[str, str, bytes, bool]]:
+    """(name, what, packet, with features): DRED payloads at their limits, each in a whole packet."""
+    prof = get_profile(profile)
+    eid = prof.extension_id
+    one = lambda payload, **kw: _dred_packet(prof, [Extension(eid, 0, _dred_data(prof, payload))], **kw)  # noqa: E731
+    pl = lambda **kw: _limit_payload(prof, **kw)  # noqa: E731
+    out: list[tuple[str, str, bytes, bool]] = []
+    for q0 in range(16):
+        qmax = q0 + 1 if qmax_is_coded(q0, 7) else 15
+        out.append((f"q0_{q0:02d}_dq7_qmax{qmax}", f"q0 {q0}, dQ 7, qmax {qmax} (the lowest allowed)",
+                    one(pl(q0=q0, dQ=7, qmax=qmax, seed=q0)), q0 in (0, 7, 15)))
+    for dq in range(8):
+        out.append((f"q0_00_dq{dq}_qmax15", f"q0 0, dQ {dq}, qmax 15 ({'not coded' if dq == 0 else 'coded'})",
+                    one(pl(q0=0, dQ=dq, qmax=15, seed=20 + dq)), dq in (0, 7)))
+    out += [
+        ("q0_00_dq1_qmax14", "qmax 14 (the highest coded value) at q0 0", one(pl(q0=0, dQ=1, qmax=14, seed=30)), False),
+        ("q0_13_dq1_qmax14", "q0 13: a one-value qmax symbol (ft 2), qmax 14", one(pl(q0=13, dQ=1, qmax=14, seed=31)), False),
+        ("q0_13_dq1_qmax15", "q0 13, qmax 15 (the lower half of the ft-2 symbol)", one(pl(q0=13, dQ=1, qmax=15, seed=32)), False),
+    ]
+    for off in (0, 1, 15, 16, 17, 30, 31):
+        out.append((f"offset_{off:02d}", f"offset field {off} (dred_offset {16 - off})",
+                    one(pl(offset=off, seed=40 + off)), off in (0, 31)))
+    for code, off in ((0, 0), (1, 0), (128, 16), (255, 0), (255, 31)):
+        out.append((f"extra_{code:03d}_offset_{off:02d}", f"extended offset, extra {code} (x32), offset {off}",
+                    one(pl(extended=True, extra_code=code, offset=off, seed=50 + code % 7)), code == 255))
+    lat26 = dict(chunks=prof.max_latents, seed=60)
+    full = pl(**lat26)
+    out += [
+        ("max_latents_26", f"{prof.max_latents} latent chunks (the most a payload holds)", one(full), True),
+        ("max_latents_26_trailing", "26 chunks followed by 200 more bytes (not read)", one(full + _limit_frame(200, 6)), True),
+        ("max_latents_26_finest", "26 chunks at q0 0, dQ 0 (the finest quantizer everywhere)",
+         one(pl(q0=0, dQ=0, chunks=prof.max_latents, amp=6, seed=61)), True),
+        ("payload_1_byte", "a 1-byte payload (the smallest that is DRED)", one(full[:1]), True),
+        ("payload_2_bytes", "a 2-byte payload", one(full[:2]), False),
+        ("payload_big_values", "26 chunks of values up to +-40 (a long payload)",
+         one(pl(q0=0, dQ=0, chunks=prof.max_latents, amp=40, seed=62)), True),
+        ("payload_61000_bytes", "a 61000-byte payload (26 chunks then zeros) in a 48-frame 120 ms packet",
+         _dred_packet(prof, [Extension(eid, 0, _dred_data(prof, full + bytes(61000 - len(full))))], nb_frames=48,
+                      config=_CELT_FB["2p5ms"]), False),
+    ]
+    # truncation inside every field: cut the 26-chunk payload in the middle of each coded field
+    fields = read_dred_payload(full, prof).fields
+    for fname, start, end in fields:
+        if fname.startswith("latent[") and int(fname[7:-1]) not in (0, 1, 12, prof.max_latents - 1):
+            continue
+        cut = max(1, (start + end) // 16)
+        tag = fname.replace("[", "_").replace("]", "")
+        out.append((f"truncated_in_{tag}", f"the payload cut to {cut} bytes, inside field {fname} (bits {start}..{end})",
+                    one(full[:cut]), fname in ("q0", "state", "latent[1]")))
+    data = lambda **kw: _dred_data(prof, pl(**kw))  # noqa: E731
+    other = get_profile("libopus-1.5.2" if profile == "libopus-1.6.1" else "libopus-1.6.1")
+    foreign = _dred_data(other, _limit_payload(other, seed=70))
+    out += [
+        ("frame_1_of_2", "DRED in frame 1 of 2 (dred_frame_offset 8)",
+         _dred_packet(prof, [Extension(eid, 1, data(seed=71))], nb_frames=2), True),
+        ("frame_5_of_6", "DRED in frame 5 of 6 (120 ms; dred_frame_offset 40)",
+         _dred_packet(prof, [Extension(eid, 5, data(seed=72))], nb_frames=6), True),
+        ("frame_47_of_48_offset0", "DRED in frame 47 of 48 (2.5 ms frames), offset 0: dred_offset 63, the latest",
+         _dred_packet(prof, [Extension(eid, 47, data(offset=0, seed=73))], nb_frames=48, config=_CELT_FB["2p5ms"]), True),
+        ("frame_beyond_count", "DRED behind a separator to frame 3 of a 1-frame packet (1.5.x finds it; 1.6.x: invalid)",
+         _dred_packet(prof, [Extension(eid, 3, data(seed=74))], nb_frames=1, syntax="v1"), True),
+        ("three_dred_first_wins", "three DRED extensions in frames 0, 0, 1: the first counts",
+         _dred_packet(prof, [Extension(eid, 0, data(offset=2, seed=75)), Extension(eid, 0, data(offset=9, seed=76)),
+                             Extension(eid, 1, data(offset=1, seed=77))], nb_frames=2, syntax="v1"), True),
+        ("prefix_only_then_dred", "a DRED id holding only 'D', version, then a real one (the first with a payload wins)",
+         _dred_packet(prof, [Extension(eid, 0, _dred_data(prof, b"")), Extension(eid, 0, data(seed=78))]), False),
+        ("foreign_version_only", "only a DRED extension of version 0x7f: no DRED",
+         _dred_packet(prof, [Extension(eid, 0, _dred_data(prof, pl(seed=79), version=0x7F))]), False),
+        ("other_profile_then_own", f"{other.name}'s DRED (version {other.dred_version}) before this profile's",
+         _dred_packet(prof, [Extension(eid, 0, foreign), Extension(eid, 0, data(seed=80))], syntax="v1"), True),
+        ("wrong_magic", "id 126 data 'E', version: not DRED", _dred_packet(prof, [Extension(eid, 0, b"E" + data(seed=81)[1:])]), False),
+        ("dred_on_id_125", "a DRED payload on id 125 (not the DRED id)", _dred_packet(prof, [Extension(125, 0, data(seed=82))]), False),
+        ("long_length_past_end", "a DRED extension whose long length runs past the end (1.5.x: no DRED; 1.6.x: invalid)",
+         write_packet(Toc(9, False, 3), [_limit_frame(40)], padding=bytes([id_byte(eid, 1), 255, 10]) + data(seed=83), code=3),
+         False),
+    ]
+    return out
+
+
+def _limits_dred(profile: str) -> Iterator[dict]:
+    prof = get_profile(profile)
+    full_req = prof.max_latents * 4 * _LIMIT_SR // 100
+    for name, what, pkt, features in _limits_dred_packets(profile):
+        params = {"max_dred_samples": full_req, "sampling_rate": _LIMIT_SR}
+        prov = {**_LIMIT_PROV, "limit": "dred"}
+        case = _limit_case(profile, "dred", name, what, pkt, params, prov)
+        yield case
+        if features and case["handler"] == "dred_payload":
+            yield _case(profile, "dred_features", "limits", name, what, {"packet": Part("packet.bin", pkt)}, params, prov)
+
+
+def _limits(profile: str) -> Iterator[dict]:
+    for name, what, data, sd in _limits_packets():
+        yield _limit_case(profile, "packet", name, what, data, {"self_delimited": sd}, {**_LIMIT_PROV, "limit": "packet"})
+    yield from _limits_extensions(profile)
+    yield from _limits_dred(profile)
+
+
 SUITES: dict[str, Callable[[str], Iterator[dict]]] = {
     "basic": _range_coder,
     "speech_grid": _speech_grid,
     "writer_edges": _writer_edges,
     "patterns": _receiver,
     "mutations": _invalid,
+    "limits": _limits,
 }
 
 

@@ -716,7 +716,7 @@ class ExternalAdapter:
     def _bounded(self, timeout: float) -> tuple[float, str]:
         """A timeout cut to what is left of the run deadline, and the note that says so."""
         left = self._left()
-        return (timeout, "") if timeout <= left else (max(left, 0.0), " (the rest of the run deadline)")
+        return (timeout, "") if timeout <= left else (max(round(left, 2), 0.0), " (the rest of the run deadline)")
 
     def _start(self) -> Result | None:
         """Start the program and exchange hello: ``None``, or the failure as a :class:`Result`."""

@@ -141,8 +141,8 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
                        config.getoption("--opus-dred-handler"))
     for spec in specs:
         for case in cases:
-            items.append(ConformanceItem.from_parent(session, name=f"{NODE_PREFIX}[{spec}][{case.id}]", spec=spec,
-                                                     case=case))
+            name = f"{NODE_PREFIX}[{spec}][{case.id}]"
+            items.append(ConformanceItem.from_parent(session, name=name, nodeid=name, spec=spec, case=case))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

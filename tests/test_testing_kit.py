@@ -157,3 +157,114 @@ def test_libopus_parses_the_dred_packets(profile, data):
         assert d.nb_latents == ours.nb_latents
     finally:
         d.close()
+
+
+# -- the pytest plugin ------------------------------------------------------------------------------
+
+#: a small subset of the canonical suite: packet framings of every code (no JAX decoding needed)
+SUBSET = suite_root() / "libopus-1.6.1" / "packet" / "writer_edges"
+
+WRONG_ADAPTER = textwrap.dedent('''
+    """Answers packet cases with one frame too many: a wrong implementation for the plugin's tests."""
+    import base64, json, sys
+    from opus_dred.bitstream._packet import parse_packet
+
+    for line in sys.stdin:
+        req = json.loads(line)
+        if req.get("type") == "hello":
+            out = {"id": 0, "protocol": req["protocol"], "name": "wrong", "handlers": ["packet"], "profiles": None}
+        else:
+            p = parse_packet(base64.b64decode(req["inputs"]["packet"]["base64"]))
+            out = {"id": req["id"], "result": {"packet": {"toc": p.toc.to_byte(), "nb_frames": p.nb_frames + 1}}}
+        print(json.dumps(out), flush=True)
+''')
+
+
+def test_plugin_is_inert_without_its_option(pytester):
+    pytester.makepyfile("def test_one():\n    pass\n")
+    r = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    r.assert_outcomes(passed=1)
+    out = r.stdout.str()
+    assert "opus-dred-" in out and "collected 1 item" in out  # loaded by its entry point, and adds nothing
+    assert "--opus-dred-impl" in pytester.runpytest_subprocess("--help").stdout.str()
+
+
+def test_plugin_runs_the_suite_on_the_reference(pytester):
+    n = len(list(SUBSET.glob("*/meta.json")))
+    r = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--opus-dred-impl", "reference",
+                                      "--opus-dred-suite", str(SUBSET), "-v")
+    r.assert_outcomes(passed=n)
+    assert n >= 10 and "opus-dred[reference][libopus-1.6.1/packet/writer_edges/" in r.stdout.str()
+
+
+def test_plugin_names_the_field_a_wrong_adapter_gets_wrong(pytester):
+    adapter = pytester.makefile(".py", wrong_adapter=WRONG_ADAPTER)
+    r = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--opus-dred-impl",
+                                      f"external:{sys.executable} {adapter}", "--opus-dred-suite", str(SUBSET),
+                                      "--opus-dred-timeout", "10", "-k", "code0 or code3")
+    out = r.stdout.str()
+    assert r.ret == 1 and "passed" not in out.splitlines()[-1]
+    assert "first difference: packet.nb_frames" in out
+    assert "expected 1, got 2" in out
+
+
+def test_plugin_failure_text_gives_the_dred_compare_figures():
+    from opus_dred.conformance import Outcome
+
+    o = Outcome(impl="external:x", case="libopus-1.6.1/dred_features/s/c", profile="libopus-1.6.1",
+                handler="dred_features", suite="s", name="c", status="fail", field="features", offset=3,
+                detail="features at offset 3: expected within dred_compare thresholds 0.5 0.15 0.02, got total 0.9",
+                metric={"total": 0.9, "max": 0.4, "pitch": 0.01, "thresholds": [0.5, 0.15, 0.02], "bit_exact": False})
+    text = describe(o)
+    assert "first difference: features at offset 3" in text
+    assert "dred_compare: total 0.9, max 0.4, pitch 0.01 (thresholds 0.5 0.15 0.02), bit_exact False" in text
+
+
+# -- the C adapter over libopus' public API (oracle: built against each libopus build) ----------------
+
+C_ADAPTER = ROOT / "docs" / "examples" / "c_adapter" / "adapter.c"
+C_HANDLERS = {"packet", "dred_features", "invalid"}
+
+
+def _build_c_adapter(build_name: str, out: Path, *, struct: bool) -> Path:
+    """Compile the example as its README says: the public header and the static library; with ``struct``, also
+    the build's internal headers, to read ``struct OpusDRED``."""
+    from opus_dred.libopus import get_build
+
+    b = get_build(build_name)
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler")
+    flags = [f"-I{Path(b.source_dir) / 'include'}"]
+    if struct:
+        flags = ["-DREAD_OPUSDRED_STRUCT", "-DHAVE_CONFIG_H", "-w", *(f"-I{d}" for d in [b.source_dir, *b.include_dirs])]
+    exe = out / f"adapter-{build_name}{'-struct' if struct else ''}"
+    subprocess.run([cc, "-O2", "-std=gnu99", *flags, str(C_ADAPTER), str(b.static_lib), "-lm", "-o", str(exe)],
+                   check=True, capture_output=True, timeout=120)
+    return exe
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("struct", [False, True], ids=["public", "struct"])
+@pytest.mark.parametrize("build", ["libopus-1.5.2", "libopus-1.6.1"])
+def test_c_adapter_passes_what_it_implements(tmp_path, build, struct):
+    exe = _build_c_adapter(build, tmp_path, struct=struct)
+    r = subprocess.run([sys.executable, "-m", "opus_dred.cli", "conform", "--impl", f"external:{exe}", "--profile",
+                        build, "--json", "--timeout", "10"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    outcomes = json.loads(r.stdout)["implementations"][0]["outcomes"]
+    by = {}
+    for o in outcomes:
+        by.setdefault(o["handler"], []).append(o)
+    for handler, os_ in by.items():
+        statuses = {o["status"] for o in os_}
+        if handler in C_HANDLERS:
+            assert statuses <= {"pass", "skip"} and "pass" in statuses, (handler, statuses)
+        else:
+            assert statuses == {"skip"}, (handler, statuses)
+    features = [o for o in by["dred_features"] if o["metric"]]
+    if struct:  # the features themselves are compared, within dred_compare's thresholds
+        assert len(features) > 50 and all(o["metric"]["passed"] for o in features)
+    else:  # OpusDRED is opaque to the public API: features are not reported, found/ret/dred_end are compared
+        assert not features and all("features" in o["partial"] for o in by["dred_features"] if o["status"] == "pass"
+                                    and o["partial"])

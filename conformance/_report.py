@@ -21,22 +21,45 @@ _COLORS = {"pass": "#2e7d32", "fail": "#c62828", "skip": "#9e9e9e", "error": "#e
 _TERMINAL_STDERR_LINES = 8
 
 
+def _note(q: dict | None) -> str:
+    """A handler cell's second line: ``p N`` passes that are partial, ``bx N`` feature comparisons bit-exact."""
+    if not q:
+        return ""
+    parts = [f"p {q['partial']}"] if q["partial"] else []
+    if q["compared_features"]:
+        parts.append(f"bx {q['bit_exact']}")
+    return "\n".join(parts)
+
+
 def summary_rows(report: RunReport) -> list[dict[str, Any]]:
-    """One row per implementation: counts, seconds, and the handler → 'passed/run' cells."""
+    """One row per implementation: counts, the pass/partial/bit-exact counts (``quality``), seconds, the
+    handler → 'passed/run' cells and their notes (``p N bx N``)."""
     rows = []
     for r in report.impls:
-        m = r.matrix()
-        cells = {}
+        m, q = r.matrix(), r.quality()
+        cells, notes = {}, {}
         for h in report.handlers:
             c = m.get(h, {s: 0 for s in STATUSES})
             run = c["pass"] + c["fail"] + c["error"]
             cells[h] = "skip" if run == 0 else f"{c['pass']}/{run}"
-        rows.append({"impl": r.impl, "counts": r.counts(), "seconds": r.seconds, "cells": cells})
+            notes[h] = "" if run == 0 else _note(q.get(h))
+        rows.append({"impl": r.impl, "counts": r.counts(), "quality": q["total"], "seconds": r.seconds,
+                     "cells": cells, "notes": notes, "fingerprint": report.fingerprints.get(r.impl)})
     return rows
 
 
+#: handler column headers of the terminal table, on two lines to keep it within 120 columns
+_HEADERS = {"extensions": "exten-\nsions"}
+
+
+def _note_line(note: str) -> str:
+    return f"\n[dim]{note}[/dim]" if note else ""
+
+
 def print_summary(report: RunReport, console: Any = None, *, failures: int = 20) -> None:
-    """The pass table (implementation × handler) and the first failures, on the terminal."""
+    """The pass table (implementation × handler: passed/run, then partial and bit-exact counts), the numerics
+    fingerprints and the first failures, on the terminal."""
+    from rich import box
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
@@ -44,16 +67,18 @@ def print_summary(report: RunReport, console: Any = None, *, failures: int = 20)
     if console is None:
         c = Console()
         if not c.is_terminal:  # a pipe or a log: wide enough for every handler column
-            c = Console(width=max(c.width, 40 + 14 * (len(report.handlers) + 5)))
+            c = Console(width=max(c.width, 120))
     else:
         c = console
-    t = Table(title=f"opus-dred conform: {report.cases} cases ({', '.join(report.profiles)})")
-    t.add_column("implementation")
+    strict = " · strict" if report.strict else ""
+    t = Table(title=f"opus-dred conform: {report.cases} cases ({', '.join(report.profiles)}){strict}",
+              box=box.SIMPLE_HEAD, collapse_padding=True, caption="passed/run; under it: p = passes that are "
+              "partial (a field not reported), bx = feature comparisons bit-exact")
+    t.add_column("implementation", no_wrap=True)
     for h in report.handlers:
-        t.add_column(h, justify="center")
-    for s in STATUSES:
-        t.add_column(s, justify="right")
-    t.add_column("s", justify="right")
+        t.add_column(_HEADERS.get(h, h.replace("_", "\n")), justify="center", no_wrap=True)
+    for s in ("pass", "fail", "skip", "error", "s"):
+        t.add_column(s, justify="right", no_wrap=True)
     for row in summary_rows(report):
         cells = []
         for h in report.handlers:
@@ -62,10 +87,16 @@ def print_summary(report: RunReport, console: Any = None, *, failures: int = 20)
                 cells.append("[dim]–[/dim]")
             else:
                 p, n = (int(x) for x in v.split("/"))
-                cells.append(f"[{'green' if p == n else 'red'}]{v}[/]")
-        cnt = row["counts"]
-        t.add_row(row["impl"], *cells, *(str(cnt[s]) for s in STATUSES), f"{row['seconds']:.1f}")
+                cells.append(f"[{'green' if p == n else 'red'}]{v}[/]" + _note_line(row["notes"][h]))
+        cnt, q = row["counts"], row["quality"]
+        t.add_row(row["impl"], *cells, str(cnt["pass"]) + _note_line(_note(q)),
+                  *(str(cnt[s]) for s in ("fail", "skip", "error")), f"{row['seconds']:.1f}")
     c.print(t)
+    for row in summary_rows(report):
+        fp = row["fingerprint"]
+        if fp:
+            why = f" [yellow]why: {escape(fp['why'])}[/]" if fp.get("why") else ""
+            c.print(f"numerics {escape(row['impl'])}: {escape(fp['summary'])}{why}", highlight=False)
     shown = 0
     for r in report.impls:
         for o in r.outcomes:
@@ -267,17 +298,24 @@ def render_html(report: RunReport) -> str:
              f"{_e(', '.join(report.profiles))} · {_e(report.generator)} · {_e(report.created)}</p>")
     # summary
     p.append("<h2>Summary</h2><table><thead><tr><th>implementation</th><th>description</th>")
-    p.extend(f"<th>{s}</th>" for s in STATUSES)
+    p.extend(f"<th>{s}</th>" for s in ("pass", "partial", "bit-exact") + STATUSES[1:])
     p.append("<th>seconds</th></tr></thead><tbody>")
     for r in report.impls:
-        c = r.counts()
-        p.append(f"<tr><td><b>{_e(r.impl)}</b></td><td class=\"small\">{_e(r.description)}</td>")
-        p.extend(f"<td class=\"num {s}\">{c[s]}</td>" for s in STATUSES)
+        c, q = r.counts(), r.quality()["total"]
+        bx = "–" if q["compared_features"] is None else f"{q['bit_exact']} of {q['compared_features']}"
+        p.append(f"<tr><td><b>{_e(r.impl)}</b></td><td class=\"small\">{_e(r.description)}</td>"
+                 f"<td class=\"num pass\">{c['pass']}</td><td class=\"num\">{q['partial']}</td>"
+                 f"<td class=\"num\">{bx}</td>")
+        p.extend(f"<td class=\"num {s}\">{c[s]}</td>" for s in STATUSES[1:])
         p.append(f"<td class=\"num\">{r.seconds:.2f}</td></tr>")
     p.append("</tbody></table>")
+    if report.strict:
+        p.append("<p class=\"small\">Strict run: a case with an expected field not reported fails.</p>")
     p.append("<h2>Pass matrix per handler</h2><p class=\"small\">passed / run (failures and errors count as run; "
              "skipped cases are left out). A libopus build runs only its own profile's cases.</p>")
     p.append(svg_matrix(report))
+    p.append(_quality_table(report))
+    p.append(_fingerprint_html(report))
     # failures
     bad = [(r.impl, o) for r in report.impls for o in r.outcomes if o.status in ("fail", "error")]
     p.append(f"<h2>Failures and errors ({len(bad)})</h2>")
@@ -335,6 +373,55 @@ def render_html(report: RunReport) -> str:
              "Fields an implementation cannot report (libopus: quantized values, error classes and offsets) are "
              "marked partial, never failed. The JSON report beside this page holds every figure.</p>")
     p.append("</body></html>\n")
+    return "".join(p)
+
+
+def _quality_table(report: RunReport) -> str:
+    """Per implementation and handler: passes, of which partial, and feature comparisons bit-exact."""
+    p = ["<h3>Pass, partial and bit-exact per handler</h3><p class=\"small\">passes · partial (a pass with an "
+         "expected field not reported; <code>--strict</code> fails those) · bit-exact feature comparisons "
+         "of those compared.</p><table id=\"quality\"><thead><tr><th>implementation</th>"]
+    p.extend(f"<th>{_e(h)}</th>" for h in report.handlers)
+    p.append("</tr></thead><tbody>")
+    for r in report.impls:
+        q = r.quality()
+        p.append(f"<tr><td>{_e(r.impl)}</td>")
+        for h in report.handlers:
+            c = q.get(h)
+            if c is None:
+                p.append("<td class=\"skip\">–</td>")
+                continue
+            bx = "" if c["compared_features"] is None else f" · bit-exact {c['bit_exact']}/{c['compared_features']}"
+            p.append(f"<td class=\"num\">{c['pass']} pass · {c['partial']} partial{bx}</td>")
+        p.append("</tr>")
+    p.append("</tbody></table>")
+    return "".join(p)
+
+
+def _fingerprint_html(report: RunReport) -> str:
+    """Each implementation's numerics fingerprint: the preset matched, or the closest, why, and the scores."""
+    if not report.fingerprints:
+        return ""
+    p = ["<h2>Numerics fingerprint</h2><p class=\"small\">Which arithmetic path an implementation's features "
+         "match bit for bit, from a sample of the feature cases it answered recomputed under every preset of "
+         "the reference decoder (docs/numerics.md).</p>"]
+    for r in report.impls:
+        fp = report.fingerprints.get(r.impl)
+        if not fp:
+            continue
+        p.append(f"<h3>{_e(r.impl)}</h3><p class=\"fingerprint\">{_e(fp['summary'])}</p>")
+        if fp.get("why"):
+            p.append(f"<p class=\"small\"><b>Why not bit-exact with an x86-64 libopus build:</b> {_e(fp['why'])}.</p>")
+        if fp.get("scores"):
+            n = len(fp["sampled"])
+            p.append("<table><thead><tr><th>preset</th><th>bit-exact cases</th><th>mean total</th><th>mean max</th>"
+                     "<th>mean pitch</th></tr></thead><tbody>")
+            for name, sc in fp["scores"].items():
+                cells = "".join(f"<td class=\"num\">{'n/a' if sc[k] is None else format(sc[k], '.3g')}</td>"
+                                for k in ("total", "max", "pitch"))
+                p.append(f"<tr><td><code>{_e(name)}</code></td><td class=\"num\">{sc['bit_exact']}/{n}</td>"
+                         f"{cells}</tr>")
+            p.append("</tbody></table>")
     return "".join(p)
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import typer
 
 from opus_dred.conformance._adapters import adapter_names, make_adapter
+from opus_dred.conformance._fingerprint import fingerprint_report
 from opus_dred.conformance._report import print_summary, write_reports
 from opus_dred.conformance._runner import run_suite
 from opus_dred.vectors._expected import FEATURE_TOLERANCE
@@ -77,8 +78,10 @@ def resolve_impls(impls: list[str]) -> list[str]:
 
 
 def run_conform(impls: list[str], suite: Optional[Path], profile: Optional[str], handler: Optional[str] = None,
-                timeout: float = 20.0, progress: bool = False, **limits: Any):
-    """Run and return the :class:`~opus_dred.conformance._runner.RunReport`; ``limits`` bound an external
+                timeout: float = 20.0, progress: bool = False, *, strict: bool = False, fingerprint: bool = False,
+                **limits: Any):
+    """Run and return the :class:`~opus_dred.conformance._runner.RunReport` (``strict``: a partial pass fails;
+    ``fingerprint``: with every implementation's numerics fingerprint); ``limits`` bound an external
     implementation (``start_timeout``, ``max_faults``, ``max_restarts``, ``deadline``: see
     :class:`~opus_dred.conformance._adapters.ExternalAdapter`)."""
 
@@ -97,7 +100,10 @@ def run_conform(impls: list[str], suite: Optional[Path], profile: Optional[str],
             if i == n or i % 25 == 0:
                 print(f"\r{impl}: {i}/{n}", end="\n" if i == n else "", file=sys.stderr, flush=True)
 
-    return run_suite(adapters, cases, suite=label, progress=cb)
+    rep = run_suite(adapters, cases, suite=label, progress=cb, strict=strict)
+    if fingerprint:
+        fingerprint_report(rep, cases)
+    return rep
 
 
 def conform(
@@ -118,12 +124,17 @@ def conform(
                                      "which it is marked broken."),
     deadline: float = typer.Option(3600.0, "--deadline", help="Seconds an external implementation has for the "
                                    "whole run; past it its remaining cases are errors."),
+    strict: bool = typer.Option(False, "--strict", help="Fail a case whose expected fields were not all "
+                                "reported (by default such a pass is partial)."),
+    no_fingerprint: bool = typer.Option(False, "--no-fingerprint", help="Skip the numerics fingerprint (which "
+                                        "preset each implementation's features match bit for bit)."),
 ) -> None:
     """Run implementations against the test vectors: pass/fail per case, the first differing field and its
     offset, dred_compare figures; a pass table, and JSON + HTML reports with --report. Exit status 1 when
     any case fails or errs."""
     rep = run_conform(impl, suite, profile, handler, timeout, progress=not as_json, start_timeout=start_timeout,
-                      max_faults=max_faults, max_restarts=max_restarts, deadline=deadline)
+                      max_faults=max_faults, max_restarts=max_restarts, deadline=deadline, strict=strict,
+                      fingerprint=not no_fingerprint)
     if not rep.cases:
         typer.echo("no cases found", err=True)
         raise typer.Exit(2)

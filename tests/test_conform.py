@@ -506,3 +506,35 @@ def test_each_libopus_build_passes_its_own_profile_of_the_canonical_suite(build)
     own = [o for o in r.outcomes if o.profile.endswith(build.split("-")[1]) and o.handler != "receiver"]
     assert own and sum(o.status == "pass" for o in own) >= 0.95 * len(own)
     assert {o.handler for o in own if o.status == "pass"} >= {"dred_features", "dred_payload", "packet", "invalid"}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# strictness and counts
+
+
+def test_strict_fails_a_partial_pass_and_the_counts_are_the_outcomes(suite):
+    from opus_dred.conformance._adapters import LibopusAdapter
+
+    cases = list(iter_cases(suite, profile="libopus-1.6.1"))
+    loose = run_suite([LibopusAdapter("libopus-1.6.1")], cases)
+    strict = run_suite([LibopusAdapter("libopus-1.6.1")], cases, strict=True)
+    partial = [o for o in loose.impls[0].outcomes if o.status == "pass" and o.partial]
+    assert partial, "libopus leaves some field unreported"
+    by_case = {o.case: o for o in strict.impls[0].outcomes}
+    for o in partial:
+        s = by_case[o.case]
+        assert s.status == "fail" and s.field == o.partial[0] and s.detail.startswith("strict: "), s
+    assert strict.impls[0].counts()["pass"] == loose.impls[0].counts()["pass"] - len(partial)
+    for rep in (loose, strict):
+        j = rep.to_json()
+        assert j["strict"] is (rep is strict)
+        for impl in j["implementations"]:
+            outs = impl["outcomes"]
+            for h, q in impl["quality"].items():
+                mine = outs if h == "total" else [o for o in outs if o["handler"] == h]
+                assert q["pass"] == sum(o["status"] == "pass" for o in mine)
+                assert q["partial"] == sum(o["status"] == "pass" and bool(o["partial"]) for o in mine)
+                n_feat = sum(o["metric"] is not None for o in mine)
+                assert q["compared_features"] == (n_feat or None)
+                assert q["bit_exact"] == (sum(bool(o["metric"] and o["metric"].get("bit_exact")) for o in mine)
+                                          if n_feat else None)

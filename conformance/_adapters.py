@@ -466,6 +466,13 @@ class _Fault(Exception):
         self.kind, self.message = kind, message
 
 
+_DEADLINE_CUT = " (the rest of the run deadline)"
+
+
+def _seconds(t: float) -> str:
+    return f"{t:g}" if t == round(t, 2) else f"{t:.2f}"
+
+
 class _WriteFailed(str):
     """Put on the answer queue when a request could not be written."""
 
@@ -481,6 +488,7 @@ class _StderrTail:
     def __init__(self, stream: Any, lines: int = STDERR_TAIL_LINES, nbytes: int = STDERR_TAIL_BYTES):
         self._lines: collections.deque[str] = collections.deque(maxlen=lines)
         self._nbytes = nbytes
+        self._read_so_far = 0  # lines read, to tell when the stream has gone quiet
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
         self._thread.start()
@@ -490,8 +498,18 @@ class _StderrTail:
             for raw in iter(lambda: stream.readline(self._nbytes), b""):
                 with self._lock:
                     self._lines.append(raw.decode("utf-8", "replace").rstrip("\r\n"))
+                    self._read_so_far += 1
         except (OSError, ValueError):  # the pipe closed under the thread
             pass
+
+    def settle(self, quiet: float = 0.05, limit: float = 0.5) -> None:
+        """Wait until nothing new has come for ``quiet`` seconds (at most ``limit``): what a running program
+        wrote just before its answer has then been read."""
+        end = time.monotonic() + limit
+        seen = -1
+        while time.monotonic() < end and seen != self._read_so_far:
+            seen = self._read_so_far
+            self._thread.join(quiet)
 
     def text(self, wait: float = 0.0) -> str:
         """The tail, newest line last; ``wait`` seconds for the reader to reach the end of the stream first."""
@@ -577,7 +595,7 @@ class _Process:
             try:
                 item = self._answers.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
-                raise _Fault("timeout", f"no answer within {timeout:g} s{why}") from None
+                raise _Fault("timeout", f"no answer within {_seconds(timeout)} s{why}") from None
             if item is _EOF:
                 try:
                     status = self.popen.wait(timeout=0.5)
@@ -716,7 +734,7 @@ class ExternalAdapter:
     def _bounded(self, timeout: float) -> tuple[float, str]:
         """A timeout cut to what is left of the run deadline, and the note that says so."""
         left = self._left()
-        return (timeout, "") if timeout <= left else (max(round(left, 2), 0.0), " (the rest of the run deadline)")
+        return (timeout, "") if timeout <= left else (max(left, 0.0), _DEADLINE_CUT)
 
     def _start(self) -> Result | None:
         """Start the program and exchange hello: ``None``, or the failure as a :class:`Result`."""
@@ -732,6 +750,7 @@ class ExternalAdapter:
                              "version": f"{PROTOCOL_VERSION[0]}.{PROTOCOL_VERSION[1]}"})
             resp = self._proc.answer(0, timeout, why)
         except _Fault as f:
+            self._deadline_reached(f, why)
             return self._start_failed(f"hello: {f.message}", fatal=False)
         if "failure" in resp:
             return self._start_failed(f"hello: the adapter reported a failure: {resp['failure']}", fatal=True)
@@ -742,12 +761,16 @@ class ExternalAdapter:
         self.capabilities = resp
         return None
 
+    def _deadline_reached(self, fault: _Fault, why: str) -> None:
+        if fault.kind == "timeout" and why == _DEADLINE_CUT:
+            self._broken = f"the run deadline of {self.deadline:g} s has passed"
+
     def _start_failed(self, why: str, *, fatal: bool) -> Result:
         tail = self._kill(0.0)
         self._faults += 1
-        if fatal:
+        if self._broken is None and fatal:
             self._broken = why
-        elif self._faults >= self.max_faults:
+        elif self._broken is None and self._faults >= self.max_faults:
             self._broken = f"{self._faults} consecutive start failures or timeouts (last: {why})"
         return self._failure(why, tail)
 
@@ -809,7 +832,8 @@ class ExternalAdapter:
             resp = self._proc.answer(self._next_id, timeout, why)  # type: ignore[union-attr]
         except _Fault as f:
             tail = self._kill(0.0 if f.kind == "timeout" else self.kill_grace)
-            if f.kind == "timeout":
+            self._deadline_reached(f, why)
+            if f.kind == "timeout" and self._broken is None:
                 self._faults += 1
                 if self._faults >= self.max_faults:
                     self._broken = f"{self._faults} consecutive start failures or timeouts (last: {f.message})"
@@ -819,8 +843,11 @@ class ExternalAdapter:
 
     def _result(self, resp: dict) -> Result:
         if "failure" in resp:
-            return Result(failure=f"the adapter reported a failure: {resp['failure']}",
-                          stderr_tail=self._proc.stderr.text() if self._proc is not None else "")
+            tail = ""
+            if self._proc is not None:
+                self._proc.stderr.settle()
+                tail = self._proc.stderr.text()
+            return Result(failure=f"the adapter reported a failure: {resp['failure']}", stderr_tail=tail)
         if resp.get("unsupported"):
             return Result(unsupported=True, reason=str(resp.get("reason", "unsupported")))
         if "error" in resp:

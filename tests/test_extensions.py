@@ -396,8 +396,9 @@ def _check_every_caller(pkt: bytes) -> None:
 
 
 @functools.cache
-def _suite_packets() -> tuple[tuple[str, bytes], ...]:
-    """Every packet of the canonical suite (cases with a ``packet`` input, and invalid packet/DRED bytes)."""
+def _suite_packets() -> tuple[tuple[str, str, bytes], ...]:
+    """Every packet of the canonical suite (cases with a ``packet`` input, and invalid packet/DRED bytes), with
+    the case's profile and suite."""
     from opus_dred.vectors._format import iter_cases
 
     out = []
@@ -406,7 +407,7 @@ def _suite_packets() -> tuple[tuple[str, bytes], ...]:
         if pkt is None and case.handler == "invalid" and case.parameters.get("layer") in ("packet", "dred"):
             pkt = case.inputs.get("data")
         if isinstance(pkt, (bytes, bytearray)):
-            out.append((case.profile, bytes(pkt)))
+            out.append((case.profile, case.suite, bytes(pkt)))
     return tuple(out)
 
 
@@ -414,12 +415,14 @@ def test_find_dred_on_the_suite_packets_for_every_caller():
     pkts = _suite_packets()
     assert len(pkts) > 500
     owned = 0
-    for profile, pkt in pkts:
+    for profile, suite, pkt in pkts:
         _check_every_caller(pkt)
         prof, loc = _find(pkt) if _find(pkt)[0] != "error" else (None, None)
         if loc is not None:
             owned += 1
-            assert prof == profile  # the suite's DRED packets belong to the profile they were made for
+            # packets made for one profile carry its DRED; the limits suites put the same bytes (foreign
+            # versions, several DRED extensions) in both profiles on purpose (docs/limits.md)
+            assert prof == profile or suite == "limits"
     assert owned > 400
 
 

@@ -31,7 +31,7 @@ upstream: setup
 demo: upstream
 	$(CLI) upstream list
 	$(CLI) vectors verify
-	$(CLI) conform --impl all --report reports/conform
+	$(CLI) conform --impl all --fingerprint --report reports/conform
 
 test: upstream
 	$(PY) -m pytest -q

@@ -115,6 +115,9 @@ def test_report_loads_without_errors_and_screenshot(chromium, tmp_path):
     assert 'data-ready="1"' in body and "data-js-errors" not in body, body
     assert "3 of 9 shown" not in dom and "9 of 9 shown" in dom  # the filter script ran over every row
     assert dom.count("<svg") >= 3  # matrix, error per frame, dred_compare bars
+    # the per-handler counts: libopus' packet pass is partial, the reference's feature comparison bit-exact
+    assert "Pass, partial and bit-exact per handler" in dom
+    assert "1 pass · 1 partial" in dom and "bit-exact 1/1" in dom.replace("\n", " ")
     shot = out / "report.png"
     _, err2 = _load(chromium, html_page, tmp_path / "p2", f"--screenshot={shot}", "--window-size=1280,2000")
     assert not _console_lines(err2)

@@ -93,7 +93,7 @@ def test_hang_at_hello_marks_the_adapter_broken_after_three_starts(tmp_path):
         assert "loading the models" in x.stderr_tail
     assert "marked broken: 3 consecutive start failures or timeouts" in o[2].detail
     assert all(x.detail.startswith("not run: the adapter is broken: 3 consecutive") for x in o[3:])
-    assert all(x.seconds < 0.05 for x in o[3:])  # at once
+    assert ext._starts == 3  # the remaining cases were answered without starting the program again
     assert ext.broken is not None and ext.capabilities is None
 
 

@@ -131,8 +131,8 @@ def min_feature_frames_for(max_dred_samples: int, sampling_rate: int, max_latent
 
 
 def requested_chunks(min_feature_frames: int, max_latents: int = DRED_MAX_LATENTS) -> int:
-    """Latent chunks ``dnn/dred_decoder.c:dred_ec_decode`` reads at most for ``min_feature_frames`` (its loop
-    ``for (i = 0; i < IMIN(2 * max_latents, (min_feature_frames + 1) / 2); i += 2)``), byte limit aside."""
+    """Latent chunks ``dnn/dred_decoder.c:dred_ec_decode`` reads at most for ``min_feature_frames``, byte limit
+    aside: one chunk per even index below ``min(2 * max_latents, (min_feature_frames + 1) / 2)`` (C division)."""
     bound = min(2 * max_latents, c_div(min_feature_frames + 1, 2))
     return max(0, (bound + 1) // 2)
 

@@ -16,6 +16,10 @@ DRED-only stream
 
 Ogg Opus (``.opus``)
     RFC 7845; pages are read and written with mutagen's Ogg page support, packets are re-assembled across pages.
+
+Raw packets
+    One file holds one Opus packet (RFC 6716 §3), as the conformance suite's ``packet.bin`` does; a folder of
+    ``*.bin`` files holds one packet per file, in sorted name order.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import bitstring
 from bitstring import Bits
 
 from opus_dred.bitstream._errors import BitstreamError, FormatError, TruncatedError
+from opus_dred.bitstream._packet import parse_packet
 
 
 def existing_file(arg: str) -> Path | None:
@@ -363,20 +368,167 @@ def write_ogg_opus(
 
 
 # --------------------------------------------------------------------------------------------------------------
-def detect_format(data: bytes) -> str:
-    """Guess a file's format from its bytes: ``"ogg"``, ``"bit"`` (opus_demo), ``"dred"`` (DRED-only stream).
+# raw packets
+# --------------------------------------------------------------------------------------------------------------
+def read_raw_packet(data: bytes) -> list[bytes]:
+    """A raw packet file as its one packet, once :func:`~opus_dred.bitstream._packet.parse_packet` accepts its
+    framing (RFC 6716 §3.4); its :class:`~opus_dred.bitstream._errors.PacketError` otherwise."""
+    parse_packet(data)
+    return [bytes(data)]
 
-    A file is taken as ``.bit`` or DRED stream only if its records chain exactly to the end of the file.
-    Raises :class:`FormatError` when none fits.
+
+def read_packet_folder(folder: Path) -> list[tuple[str, bytes]]:
+    """A folder of raw packets: ``(file name, packet)`` for each ``*.bin`` file, in sorted name order.
+
+    The packets are not parsed here (a reader of the folder reports each packet's own error); a folder with
+    no ``*.bin`` file is a :class:`FormatError`.
+    """
+    files = sorted(p for p in Path(folder).glob("*.bin") if p.is_file())
+    if not files:
+        raise FormatError(f"folder {folder} holds no *.bin packet file", byte_offset=0, rule="raw: folder")
+    return [(p.name, p.read_bytes()) for p in files]
+
+
+# --------------------------------------------------------------------------------------------------------------
+#: formats a file may hold, in the order :func:`detect_format` tries them; ``hex`` is a packet typed in hex
+FORMATS = ("bit", "ogg", "dred", "raw", "hex")
+
+
+def _format_by_name(data: bytes, name: str) -> str | None:
+    """The format a file's name announces when its bytes chain as none: an Ogg name is Ogg; a ``.bit`` cut
+    short is opus_demo's, or a DRED-only stream where its first q0/nb_chunks headers read as small numbers."""
+    low = name.lower()
+    if low.endswith((".opus", ".ogg", ".oga")):
+        return "ogg"
+    if low.endswith(".bit"):
+        q0, nb_chunks = int.from_bytes(data[:4], "big"), int.from_bytes(data[4:8], "big")
+        if len(data) >= 12 and 0 < q0 < 16 and nb_chunks <= DRED_STREAM_MAX_CHUNKS:
+            return "dred"
+        return "bit"
+    return None
+
+
+def detect_format(data: bytes, name: str = "") -> str:
+    """Guess a file's format: ``"ogg"``, ``"bit"`` (opus_demo), ``"dred"`` (DRED-only stream), ``"raw"``.
+
+    A file is taken as ``.bit`` or DRED stream only if its records chain exactly to the end of the file;
+    then the file's ``name`` is asked (a ``.bit`` cut short is still a ``.bit``); last, a file that
+    :func:`~opus_dred.bitstream._packet.parse_packet` accepts is one raw packet. Raises :class:`FormatError`
+    when none fits, naming the formats tried and the packet parser's reason.
     """
     if data[:4] == b"OggS":
         return "ogg"
-    for name, reader in (("bit", read_opus_demo_bit), ("dred", read_dred_stream)):
+    for fmt, reader in (("bit", read_opus_demo_bit), ("dred", read_dred_stream)):
         try:
             if reader(data):
-                return name
+                return fmt
         except BitstreamError:
             continue
-    raise FormatError(
-        "not an Ogg Opus file, an opus_demo .bit file, or a DRED-only stream", byte_offset=0, rule="format"
-    )
+    by_name = _format_by_name(data, name)
+    if by_name is not None:
+        return by_name
+    try:
+        read_raw_packet(data)
+    except BitstreamError as exc:
+        raise FormatError(
+            "not an Ogg Opus file, an opus_demo .bit file, a DRED-only stream, or a raw Opus packet "
+            f"(as a packet, {type(exc).__name__}: {exc})",
+            byte_offset=0,
+            rule="format",
+        ) from None
+    return "raw"
+
+
+# --------------------------------------------------------------------------------------------------------------
+# command-line inputs
+# --------------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StreamInput:
+    """What a command-line argument names: a file, a folder of raw packets, or one packet typed in hex.
+
+    ``fmt`` is the format given or implied (``"raw"`` for a folder, ``"hex"`` for hex), ``None`` where the
+    file's bytes are to be detected; ``packets`` holds a folder's packets, ``data`` a file's (or hex) bytes.
+    """
+
+    name: str
+    data: bytes
+    fmt: str | None
+    packets: tuple[bytes, ...] | None = None
+
+
+def parse_hex_packet(text: str) -> bytes:
+    """A packet typed in hex: spaces and colons ignored, an ``0x`` prefix allowed; ValueError if not hex."""
+    text = text.replace(" ", "").replace(":", "")
+    if text.lower().startswith("0x"):
+        text = text[2:]
+    return bytes.fromhex(text)
+
+
+def load_input(arg: str, fmt: str | None = None) -> StreamInput:
+    """Resolve a command-line argument: an existing file, a folder of ``*.bin`` packets, or hex.
+
+    Raises ValueError when ``arg`` is none of them, :class:`FormatError` for a folder without packets.
+    """
+    if fmt is not None and fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
+    p = existing_file(arg)
+    if p is not None:
+        return StreamInput(str(p), p.read_bytes(), fmt)
+    if _is_folder(arg):
+        packets = tuple(pkt for _, pkt in read_packet_folder(Path(arg)))
+        return StreamInput(arg, b"".join(packets), "raw", packets)
+    return StreamInput("<hex>", parse_hex_packet(arg), fmt or "hex")
+
+
+def _is_folder(arg: str) -> bool:
+    try:
+        return Path(arg).is_dir()
+    except (OSError, ValueError):
+        return False
+
+
+@dataclass(frozen=True)
+class StreamContents:
+    """The items of an input: Opus packets (``kind == "packets"``) or DRED-only records (``"dred"``), and the
+    error where the file stopped making sense (the items are those before it), or None."""
+
+    fmt: str
+    kind: str
+    items: list
+    error: BitstreamError | None = None
+
+
+def read_input(inp: StreamInput, *, quant_levels: int = 16) -> StreamContents:
+    """The packets or records of an input; a file that breaks off keeps the items before the break and
+    carries the error. Raises :class:`FormatError` when the file is no format at all."""
+    if inp.packets is not None:
+        return StreamContents("raw", "packets", list(inp.packets))
+    fmt = inp.fmt or detect_format(inp.data, inp.name)
+    if fmt in ("hex", "raw"):
+        return StreamContents(fmt, "packets", [inp.data])
+    if fmt == "ogg":
+        return StreamContents(fmt, "packets", read_ogg_opus(inp.data).packets)
+    if fmt == "bit":
+        recs, err = read_with_prefix(read_opus_demo_bit, inp.data)
+        return StreamContents(fmt, "packets", [r.data for r in recs], err)
+    recs, err = read_with_prefix(lambda b: read_dred_stream(b, quant_levels=quant_levels), inp.data)
+    return StreamContents(fmt, "dred", recs, err)
+
+
+def read_with_prefix(reader, data: bytes) -> tuple[list, BitstreamError | None]:
+    """``(records, None)`` for a file ``reader`` reads whole; ``(records before the break, error)`` for one
+    that breaks off: the longest prefix that reads, ending at the error's offset or at the record header
+    before it (8 bytes in a ``.bit``, 12 in a DRED-only stream)."""
+    try:
+        return reader(data), None
+    except BitstreamError as exc:
+        off = exc.byte_offset or 0
+        for cut in (off, off - 8, off - 12):
+            if 0 <= cut <= len(data):
+                try:
+                    return reader(data[:cut]), exc
+                except BitstreamError:
+                    continue
+        return [], exc
+
+

@@ -27,9 +27,15 @@ from typing import Any
 
 from opus_dred.bitstream._dred import read_dred_payload
 from opus_dred.bitstream._dredstream import read_stream_record
-from opus_dred.bitstream._errors import BitstreamError, FormatError
+from opus_dred.bitstream._errors import BitstreamError
 from opus_dred.bitstream._extensions import dred_location, dred_owner, find_dred_extension, iter_extensions
-from opus_dred.bitstream._formats import detect_format, read_dred_stream, read_ogg_opus, read_opus_demo_bit
+from opus_dred.bitstream._formats import (
+    detect_format,
+    read_dred_stream,
+    read_ogg_opus,
+    read_opus_demo_bit,
+    read_with_prefix,
+)
 from opus_dred.bitstream._packet import parse_packet
 from opus_dred.bitstream._profiles import get_profile
 from opus_dred.bitstream._rangecoder import RangeDecoder, TracingDecoder
@@ -110,7 +116,7 @@ class FileInspection:
     """A whole input: its format, profile, header (Ogg), items and summary."""
 
     name: str
-    format: str  # "bit", "ogg", "dred" (DRED-only stream) or "hex"
+    format: str  # "bit", "ogg", "dred" (DRED-only stream), "raw" (packet files) or "hex"
     size: int
     profile: str | None
     profile_source: str  # "given", "version byte", "default" or "none"
@@ -354,37 +360,6 @@ def inspect_stream_record(record, profile, *, index: int = 0, bits: bool = False
 # files
 
 
-def _read_prefix(reader, data: bytes, exc: BitstreamError):
-    """Records before the point where ``reader`` failed: re-read the longest prefix that reads."""
-    off = exc.byte_offset or 0
-    for cut in (off, off - 8, off - 12):
-        if 0 <= cut <= len(data):
-            try:
-                return reader(data[:cut])
-            except BitstreamError:
-                continue
-    return []
-
-
-def _detect(data: bytes, name: str) -> str:
-    try:
-        return detect_format(data)
-    except BitstreamError:
-        pass
-    low = name.lower()
-    if data[:4] == b"OggS" or low.endswith((".opus", ".ogg", ".oga")):
-        return "ogg"
-    if low.endswith(".bit"):
-        # a .bit file cut short, or one whose records are not all opus_demo's; a DRED-only stream that
-        # breaks is named by the q0/nb_chunks headers reading as small numbers
-        if len(data) >= 12 and int.from_bytes(data[:4], "big") < 16 and int.from_bytes(data[4:8], "big") <= 50 \
-                and int.from_bytes(data[:4], "big") != 0:
-            return "dred"
-        return "bit"
-    raise FormatError("not an Ogg Opus file, an opus_demo .bit file, or a DRED-only stream", byte_offset=0,
-                      rule="format")
-
-
 def inspect_bytes(
     data: bytes,
     *,
@@ -393,10 +368,12 @@ def inspect_bytes(
     fmt: str | None = None,
     bits: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    packets: Sequence[bytes] | None = None,
 ) -> FileInspection:
     """Inspect a whole input; never raises a :class:`BitstreamError` (it is in ``error``).
 
-    ``fmt``: ``"bit"``, ``"ogg"``, ``"dred"``, ``"hex"`` (``data`` is one packet), or ``None`` to detect.
+    ``fmt``: ``"bit"``, ``"ogg"``, ``"dred"``, ``"raw"`` or ``"hex"`` (``data`` is one packet), or ``None`` to
+    detect. ``packets``: a folder's raw packets, inspected in order (``data`` is them joined).
     ``progress(done, total)`` is called as items are inspected.
     """
     data = bytes(data)
@@ -405,7 +382,7 @@ def inspect_bytes(
                          profile_source="given" if prof else "none")
     try:
         if fmt is None:
-            fmt = _detect(data, name)
+            fmt = "raw" if packets is not None else detect_format(data, name)
     except BitstreamError as exc:
         res.error = _error(exc)
         res.summary = summarize(res)
@@ -416,11 +393,8 @@ def inspect_bytes(
         if prof is None:
             prof = get_profile("libopus-1.6.1")  # the DRED-only stream is fargan_demo's (1.6.x)
             res.profile, res.profile_source = prof.name, "default"
-        try:
-            records = read_dred_stream(data, quant_levels=prof.quant_levels)
-        except BitstreamError as exc:
-            res.error = _error(exc)
-            records = _read_prefix(lambda b: read_dred_stream(b, quant_levels=prof.quant_levels), data, exc)
+        records, exc = read_with_prefix(lambda b: read_dred_stream(b, quant_levels=prof.quant_levels), data)
+        res.error = _error(exc) if exc is not None else None
         n = len(records)
         for i, rec in enumerate(records):
             res.items.append(inspect_stream_record(rec, prof, index=i, bits=bits))
@@ -429,16 +403,13 @@ def inspect_bytes(
         res.summary = summarize(res)
         return res
 
-    packets: Sequence[tuple[bytes, int | None, int | None]]
-    if fmt == "hex":
-        packets = [(data, None, None)]
+    listed: Sequence[tuple[bytes, int | None, int | None]]
+    if fmt in ("hex", "raw"):
+        listed = [(p, None, None) for p in (packets if packets is not None else [data])]
     elif fmt == "bit":
-        try:
-            recs = read_opus_demo_bit(data)
-        except BitstreamError as exc:
-            res.error = _error(exc)
-            recs = _read_prefix(read_opus_demo_bit, data, exc)
-        packets = [(r.data, r.offset, r.final_range) for r in recs]
+        recs, exc = read_with_prefix(read_opus_demo_bit, data)
+        res.error = _error(exc) if exc is not None else None
+        listed = [(r.data, r.offset, r.final_range) for r in recs]
     elif fmt == "ogg":
         try:
             ogg = read_ogg_opus(data)
@@ -455,15 +426,15 @@ def inspect_bytes(
         if len(tags) >= 12:
             vlen = int.from_bytes(tags[8:12], "little")
             res.header["vendor"] = tags[12:12 + vlen].decode("utf-8", "replace")
-        packets = [(p, None, None) for p in ogg.packets]
+        listed = [(p, None, None) for p in ogg.packets]
     else:
         res.error = {"error": "FormatError", "message": f"unknown format {fmt!r}", "byte_offset": 0,
                      "bit_offset": 0, "rule": "format", "profile": None}
         return res
 
-    n = len(packets)
+    n = len(listed)
     detected = None
-    for i, (pk, off, rng) in enumerate(packets):
+    for i, (pk, off, rng) in enumerate(listed):
         it = inspect_packet(pk, prof, index=i, offset=off, final_range=rng, bits=bits)
         if prof is None and it.dred and it.dred.get("found") and detected is None:
             detected = it.dred["profile"]

@@ -14,13 +14,18 @@ from opus_dred.bitstream._formats import (
     DredStreamRecord,
     OpusHead,
     detect_format,
+    load_input,
     read_dred_stream,
+    read_input,
     read_ogg_opus,
     read_opus_demo_bit,
+    read_packet_folder,
+    read_raw_packet,
     write_dred_stream,
     write_ogg_opus,
     write_opus_demo_bit,
 )
+from opus_dred.bitstream._packet import Toc, write_packet
 
 packets = st.lists(st.binary(min_size=0, max_size=1275), min_size=0, max_size=12)
 
@@ -128,8 +133,22 @@ def test_opushead_fields_round_trip():
 
 
 def test_detect_format_rejects_noise():
-    with pytest.raises(FormatError):
-        detect_format(b"\x00\x00\x00\x05ab")
+    """Bytes that are no container and no Opus packet (code 1 with an odd payload, RFC 6716 R3): a FormatError
+    naming the formats tried and the packet parser's reason."""
+    with pytest.raises(FormatError) as info:
+        detect_format(b"\x01\x00\x00\x05ab")
+    msg = str(info.value)
+    assert info.value.byte_offset == 0 and info.value.rule == "format"
+    for name in ("Ogg Opus", "opus_demo .bit", "DRED-only stream", "raw Opus packet", "PacketError", "R3"):
+        assert name in msg, (name, msg)
+
+
+def test_detect_format_takes_a_packet_as_raw_last():
+    """A code-0 packet (TOC 0x00 holds any length of one frame) is no container: it is one raw packet."""
+    assert detect_format(b"\x00\x00\x00\x05ab") == "raw"
+    pkt = write_packet(Toc(9, False, 0), [b"abc", b"de"], padding=bytes([0x01, 0x01]))
+    assert detect_format(pkt) == "raw"
+    assert read_raw_packet(pkt) == [pkt]
 
 
 def _opus_tools():
@@ -175,3 +194,54 @@ def test_reads_what_opusenc_writes_as_opusinfo_reports(tmp_path):
     # every packet is 20 ms (TOC code 0, config with 20 ms frames), so the granule counts packets
     assert len(ogg.packets) * 960 >= last_granule > (len(ogg.packets) - 1) * 960
     assert all(len(p) > 0 for p in ogg.packets)
+
+
+def _three_packets() -> list[bytes]:
+    return [write_packet(Toc(9, False, 0), [bytes(range(i, i + 20))]) for i in range(3)]
+
+
+def test_folder_of_packets_equals_the_same_packets_in_a_bit_file(tmp_path):
+    """A folder of ``*.bin`` packets reads in sorted name order (other files ignored), as the same packets
+    written to an opus_demo ``.bit`` read."""
+    pk = _three_packets()
+    folder = tmp_path / "pk"
+    folder.mkdir()
+    for i, p in reversed(list(enumerate(pk))):
+        (folder / f"{i:03d}.bin").write_bytes(p)
+    (folder / "notes.txt").write_text("not a packet")
+    assert [name for name, _ in read_packet_folder(folder)] == ["000.bin", "001.bin", "002.bin"]
+    bit = tmp_path / "same.bit"
+    bit.write_bytes(write_opus_demo_bit([(p, 0) for p in pk]))
+    from_folder, from_bit = read_input(load_input(str(folder))), read_input(load_input(str(bit)))
+    assert (from_folder.fmt, from_bit.fmt) == ("raw", "bit")
+    assert from_folder.items == from_bit.items == pk
+    assert from_folder.error is None and from_bit.error is None
+
+
+def test_folder_without_packets_is_a_format_error(tmp_path):
+    with pytest.raises(FormatError):
+        load_input(str(tmp_path))
+
+
+def test_raw_packet_file_and_its_hex_read_alike(tmp_path):
+    pkt = _three_packets()[0]
+    f = tmp_path / "packet.bin"
+    f.write_bytes(pkt)
+    raw, hexed = read_input(load_input(str(f))), read_input(load_input(pkt.hex()))
+    assert (raw.fmt, hexed.fmt) == ("raw", "hex")
+    assert raw.items == hexed.items == [pkt]
+    assert read_input(load_input(str(f), "raw")).items == [pkt]
+    with pytest.raises(ValueError):
+        load_input("zz-not-hex")
+
+
+def test_truncated_bit_keeps_the_records_before_the_break(tmp_path):
+    """A ``.bit`` cut inside its last packet: the complete packets, and the TruncatedError at that packet's
+    payload offset (its header is 8 bytes into the record)."""
+    pk = _three_packets()
+    data = write_opus_demo_bit([(p, 7) for p in pk])
+    f = tmp_path / "cut.bit"
+    f.write_bytes(data[:-5])
+    got = read_input(load_input(str(f)))
+    assert got.fmt == "bit" and got.items == pk[:2]
+    assert isinstance(got.error, TruncatedError) and got.error.byte_offset == 2 * 29 + 8

@@ -11,30 +11,29 @@ import typer
 from opus_dred.bitstream._dredstream import chronological, read_stream_record
 from opus_dred.bitstream._errors import BitstreamError
 from opus_dred.bitstream._extensions import find_dred
-from opus_dred.bitstream._formats import (
-    detect_format,
-    existing_file,
-    read_dred_stream,
-    read_ogg_opus,
-    read_opus_demo_bit,
-)
+from opus_dred.bitstream._formats import FORMATS, StreamContents, load_input, read_input
+from opus_dred.cli._inspect import format_error
 
 
-def _packets_of(path: str):
-    """(kind, items): ``("packets", [bytes...])`` for .bit/.opus/hex, ``("dred", [records])`` for DRED-only."""
-    p = existing_file(path)
-    if p is None:
-        try:
-            return "packets", [bytes.fromhex(path.replace(" ", ""))]
-        except ValueError:
-            raise typer.BadParameter(f"{path} is neither a file nor a hex packet") from None
-    data = p.read_bytes()
-    fmt = detect_format(data)
-    if fmt == "ogg":
-        return "packets", read_ogg_opus(data).packets
-    if fmt == "bit":
-        return "packets", [r.data for r in read_opus_demo_bit(data)]
-    return "dred", read_dred_stream(data)
+def _contents_of(path: str, fmt: Optional[str]) -> StreamContents:
+    """The packets (``.bit``/``.opus``/raw/hex) or records (DRED-only) of FILE, and where it broke off."""
+    try:
+        inp = load_input(path, fmt)
+    except ValueError:
+        raise typer.BadParameter(f"{path} is neither a file nor a hex packet") from None
+    return read_input(inp)
+
+
+def _fail(exc: BitstreamError, where: str = ""):
+    """Report a typed error on stderr and stop with decode's error status."""
+    typer.echo(f"error: {where}{exc}", err=True)
+    raise typer.Exit(2)
+
+
+def _file_error(exc: BitstreamError):
+    """A file that is no format, or that breaks off: the error named as ``inspect`` names it."""
+    typer.echo(f"error: {format_error(exc.to_dict())}", err=True)
+    raise typer.Exit(2)
 
 
 def _guess_profile(packets) -> str:
@@ -50,19 +49,21 @@ def _guess_profile(packets) -> str:
 
 
 def decode(
-    file: str = typer.Argument(..., help="An opus_demo .bit file, an Ogg Opus file, a DRED-only stream, or a packet in hex."),
+    file: str = typer.Argument(..., help="An opus_demo .bit file, an Ogg Opus file, a DRED-only stream, a raw packet file, a folder of *.bin packets, or a packet in hex."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write features to .f32 (dred_compare's layout), .npy or .json."),
     profile: Optional[str] = typer.Option(None, "--profile", "-p", help="Profile (default: from the DRED version byte)."),
     max_ms: int = typer.Option(1040, "--max-ms", help="DRED requested per packet, in ms (libopus' max_dred_samples)."),
     sampling_rate: int = typer.Option(48000, "--rate", help="Sampling rate that max_dred_samples, ret and dred_end count in."),
     numerics: str = typer.Option("libopus-avx2", "--numerics", help="libopus-avx2 (AMD RCPPS, the same answer everywhere) | libopus-avx2-intel | libopus-avx2-host (this CPU's RCPPS) | libopus-sse2[-intel|-host] | libopus-c | float."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object per DRED packet/record on stdout."),
+    fmt: Optional[str] = typer.Option(None, "--format", "-f", help=f"{' | '.join(FORMATS)} (default: detected)."),
 ) -> None:
     """Decode every DRED payload of FILE into acoustic features (20 per 10 ms frame) with the reference decoder.
 
     Opus packets: each packet's features in libopus' fec_features order (newest frame first), packets in file
     order. DRED-only streams: each record's features in time order, exactly what `fargan_demo -dred-decoding`
-    writes, so `dred_compare -features` compares the two directly.
+    writes, so `dred_compare -features` compares the two directly. A file that breaks off (a truncated .bit)
+    has its complete packets decoded, then its error reported.
     """
     import numpy as np
 
@@ -72,8 +73,16 @@ def decode(
         raise typer.BadParameter(f"must be one of {', '.join(NUMERICS)}", param_hint="--numerics")
     if out is not None and out.suffix.lower() not in (".f32", ".npy", ".json"):
         raise typer.BadParameter("must end in .f32, .npy or .json", param_hint="--out")
+    if fmt is not None and fmt not in FORMATS:
+        raise typer.BadParameter(f"must be one of {', '.join(FORMATS)}", param_hint="--format")
     try:
-        kind, items = _packets_of(file)
+        contents = _contents_of(file, fmt)
+    except BitstreamError as exc:
+        _file_error(exc)
+    if contents.error is not None and not contents.items:
+        _file_error(contents.error)
+    kind, items = contents.kind, contents.items
+    try:
         if profile is None:
             profile = "libopus-1.6.1" if kind == "dred" else _guess_profile(items)
         rows = []
@@ -95,9 +104,7 @@ def decode(
             if as_json:
                 typer.echo(json.dumps({**row, "features": feats.tolist()}))
     except BitstreamError as exc:
-        where = f"packet {i}: " if "i" in locals() else ""
-        typer.echo(f"error: {where}{exc}", err=True)
-        raise typer.Exit(2)
+        _fail(exc, f"packet {i}: " if "i" in locals() else "")
     allf = np.concatenate(chunks) if chunks else np.zeros((0, 20), np.float32)
     if out is not None:
         suffix = out.suffix.lower()
@@ -112,6 +119,8 @@ def decode(
             f"{file}: profile {profile}, {len(rows)} DRED {'records' if kind == 'dred' else 'packets'} of "
             f"{len(items)}, {allf.shape[0]} feature frames" + (f" → {out}" if out else "")
         )
+    if contents.error is not None:
+        _file_error(contents.error)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,4 +1,4 @@
-"""``opus-dred inspect``: what a .bit file, a DRED-only stream, an Ogg Opus file or a hex packet holds.
+"""``opus-dred inspect``: what a .bit file, a DRED-only stream, an Ogg Opus file, raw packets or a hex packet hold.
 
 Only the bitstream layer is imported here (no JAX): the command starts in well under a second.
 """
@@ -12,29 +12,24 @@ from typing import Optional
 import typer
 
 from opus_dred.bitstream._errors import BitstreamError
-from opus_dred.bitstream._formats import existing_file
+from opus_dred.bitstream._formats import FORMATS, StreamInput, load_input
 from opus_dred.bitstream._inspect import inspect_bytes
 from opus_dred.bitstream._profiles import ProfileError, get_profile
 
 #: files with more items than this get a progress bar (on a terminal only)
 PROGRESS_MIN_ITEMS = 2000
-_FORMATS = ("bit", "ogg", "dred", "hex")
 
 
-def _load(file: str, fmt: Optional[str]) -> tuple[bytes, str, Optional[str]]:
-    p = existing_file(file)
-    if p is not None:
-        return p.read_bytes(), str(p), fmt
-    text = file.replace(" ", "").replace(":", "")
-    if text.lower().startswith("0x"):
-        text = text[2:]
+def _load(file: str, fmt: Optional[str]) -> StreamInput:
     try:
-        return bytes.fromhex(text), "<hex>", fmt or "hex"
+        return load_input(file, fmt)
     except ValueError:
         raise typer.BadParameter(f"{file} is neither a file nor a packet in hex", param_hint="FILE") from None
 
 
-def _fmt_err(e: dict) -> str:
+def format_error(e: dict) -> str:
+    """An error dict (:meth:`~opus_dred.bitstream._errors.BitstreamError.to_dict`) in one line: class,
+    message, byte/bit offset, rule."""
     where = []
     if e.get("byte_offset") is not None:
         where.append(f"byte {e['byte_offset']}")
@@ -54,9 +49,9 @@ def _exts(p: dict) -> str:
 
 
 def inspect(
-    file: str = typer.Argument(..., help="An opus_demo .bit file, a DRED-only stream, an Ogg Opus file, or one packet in hex."),
+    file: str = typer.Argument(..., help="An opus_demo .bit file, a DRED-only stream, an Ogg Opus file, a raw packet file, a folder of *.bin packets, or one packet in hex."),
     profile: Optional[str] = typer.Option(None, "--profile", "-p", help="Profile (default: from the DRED version byte)."),
-    fmt: Optional[str] = typer.Option(None, "--format", "-f", help="bit | ogg | dred | hex (default: detected)."),
+    fmt: Optional[str] = typer.Option(None, "--format", "-f", help=f"{' | '.join(FORMATS)} (default: detected)."),
     as_json: bool = typer.Option(False, "--json", help="Print the whole inspection as JSON."),
     bits: bool = typer.Option(False, "--bits", help="Show the bit-level view: TOC, frame-count byte, extension ID bytes, payload bits."),
     limit: int = typer.Option(200, "--limit", help="Rows of the per-packet table (0: summary only; -1: all)."),
@@ -68,9 +63,14 @@ def inspect(
     is read up to that point.
     """
 
-    if fmt is not None and fmt not in _FORMATS:
-        raise typer.BadParameter(f"must be one of {', '.join(_FORMATS)}", param_hint="--format")
-    data, name, fmt = _load(file, fmt)
+    if fmt is not None and fmt not in FORMATS:
+        raise typer.BadParameter(f"must be one of {', '.join(FORMATS)}", param_hint="--format")
+    try:
+        inp = _load(file, fmt)
+    except BitstreamError as exc:  # a folder without packets
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1)
+    name = inp.name
     if profile is not None:
         try:
             get_profile(profile)
@@ -96,7 +96,8 @@ def inspect(
                 bar.update(state["task"], completed=done)
 
     try:
-        res = inspect_bytes(data, name=name, profile=profile, fmt=fmt, bits=bits, progress=progress)
+        res = inspect_bytes(inp.data, name=name, profile=profile, fmt=inp.fmt, bits=bits, progress=progress,
+                            packets=inp.packets)
     except BitstreamError as exc:  # not expected: inspect_bytes records errors; never show a traceback
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2)
@@ -135,7 +136,7 @@ def _print(res, *, limit: int, bits: bool, fields: bool) -> None:
         for r in shown:
             t.add_row(str(r["index"]), str(r["offset"]), str(r["q0"]), str(r["nb_chunks"]), str(r["nb_bytes"]),
                       str(r["nb_latents"]), f"{r['coverage_ms']:g}", str(r["end_tell"]),
-                      _fmt_err(r["error"]) if r["error"] else "")
+                      format_error(r["error"]) if r["error"] else "")
         c.print(t)
     elif shown:
         t = Table(title="packets")
@@ -165,7 +166,7 @@ def _print(res, *, limit: int, bits: bool, fields: bool) -> None:
             errs = [x for x in (p["error"], p["extension_error"]) if x]
             t.add_row(str(p["index"]), "" if p["offset"] is None else str(p["offset"]), str(p["length"]), tocs,
                       frs, str(p["padding"]["length"]) if p["padding"] else "", _exts(p), ds, cov,
-                      "; ".join(_fmt_err(e) for e in errs))
+                      "; ".join(format_error(e) for e in errs))
         c.print(t)
         if bits or fields:
             for p in shown:
@@ -201,7 +202,7 @@ def _print(res, *, limit: int, bits: bool, fields: bool) -> None:
         t.add_row(k.replace("_", " "), str(v))
     c.print(t)
     if res.error:
-        c.print(f"[red]file error[/red]: {_fmt_err(j['error'])}"
+        c.print(f"[red]file error[/red]: {format_error(j['error'])}"
                 + (f" (the {len(items)} items before it are shown)" if items else ""))
 
 

@@ -359,3 +359,63 @@ def test_inspect_does_not_import_jax(tmp_path):
     r = subprocess.run([sys.executable, "-c", code, str(f)], capture_output=True, text=True, check=True)
     assert json.loads(r.stdout)["summary"]["packets"] == 10
     assert "IMPORTED []" in r.stderr
+
+
+def _suite_packets(n: int) -> list:
+    """The first ``n`` DRED packets of the canonical suite's 1.6.1 features cases (``packet.bin`` files) that
+    opus_demo's ``.bit`` can hold."""
+    from pathlib import Path
+
+    import opus_dred.vectors
+    from opus_dred.bitstream._formats import OPUS_DEMO_MAX_PACKET
+
+    suite = Path(opus_dred.vectors.__file__).parent / "suite" / "libopus-1.6.1" / "dred_features"
+    fits = [p for p in sorted(suite.rglob("packet.bin")) if p.stat().st_size <= OPUS_DEMO_MAX_PACKET]
+    return fits[:n]
+
+
+def _inspect_json(*args) -> dict:
+    r = CliRunner().invoke(_app(), ["inspect", *args, "--json"])
+    assert r.exit_code == 0, r.output
+    return json.loads(r.output)
+
+
+def test_cli_raw_packet_file_reads_as_its_hex():
+    """``inspect packet.bin`` (a raw packet, detected or named with --format raw) says what ``inspect HEX``
+    says of the same bytes: every field but the name and the format."""
+    path = _suite_packets(1)[0]
+    by_hex = _inspect_json(path.read_bytes().hex())
+    for args in ([str(path)], [str(path), "--format", "raw"]):
+        raw = _inspect_json(*args)
+        assert (raw["format"], by_hex["format"]) == ("raw", "hex")
+        assert raw["items"][0]["dred"]["found"]
+        assert {k: v for k, v in raw.items() if k not in ("name", "format")} == \
+            {k: v for k, v in by_hex.items() if k not in ("name", "format")}
+
+
+def test_cli_folder_of_packets_reads_as_the_same_bit_file(tmp_path):
+    """A folder of packet files is inspected as the same packets in an opus_demo ``.bit`` (but the record
+    offsets and final ranges, which only the ``.bit`` has)."""
+    paths = _suite_packets(4)
+    folder = tmp_path / "packets"
+    folder.mkdir()
+    for i, p in enumerate(paths):
+        (folder / f"{i:02d}.bin").write_bytes(p.read_bytes())
+    bit = tmp_path / "same.bit"
+    bit.write_bytes(write_opus_demo_bit([(p.read_bytes(), 0) for p in paths]))
+    from_folder, from_bit = _inspect_json(str(folder)), _inspect_json(str(bit))
+    assert (from_folder["format"], from_bit["format"]) == ("raw", "bit")
+    assert from_folder["summary"] == from_bit["summary"] and from_folder["profile"] == from_bit["profile"]
+    drop = ("offset", "final_range")
+    assert [{k: v for k, v in it.items() if k not in drop} for it in from_folder["items"]] == \
+        [{k: v for k, v in it.items() if k not in drop} for it in from_bit["items"]]
+
+
+def test_cli_no_format_names_the_formats_tried(tmp_path):
+    f = tmp_path / "noise.dat"
+    f.write_bytes(bytes([0x03, 0x41, 9, 1]))  # no container; as a packet its padding overruns (RFC 6716 R6)
+    r = CliRunner().invoke(_app(), ["inspect", str(f), "--json"])
+    assert r.exit_code == 1, r.output
+    e = json.loads(r.output)["error"]
+    assert e["error"] == "FormatError" and e["byte_offset"] == 0
+    assert "raw Opus packet" in e["message"] and "R6" in e["message"]

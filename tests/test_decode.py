@@ -176,3 +176,69 @@ def test_decode_command_is_bit_exact_with_libopus(tmp_path, require_native_emula
     ref = Oracle.for_build("libopus-1.6.1").dred_parse(pkt, max_dred_samples=48000, sampling_rate=48000)
     _, feats = _run_decode(CliRunner(), pkt, tmp_path / "f.f32")
     np.testing.assert_array_equal(feats.view(np.uint32), ref.features.view(np.uint32))
+
+
+def _decode_cli(args, out):
+    """``opus-dred decode ARGS --json -o OUT`` (this CPU's RCPPS): (exit code, JSON rows, features, output)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from opus_dred.cli import app
+
+    r = CliRunner().invoke(app, ["decode", *args, "--max-ms", "1000", "--numerics", "libopus-avx2-host", "--json",
+                                 "-o", str(out)])
+    rows = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
+    feats = np.fromfile(out, "<f4").reshape(-1, 20) if out.exists() else None
+    return r.exit_code, rows, feats, r.output
+
+
+def test_decode_raw_packet_file_is_its_hex_and_libopus(tmp_path, require_native_emulation):
+    """``opus-dred decode packet.bin`` (a raw packet file) writes what ``decode HEX`` writes, and that is
+    libopus' features bit for bit."""
+    from opus_dred.libopus._oracle import Oracle
+
+    pkt = _canonical_packet()
+    f = tmp_path / "packet.bin"
+    f.write_bytes(pkt)
+    code, rows, feats, output = _decode_cli([str(f)], tmp_path / "raw.f32")
+    assert code == 0, output
+    code_hex, rows_hex, feats_hex, _ = _decode_cli([pkt.hex()], tmp_path / "hex.f32")
+    assert code_hex == 0 and rows == rows_hex
+    np.testing.assert_array_equal(feats, feats_hex)
+    ref = Oracle.for_build("libopus-1.6.1").dred_parse(pkt, max_dred_samples=48000, sampling_rate=48000)
+    np.testing.assert_array_equal(feats.view(np.uint32), ref.features.view(np.uint32))
+
+
+def test_truncated_bit_same_error_from_decode_and_inspect(tmp_path):
+    """A ``.bit`` cut inside its last packet: ``decode`` decodes the complete packets (as it decodes them in
+    a whole file), then fails with the error ``inspect`` reports: same class, same byte offset, same words."""
+    import json
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    import opus_dred.vectors
+    from opus_dred.bitstream._formats import OPUS_DEMO_MAX_PACKET, write_opus_demo_bit
+    from opus_dred.cli import app
+    from opus_dred.cli._inspect import format_error
+
+    suite = Path(opus_dred.vectors.__file__).parent / "suite" / "libopus-1.6.1" / "dred_features"
+    pk = [p.read_bytes() for p in sorted(suite.rglob("packet.bin"))]
+    pk = [p for p in pk if len(p) <= OPUS_DEMO_MAX_PACKET][:3]
+    data = write_opus_demo_bit([(p, 0) for p in pk])
+    whole, cut = tmp_path / "whole.bit", tmp_path / "cut.bit"
+    whole.write_bytes(data)
+    cut.write_bytes(data[:-5])
+
+    r = CliRunner().invoke(app, ["inspect", str(cut), "--json"])
+    err = json.loads(r.stdout)["error"]
+    assert err["error"] == "TruncatedError" and err["byte_offset"] == 2 * 8 + len(pk[0]) + len(pk[1]) + 8
+
+    code, rows, feats, output = _decode_cli([str(cut)], tmp_path / "cut.f32")
+    assert code == 2 and f"error: {format_error(err)}" in output, output
+    code_whole, rows_whole, feats_whole, _ = _decode_cli([str(whole)], tmp_path / "whole.f32")
+    assert code_whole == 0 and len(rows_whole) == 3
+    assert rows == rows_whole[:2]
+    np.testing.assert_array_equal(feats, feats_whole[: feats.shape[0]])
+    assert feats.shape[0] == sum(len(row["features"]) for row in rows)

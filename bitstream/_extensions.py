@@ -539,12 +539,8 @@ def find_dred_extension(data: bytes, profile) -> DredLocation | None:
     pkt = parse_packet(data)
     frame_size = pkt.toc.frame_size_48k
     base = pkt.padding_offset or 0
-    if profile.extension_syntax == "v1":
-        source = _iter_v1(pkt.padding, None)
-    else:
-        source = iter(_RteIterator(pkt.padding, pkt.nb_frames))
     try:
-        for e in source:
+        for e in _dred_scan(pkt.padding, pkt.nb_frames, profile.extension_syntax):
             loc = dred_location(e, profile, frame_size, base)
             if loc is not None:
                 return loc
@@ -585,10 +581,16 @@ def dred_extension_ids() -> frozenset[int]:
     return _ids_of(tuple(list_profiles()))
 
 
+def _dred_scan(padding: bytes, nb_frames: int, syntax: str) -> Iterator[Extension]:
+    """The extensions in the order ``dred_find_payload`` walks them: the 1.5.x scan (``"v1"``) has no frame
+    limit, the 1.6.x one (``"rte"``) is libopus' extension iterator over the packet's frames."""
+    return _iter_v1(padding, None) if syntax == "v1" else iter(_RteIterator(padding, nb_frames))
+
+
 def _dred_candidates(padding: bytes, nb_frames: int, syntax: str, ids) -> Iterator[tuple[Extension, int]]:
     """``(extension, version)`` for each extension with an id in ``ids`` whose data passes
-    :func:`dred_version_in`, in order; raises at malformed padding as :func:`iter_extensions` does."""
-    for e in iter_extensions(padding, nb_frames, syntax=syntax):
+    :func:`dred_version_in`, in the order of :func:`_dred_scan`; raises at malformed padding."""
+    for e in _dred_scan(padding, nb_frames, syntax):
         v = dred_version_in(e.data) if e.id in ids else None
         if v is not None:
             yield e, v

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from opus_dred.bitstream._errors import ExtensionError, PacketError
 from opus_dred.bitstream._extensions import (
     Extension,
+    find_dred,
     find_dred_extension,
     id_byte,
     parse_extensions,
@@ -493,3 +494,21 @@ def test_the_owner_find_dred_names_is_a_libopus_that_finds_the_dred(pkt):
     if owner[0] not in (None, "error") and owner[1] is not None:
         prof, _ = find_dred(pkt)
         assert _oracle(prof.name).dred_parse(pkt, defer_processing=True).process_stage != -1
+
+
+def test_find_dred_follows_the_1_5_scan_past_frame_48():
+    """libopus 1.5.x's ``dred_find_payload`` walks the padding with no frame limit, so a DRED extension behind a
+    separator to frame 60 is found with or without naming the profile (and the oracle agrees)."""
+    from opus_dred.bitstream._packet import parse_packet
+    from opus_dred.vectors._format import iter_cases
+
+    pkts = (bytes(c.inputs["packet"]) for c in iter_cases()
+            if c.profile == "libopus-1.5.2" and c.handler == "dred_payload" and c.suite == "speech_grid")
+    prof, loc = next(r for r in map(find_dred, pkts) if r[1] is not None)
+    pad = bytes([0x03, 60, 0xFC]) + bytes(loc.extension.data)  # separator +60, then id 126 with L = 0
+    new = bytes([(5 << 3) | 3, 0x41, len(pad)]) + bytes(10) + pad
+    assert parse_packet(new).nb_frames == 1
+    named = find_dred(new, prof)[1]
+    owner, found = find_dred(new)
+    assert owner.name == "libopus-1.5.2" and found is not None and named is not None
+    assert found.frame == named.frame == 60 and found.payload == loc.payload

@@ -138,8 +138,9 @@ def requested_chunks(min_feature_frames: int, max_latents: int = DRED_MAX_LATENT
 
 
 def latents_for_request(max_dred_samples: int, rate: int, max_latents: int = DRED_MAX_LATENTS) -> int:
-    """How many latents a parse request of ``max_dred_samples`` (clamped at 0) reads at most."""
-    return requested_chunks(min_feature_frames_for(max(0, max_dred_samples), rate, max_latents), max_latents)
+    """How many latents a parse request of ``max_dred_samples`` reads at most (none for a request so negative
+    that ``min_feature_frames`` drops below 0, as in libopus)."""
+    return requested_chunks(min_feature_frames_for(max_dred_samples, rate, max_latents), max_latents)
 
 
 def dred_latents_read(nb_latents: int, rate: int, max_dred_samples: int | None) -> int:

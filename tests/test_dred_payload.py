@@ -291,3 +291,20 @@ def test_arith_matches_opus_dred_parse(name, data):
     finally:
         full.close()
         ref.close()
+
+
+@pytest.mark.parametrize("request_samples", [-1000, -481, -480, 0, 479, 480])
+def test_arith_coverage_equals_the_reader_for_any_request(request_samples):
+    """``dred_latents_read`` and ``dred_parse_return`` give what the reader reads and returns for the same request,
+    negative ones included (libopus does not clamp ``max_dred_samples``)."""
+    from opus_dred.bitstream import _arith as ar
+    from opus_dred.bitstream._extensions import find_dred
+    from opus_dred.vectors._format import iter_cases
+
+    pkts = (bytes(c.inputs["packet"]) for c in iter_cases()
+            if c.profile == "libopus-1.6.1" and c.handler == "dred_payload" and c.suite == "speech_grid")
+    prof, loc = next(r for r in map(find_dred, pkts) if r[1] is not None)
+    full = read_dred_payload(loc.payload, prof)
+    got = read_dred_payload(loc.payload, prof, max_dred_samples=request_samples, sampling_rate=48000)
+    assert ar.dred_latents_read(full.nb_latents, 48000, request_samples) == got.nb_latents
+    assert ar.dred_parse_return(full.nb_latents, full.dred_offset, 48000, request_samples) == got.available_samples(48000)

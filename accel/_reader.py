@@ -146,7 +146,7 @@ def _read_jax(buf, storage, frame_off, tabs, dq_table, *, n_chunks: int, has_q: 
     st, state_q = _rd_values(buf, st, tabs["state_sign"][q0], tabs["state_mag"][q0], tabs["state_skip"][q0], all_)
     state = dequantize(state_q, tabs["state_div"][q0])
 
-    max_lat, dim = n_chunks, tabs["latent_skip"].shape[1]
+    max_lat, dim = max(1, n_chunks), tabs["latent_skip"].shape[1]  # at least one row, even for 0 chunks
     num_bits = 8 * storage
 
     def more(st, active):
@@ -182,7 +182,7 @@ _JTABS: dict = {}
 
 
 def _jax_tables(prof):
-    key = (prof.name, prof.model_pack, id(prof.stats))
+    key = (prof.name, prof.model_pack)
     t = _JTABS.get(key)
     if t is None:
         d = dred_tables(prof)
@@ -221,7 +221,7 @@ def read_dred_payloads_jax(payloads, profile, *, min_feature_frames: int = 104, 
     prof = get_profile(profile) if isinstance(profile, str) else profile
     tabs, dq_table = _jax_tables(prof)
     buf, lens = packed if packed is not None else pack_payloads(payloads)
-    n_chunks = max(1, requested_chunks(int(min_feature_frames), prof.max_latents))
+    n_chunks = requested_chunks(int(min_feature_frames), prof.max_latents)
     fo = np.broadcast_to(np.asarray(dred_frame_offset, np.int32), lens.shape)
     out = _read_jax(buf, lens, fo, tabs, dq_table, n_chunks=n_chunks, has_q=bool(prof.has_q_feature))
     return BatchDred(profile=prof.name, **out)

@@ -758,6 +758,11 @@ class ExternalAdapter:
             self.version = negotiate_version(resp)
         except ValueError as exc:
             return self._start_failed(f"hello: {exc}", fatal=True)
+        for key in ("handlers", "profiles"):
+            v = resp.get(key)
+            if v is not None and not (isinstance(v, list) and all(isinstance(x, str) for x in v)):
+                return self._start_failed(f"hello: {key!r} must be a list of names or null, not {v!r:.80}",
+                                          fatal=True)
         self.capabilities = resp
         return None
 

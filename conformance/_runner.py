@@ -488,14 +488,14 @@ def run_case(adapter: Any, case: Any, *, strict: bool = False) -> Outcome:
     """Run one case through ``adapter`` (skipped when it does not support the handler/profile); ``strict`` as
     for :func:`compare_case`."""
     t0 = time.perf_counter()
-    if not adapter.supports(case.handler, case.profile):
-        res = Result(unsupported=True, reason=adapter.skip_reason(case.handler, case.profile)
-                     if hasattr(adapter, "skip_reason") else "not supported")
-    else:
-        try:
+    try:
+        if not adapter.supports(case.handler, case.profile):
+            res = Result(unsupported=True, reason=adapter.skip_reason(case.handler, case.profile)
+                         if hasattr(adapter, "skip_reason") else "not supported")
+        else:
             res = adapter.run(case)
-        except Exception as exc:  # an adapter bug or a crash of the implementation: an error, never a stop
-            res = Result(failure=f"{type(exc).__name__}: {exc}")
+    except Exception as exc:  # an adapter bug or a crash of the implementation: an error, never a stop
+        res = Result(failure=f"{type(exc).__name__}: {exc}")
     try:
         o = compare_case(case, res, adapter.name, strict=strict)
     except Exception as exc:  # a result the comparison cannot read: the implementation's answer is malformed

@@ -327,3 +327,14 @@ def test_conform_command_takes_the_limits(tmp_path):
     assert {o["status"] for o in out} == {"error"}
     assert out[1]["detail"].startswith("hello: no answer within 0.3 s; adapter marked broken: 2 consecutive")
     assert out[0]["stderr_tail"] == "stuck" and out[2]["stderr_tail"] == ""
+
+
+@pytest.mark.parametrize("bad", ['5', '"packet"', '[1, 2]'])
+def test_a_hello_with_malformed_capabilities_is_refused(tmp_path, bad):
+    """``handlers`` must be a list of names (or null): a number would crash the run and a string would match
+    handler names by substring."""
+    hello = f'out({{"id": 0, "protocol": "opus-dred-conform/1", "name": "t", "handlers": {bad}}}); continue'
+    o, ext = _run(tmp_path, ["c0", "c1"], 5.0, hello=hello)
+    assert _statuses(o) == ["error", "error"]
+    assert "'handlers' must be a list of names or null" in o[0].detail
+    assert ext.broken is not None

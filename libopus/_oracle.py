@@ -48,7 +48,7 @@ from opus_dred.libopus._builds import Build, cache_dir
 
 from opus_dred.errors import OpusDredError
 
-SHIM_ABI_VERSION = 1
+SHIM_ABI_VERSION = 2
 LOSSGEN_ABI_VERSION = 1
 
 # Public constants of include/opus_defines.h (identical in 1.5.2 and 1.6.1).
@@ -313,6 +313,16 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "shim_ext_parse": (_I, [_BP, _I32, _I, _IP, _IP, _IP, _IP, _I32P]),
     "shim_ext_parse_frame_order": (_I, [_BP, _I32, _I, _IP, _IP, _IP, _IP, _I32P]),
     "shim_ext_generate": (_I, [_UBP, _I32, _I, _IP, _IP, _BP, _IP, _IP, _I, _I]),
+    "shim_enc_layout": (_I, [_IP]),
+    "shim_dredenc_init": (_I, [_P, _I, _I]),
+    "shim_dredenc_compute_latents": (None, [_P, _FP, _I, _I]),
+    "shim_dredenc_get": (None, [_P, _IP, _FP, _FP, _FP]),
+    "shim_dredenc_set": (None, [_P, _IP, _FP, _FP]),
+    "shim_dredenc_encode": (_I, [_P, _UBP, _I, _I, _I, _I, _I, _UBP]),
+    "shim_rdovae_encode_dframe": (None, [_P, _FP, _FP, _FP]),
+    "shim_lpcnet_enc_init": (None, [_P]),
+    "shim_lpcnet_features": (None, [_P, _FP, _FP, _FP, _FP, _FP]),
+    "shim_pitchdnn": (ctypes.c_float, [_P, _FP, _FP]),
     # public libopus
     "opus_get_version_string": (ctypes.c_char_p, []),
     "opus_encoder_create": (_P, [_I32, _I, _I, _IP]),

@@ -9,7 +9,8 @@
  *   - internals libopus does not export: the range coder (celt/entenc.c, celt/entdec.c), the
  *     Laplace coders (celt/laplace.c), the internal packet parser (src/opus.c:opus_packet_parse_impl),
  *     the padding extension parser/generator (src/extensions.c), the DRED payload decoder
- *     (dnn/dred_decoder.c:dred_ec_decode).
+ *     (dnn/dred_decoder.c:dred_ec_decode), and the DRED half of the encoder: the DREDEnc state
+ *     (dnn/dred_encoder.c), LPCNet feature extraction (dnn/lpcnet_enc.c) and PitchDNN.
  *
  * Part of opus-dred (BSD-3-Clause).  This file calls libopus; it contains no libopus code.
  *
@@ -33,6 +34,10 @@
 #include "dred_config.h"
 #include "dred_rdovae_constants.h"
 #include "dred_decoder.h"
+#include "dred_encoder.h"
+#include "lpcnet_private.h"
+#include "pitchdnn.h"
+#include "cpu_support.h"
 
 #ifndef SHIM_EXT_ITERATOR
 #define SHIM_EXT_ITERATOR 0
@@ -46,7 +51,7 @@
 #define SHIM_FIELD_LEN(type, field) ((int)(sizeof(((type *)0)->field) / sizeof(((type *)0)->field[0])))
 
 /* Bump when the exported interface changes (Python checks it). */
-SHIM_API int shim_abi_version(void) { return 1; }
+SHIM_API int shim_abi_version(void) { return 2; }
 
 /* Fills out[0..n) with:
  *  0 DRED_EXPERIMENTAL_VERSION      1 DRED_LATENT_DIM         2 DRED_STATE_DIM
@@ -438,4 +443,109 @@ SHIM_API int shim_ext_generate(unsigned char *out, opus_int32 out_len, int n, co
    (void)nb_frames;
    return opus_packet_extensions_generate(out, out_len, buf, n, pad);
 #endif
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* The DRED encoder (dnn/dred_encoder.c), its feature extractor (dnn/lpcnet_enc.c) and PitchDNN   */
+
+/* Sizes, so that Python allocates the opaque states and knows the buffer lengths.
+ * out: sizeof(DREDEnc), sizeof(LPCNetEncState), DRED_MAX_FRAMES, DRED_LATENT_DIM, DRED_STATE_DIM,
+ *      NB_TOTAL_FEATURES, PITCH_IF_FEATURES, NB_XCORR_FEATURES, len(input_buffer), RESAMPLING_ORDER+1,
+ *      DRED_SILK_ENCODER_DELAY.  Returns 11. */
+SHIM_API int shim_enc_layout(int *out)
+{
+   out[0] = (int)sizeof(DREDEnc);
+   out[1] = (int)sizeof(LPCNetEncState);
+   out[2] = DRED_MAX_FRAMES;
+   out[3] = DRED_LATENT_DIM;
+   out[4] = DRED_STATE_DIM;
+   out[5] = NB_TOTAL_FEATURES;
+   out[6] = PITCH_IF_FEATURES;
+   out[7] = NB_XCORR_FEATURES;
+   out[8] = SHIM_FIELD_LEN(DREDEnc, input_buffer);
+   out[9] = SHIM_FIELD_LEN(DREDEnc, resample_mem);
+   out[10] = DRED_SILK_ENCODER_DELAY;
+   return 11;
+}
+
+/* dred_encoder_init on caller-owned memory of sizeof(DREDEnc) bytes.  Returns enc->loaded. */
+SHIM_API int shim_dredenc_init(DREDEnc *enc, int fs, int channels)
+{
+   memset(enc, 0, sizeof(*enc));
+   dred_encoder_init(enc, fs, channels);
+   return enc->loaded;
+}
+
+SHIM_API void shim_dredenc_compute_latents(DREDEnc *enc, const float *pcm, int frame_size, int extra_delay)
+{
+   dred_compute_latents(enc, pcm, frame_size, extra_delay, opus_select_arch());
+}
+
+/* ints: input_buffer_fill, dred_offset, latent_offset, last_extra_dred_offset, latents_buffer_fill.
+ * latents: DRED_MAX_FRAMES*DRED_LATENT_DIM, newest first; state: DRED_MAX_FRAMES*DRED_STATE_DIM;
+ * input: len(input_buffer) floats (the 16 kHz samples waiting for the next 20 ms).  NULL skips. */
+SHIM_API void shim_dredenc_get(const DREDEnc *enc, int *ints, float *latents, float *state, float *input)
+{
+   if (ints) {
+      ints[0] = enc->input_buffer_fill;
+      ints[1] = enc->dred_offset;
+      ints[2] = enc->latent_offset;
+      ints[3] = enc->last_extra_dred_offset;
+      ints[4] = enc->latents_buffer_fill;
+   }
+   if (latents) memcpy(latents, enc->latents_buffer, sizeof(enc->latents_buffer));
+   if (state) memcpy(state, enc->state_buffer, sizeof(enc->state_buffer));
+   if (input) memcpy(input, enc->input_buffer, sizeof(enc->input_buffer));
+}
+
+/* Overwrites the latent and state buffers and their fill (to code chosen latents). NULL skips. */
+SHIM_API void shim_dredenc_set(DREDEnc *enc, const int *ints, const float *latents, const float *state)
+{
+   if (ints) {
+      enc->dred_offset = ints[0];
+      enc->latent_offset = ints[1];
+      enc->last_extra_dred_offset = ints[2];
+      enc->latents_buffer_fill = ints[3];
+   }
+   if (latents) memcpy(enc->latents_buffer, latents, sizeof(enc->latents_buffer));
+   if (state) memcpy(enc->state_buffer, state, sizeof(enc->state_buffer));
+}
+
+/* dred_encode_silk_frame: writes at most max_bytes into buf, returns the payload length (0: none).
+ * activity: the encoder's activity memory, 2.5 ms per entry, newest first (4*DRED_MAX_FRAMES). */
+SHIM_API int shim_dredenc_encode(DREDEnc *enc, unsigned char *buf, int max_chunks, int max_bytes,
+                                 int q0, int dQ, int qmax, unsigned char *activity)
+{
+   return dred_encode_silk_frame(enc, buf, max_chunks, max_bytes, q0, dQ, qmax, activity, opus_select_arch());
+}
+
+/* One RDO-VAE encoder step (dnn/dred_rdovae_enc.c:dred_rdovae_encode_dframe) on the encoder's own
+ * model and network state: input = two frames of DRED_NUM_FEATURES; writes one latent and one state. */
+SHIM_API void shim_rdovae_encode_dframe(DREDEnc *enc, const float *input, float *latent, float *state)
+{
+   dred_rdovae_encode_dframe(&enc->rdovae_enc, &enc->model, latent, state, input, opus_select_arch());
+}
+
+/* lpcnet_encoder_init on caller-owned memory of sizeof(LPCNetEncState) bytes (PitchDNN's compiled-in
+ * weights included). */
+SHIM_API void shim_lpcnet_enc_init(LPCNetEncState *st) { lpcnet_encoder_init(st); }
+
+/* lpcnet_compute_single_frame_features_float on 160 samples at 16 kHz (int16 scale).
+ * features: NB_TOTAL_FEATURES; if_features: PITCH_IF_FEATURES; xcorr: NB_XCORR_FEATURES; ints? none.
+ * extra[0] = dnn_pitch.  Any of the last four may be NULL. */
+SHIM_API void shim_lpcnet_features(LPCNetEncState *st, const float *pcm, float *features, float *if_features,
+                                   float *xcorr, float *extra)
+{
+   float f[NB_TOTAL_FEATURES];
+   lpcnet_compute_single_frame_features_float(st, pcm, f, opus_select_arch());
+   if (features) memcpy(features, f, sizeof(f));
+   if (if_features) memcpy(if_features, st->if_features, sizeof(st->if_features));
+   if (xcorr) memcpy(xcorr, st->xcorr_features, sizeof(st->xcorr_features));
+   if (extra) extra[0] = st->dnn_pitch;
+}
+
+/* compute_pitchdnn on the PitchDNN state inside an LPCNetEncState, on given inputs. */
+SHIM_API float shim_pitchdnn(LPCNetEncState *st, const float *if_features, const float *xcorr)
+{
+   return compute_pitchdnn(&st->pitchdnn, if_features, xcorr, opus_select_arch());
 }

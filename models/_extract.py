@@ -38,7 +38,11 @@ DATA_FILES = (
     "dnn/dred_rdovae_dec_data.c",
     "dnn/dred_rdovae_enc_data.c",
     "dnn/dred_rdovae_stats_data.c",
+    "dnn/pitchdnn_data.c",
 )
+#: the DSP tables of the LPCNet feature extractor (the 320-point FFT's plan, the analysis window, the DCT),
+#: read by :func:`parse_lpcnet_tables`
+TABLE_FILES = ("dnn/lpcnet_tables.c",)
 HEADER_FILES = ("dnn/dred_rdovae_constants.h", "dnn/dred_config.h")
 OTHER_FILES = ("autogen.sh", "COPYING", "package_version")
 
@@ -351,6 +355,49 @@ def _parse_init_call(fn: str, args: str, file: str, line: int) -> dict:
     return d
 
 
+_TWIDDLES_RE = re.compile(r"^(\s*(?:static\s+)?const\s+)kiss_twiddle_cpx(\s+\w+\s*)\[\s*(\d+)\s*\]", re.M)
+_KFFT_RE = re.compile(r"const\s+kiss_fft_state\s+kfft\s*=\s*\{(?P<body>.*?)\};", re.S)
+
+
+def parse_lpcnet_tables(text: str, file: str = "dnn/lpcnet_tables.c") -> CDataFile:
+    """The tables of ``dnn/lpcnet_tables.c`` as arrays: ``fft_bitrev`` (int16), ``fft_twiddles`` (float32,
+    ``[r0, i0, r1, i1, ...]``), ``half_window`` and ``dct_table`` (float32), and the FFT plan ``kfft``
+    (``celt/kiss_fft.h:kiss_fft_state``) as ``kfft_nfft``, ``kfft_scale``, ``kfft_shift`` and ``kfft_factors``.
+
+    The complex twiddles are read as a flat float array (their braces dropped); the plan's fields are
+    read in their declared order (nfft, scale, shift, factors, then pointers)."""
+    def flatten(m: re.Match) -> str:
+        return f"{m.group(1)}float{m.group(2)}[{2 * int(m.group(3))}]"
+
+    body = _TWIDDLES_RE.sub(flatten, text)
+    start = _TWIDDLES_RE.search(text)
+    if start is None:
+        raise ExtractError("no kiss_twiddle_cpx table", file=file)
+    head, tail = body[: start.start()], body[start.start():]
+    cut = tail.index("};")
+    inner = tail[:cut]
+    eq = inner.index("=") + 1
+    inner = inner[:eq] + " {" + inner[eq:].replace("{", " ").replace("}", " ")
+    plan = _KFFT_RE.search(text)
+    if plan is None:
+        raise ExtractError("no kfft plan", file=file)
+    tail_rest = _KFFT_RE.sub("", tail[cut:])
+    out = parse_c_data(head + inner + tail_rest, file)
+    fields = _COMMENT_RE.sub("", plan.group("body"))
+    m = re.match(r"\s*(?P<nfft>\d+)\s*,\s*(?P<scale>[-+0-9.eE]+)f?\s*,\s*(?P<shift>-?\d+)\s*,\s*\{(?P<f>[^}]*)\}",
+                 fields)
+    if m is None:
+        raise ExtractError("cannot read the kfft plan's fields", file=file)
+    factors = [int(x) for x in m.group("f").split(",") if x.strip()]
+    line = text[: plan.start()].count("\n") + 1
+    for name, ctype, dtype, vals in (("kfft_nfft", "int", "int32", [int(m.group("nfft"))]),
+                                     ("kfft_scale", "float", "float32", [float(m.group("scale"))]),
+                                     ("kfft_shift", "int", "int32", [int(m.group("shift"))]),
+                                     ("kfft_factors", "int", "int32", factors)):
+        out.arrays[name] = CArray(name, ctype, dtype, len(vals), np.array(vals, dtype=dtype), (), file, line)
+    return out
+
+
 def _check_consistency(out: CDataFile, file: str) -> None:
     """WeightArray entries must name parsed arrays of a matching type."""
     for tname, entries in out.tables.items():
@@ -456,7 +503,7 @@ class _Source:
             self.kind = "tarball"
             data = self.path.read_bytes()
             self.tarball_sha256 = hashlib.sha256(data).hexdigest()
-            wanted = set(DATA_FILES + HEADER_FILES + OTHER_FILES)
+            wanted = set(DATA_FILES + TABLE_FILES + HEADER_FILES + OTHER_FILES)
             with tarfile.open(fileobj=io.BytesIO(data)) as tf:
                 for member in tf.getmembers():
                     parts = member.name.split("/", 1)
@@ -548,6 +595,14 @@ def extract(src: str | Path, *, release: str | None = None, tarball_name: str | 
             _check_layer(layer, arrays, rel)
             layers[layer["name"]] = layer
 
+    for rel in TABLE_FILES:
+        for name, a in parse_lpcnet_tables(s.read(rel), rel).arrays.items():
+            if name in arrays:
+                raise ExtractError(f"array {name} defined in two files", file=rel)
+            arrays[name] = a.values
+            info[name] = {"file": rel, "ctype": a.ctype, "conditional": list(a.conditions),
+                          "weight_type": None, "table": None}
+
     copying = s.read("COPYING", required=False)
     cr = parse_copyright(copying) if copying else {"years": None, "holders": [], "text": None}
     source = {
@@ -558,7 +613,7 @@ def extract(src: str | Path, *, release: str | None = None, tarball_name: str | 
         "model_hash": model_hash,
         "model_hash_from": hash_from,
         "dred_experimental_version": constants.get("DRED_EXPERIMENTAL_VERSION"),
-        "files": list(DATA_FILES + HEADER_FILES),
+        "files": list(DATA_FILES + TABLE_FILES + HEADER_FILES),
     }
     licence = {
         "spdx": "BSD-3-Clause",

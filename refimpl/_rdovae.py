@@ -61,6 +61,8 @@ def layer_shapes(manifest_layers: Any) -> dict[str, tuple[int, int]]:
     out = {}
     for name, d in items:
         if isinstance(d, Mapping):
+            if d.get("kind", "linear") != "linear":
+                continue  # PitchDNN's conv2d layers carry their own shape fields
             out[name] = (int(d["nb_inputs"]), int(d["nb_outputs"]))
         else:
             nb_in, nb_out = d

@@ -483,3 +483,26 @@ def conv1d(p: dict, mem, x, num: Numerics = FLOAT, *, linear=linear):
     """``compute_generic_conv1d`` with kernel size 2: ``tanh(W [mem, x] + b)``; returns (output, new mem = x)."""
     y = tanh(linear(p, jnp.concatenate([mem, x], axis=-1), num), num)
     return y, x
+
+
+def conv1d_dilated(p: dict, mem, x, num: Numerics = FLOAT, dilation: int = 1, activation: str = "tanh", *,
+                   linear=linear):
+    """``compute_generic_conv1d_dilation``: a causal convolution whose taps lie ``dilation`` frames apart.
+
+    The kernel size ``k`` is ``nb_inputs / width(x)``. ``mem`` holds the last ``(k - 1) * dilation`` input
+    frames, oldest first, flat (libopus' layout); the layer sees the frames ``dilation`` apart that end with
+    ``x`` (``[mem frame 0, mem frame dilation, ..., x]``) and applies ``activation``. Returns (output, new
+    mem): ``mem`` shifted by one frame with ``x`` appended. With ``dilation=1`` and ``k=2`` this is
+    :func:`conv1d`.
+    """
+    n = x.shape[-1]
+    nb_in = nb_inputs(p)
+    if n == 0 or nb_in % n:
+        raise ValueError(f"conv input width {n} does not divide the layer's {nb_in} inputs")
+    k = nb_in // n
+    if mem.shape[-1] != (k - 1) * dilation * n:
+        raise ValueError(f"conv memory has width {mem.shape[-1]}, expected (k-1)*dilation*n = "
+                         f"{(k - 1) * dilation * n} (k={k}, dilation={dilation}, n={n})")
+    taps = [mem[..., i * dilation * n:(i * dilation + 1) * n] for i in range(k - 1)]
+    y = dense(p, jnp.concatenate([*taps, x], axis=-1), num, activation, linear=linear)
+    return y, jnp.concatenate([mem[..., n:], x], axis=-1)

@@ -10,6 +10,7 @@ specifications to its function.
 """
 
 from opus_dred.bitstream._dred import DredPayload, read_dred_payload, write_dred_payload
+from opus_dred.bitstream._dred_encode import attach_dred
 from opus_dred.bitstream._errors import BitstreamError, DredPayloadError, ExtensionError, PacketError, TruncatedError
 from opus_dred.bitstream._extensions import find_dred, find_dred_extension, iter_extensions
 from opus_dred.bitstream._formats import read_dred_stream, read_ogg_opus, read_opus_demo_bit
@@ -28,6 +29,7 @@ __all__ = [
     "DredPayload",
     "read_dred_payload",
     "write_dred_payload",
+    "attach_dred",
     "RangeDecoder",
     "RangeEncoder",
     "Profile",

@@ -379,8 +379,7 @@ def write_dred_payload(payload: DredPayload, profile=None) -> bytes:
         raise bad(f"extra_offset {p.extra_offset} needs extended_offset and 32 x 0..255")
     if not 0 <= p.offset < 32:
         raise bad(f"offset {p.offset} outside 0..31")
-    coded_qmax = qmax_is_coded(p.q0, p.dQ)
-    if coded_qmax:
+    if qmax_is_coded(p.q0, p.dQ):
         if not p.q0 < p.qmax <= QMAX_UNCODED:
             raise bad(f"qmax {p.qmax} outside {p.q0 + 1}..15")
     elif p.qmax != QMAX_UNCODED:
@@ -402,43 +401,63 @@ def write_dred_payload(payload: DredPayload, profile=None) -> bytes:
 
     size = 64 + 2 * int(np.abs(state_q).sum() // 7 + np.abs(latents_q).sum() // 7) + 4 * (state_q.size + latents_q.size)
     enc = RangeEncoder(size)
-    enc.enc_uint(p.q0, 16)
-    enc.enc_uint(p.dQ, 8)
-    enc.enc_uint(1 if p.extended_offset else 0, 2)
-    if p.extended_offset:
-        enc.enc_uint(extra, 256)
-    enc.enc_uint(p.offset, 32)
-    if coded_qmax:
-        nvals = qmax_nvals(p.q0)
-        if p.qmax >= QMAX_UNCODED:
-            enc.encode(0, nvals, 2 * nvals)
-        else:
-            s = qmax_symbol(p.q0, p.qmax)
-            enc.encode(s, s + 1, 2 * nvals)
-
-    def code(values, params, what: str) -> None:
-        for j, (v, par) in enumerate(zip(values, params)):
-            v = int(v)
-            if par is None:
-                if v != 0:
-                    raise bad(f"{what}[{j}] = {v}, but the statistics give that position zero probability")
-                continue
-            laplace_encode_p0(enc, v, par[0], par[1])
-
+    encode_header(enc, p.q0, p.dQ, p.qmax, bool(p.extended_offset), extra, p.offset)
     try:
-        code(state_q, tables.state[p.q0], "state")
+        encode_values(enc, state_q, tables.state[p.q0], "state", prof)
         for k in range(nb):
-            code(latents_q[k], tables.latent[levels[k]], f"latent[{k}]")
+            encode_values(enc, latents_q[k], tables.latent[levels[k]], f"latent[{k}]", prof)
     except RangeCoderError as exc:
         raise bad(f"cannot code: {exc.message}") from None
-    fill = (enc.tell() + 7) // 8
-    if enc.error or fill > size:
+    if enc.error or (enc.tell() + 7) // 8 > size:
         raise bad("internal: encoder buffer too small")  # pragma: no cover
-    enc.shrink(fill)
-    out = enc.done()
+    out = finish_payload(enc)
     if enc.error:
         raise bad("internal: range encoder overflow")  # pragma: no cover
     return out
+
+
+def encode_header(enc: RangeEncoder, q0: int, dQ: int, qmax: int, extended_offset: bool, extra_code: int,
+                  offset: int) -> None:
+    """Code the header (``dred_encode_silk_frame``; the inverse of :func:`_read_header`): ``q0 = uint(16)``,
+    ``dQ = uint(8)``, the flag ``uint(2)``, when set the extra offset's ``uint(256)`` (``extra_code``), the
+    offset ``uint(32)``, then ``qmax`` when :func:`~opus_dred.bitstream._arith.qmax_is_coded`: the lower half
+    of ``ft = 2 * nvals`` for ``qmax >= 15``, else the one symbol of :func:`~opus_dred.bitstream._arith.qmax_symbol`.
+    The caller checks the ranges."""
+    enc.enc_uint(q0, 16)
+    enc.enc_uint(dQ, 8)
+    enc.enc_uint(1 if extended_offset else 0, 2)
+    if extended_offset:
+        enc.enc_uint(extra_code, 256)
+    enc.enc_uint(offset, 32)
+    if qmax_is_coded(q0, dQ):
+        nvals = qmax_nvals(q0)
+        if qmax >= QMAX_UNCODED:
+            enc.encode(0, nvals, 2 * nvals)
+        else:
+            s = qmax_symbol(q0, qmax)
+            enc.encode(s, s + 1, 2 * nvals)
+
+
+def encode_values(enc: RangeEncoder, values, params, what: str, prof) -> None:
+    """Code one vector of quantized values (the coding half of ``dred_encode_latents``): a position whose
+    statistics give zero probability (``None`` in ``params``: ``r == 0`` or ``p0 == 255``) is not coded and
+    must hold 0 (:class:`DredPayloadError` otherwise, naming ``what[j]``); any other is
+    ``ec_laplace_encode_p0(v, p0 << 7, r << 7)``."""
+    for j, (v, par) in enumerate(zip(values, params)):
+        v = int(v)
+        if par is None:
+            if v != 0:
+                raise DredPayloadError(f"{what}[{j}] = {v}, but the statistics give that position zero probability",
+                                       rule="dred: write", profile=prof.name)
+            continue
+        laplace_encode_p0(enc, v, par[0], par[1])
+
+
+def finish_payload(enc: RangeEncoder) -> bytes:
+    """End a payload as ``dred_encode_silk_frame`` does: shrink the buffer to ``ceil(tell / 8)`` bytes, then
+    ``ec_enc_done``; the bytes returned are the payload."""
+    enc.shrink((enc.tell() + 7) // 8)
+    return enc.done()
 
 
 def dred_extension_data(payload_bytes: bytes, profile) -> bytes:

@@ -3,7 +3,8 @@
 One job: compute what a DRED decoder must output, in code a reader can follow: the nnet primitives with
 libopus' numerics as explicit presets (``Numerics``), the RDO-VAE decoder (initial state and latents to 20
 acoustic features per 10 ms, newest first), the RDO-VAE encoder (feature frames to latents and initial
-states, 20 ms per step, oldest first), ``decode_dred`` from a packet to features, and the receiver that
+states, 20 ms per step, oldest first), the DRED encoder's quantizer and streaming state (``DredEncoder``: PCM
+frames to DRED payloads), ``decode_dred`` from a packet to features, and the receiver that
 chooses, frame by frame, between normal decoding, LBRR, DRED and PLC. Everything is a pure function
 (``jit``/``vmap``/``grad`` apply from outside); the fast paths in ``opus_dred.accel`` reuse this math and are tested
 equal to it.
@@ -28,6 +29,7 @@ _LAZY = {
     "init_encoder_carry": "_rdovae_enc",
     "encode_dframe": "_rdovae_enc",
     "encode_features": "_rdovae_enc",
+    "DredEncoder": "_dred_encoder",
 }
 
 __all__ = ["decode_dred", "decode_payload", "DredResult", "NUMERICS", "DEFAULT_NUMERICS", "Receiver",

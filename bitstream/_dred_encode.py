@@ -52,7 +52,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
-from opus_dred.bitstream._arith import QMAX_UNCODED, compute_quantizer, qmax_is_coded
+from opus_dred.bitstream._arith import DRED_MAX_LATENTS, QMAX_UNCODED, compute_quantizer, qmax_is_coded
 from opus_dred.bitstream._dred import CodingTables, dred_extension_data, encode_header, encode_values, finish_payload
 from opus_dred.bitstream._errors import DredPayloadError, ExtensionError, PacketError
 from opus_dred.bitstream._extensions import Extension, parse_extensions, write_extensions
@@ -89,7 +89,7 @@ def _profile(profile) -> Profile:
     return get_profile(profile) if isinstance(profile, str) else profile
 
 
-def dred_chunks_for_duration(duration: int, max_latents: int = 26) -> int:
+def dred_chunks_for_duration(duration: int, max_latents: int = DRED_MAX_LATENTS) -> int:
     """The latent chunks libopus' encoder asks for with ``OPUS_SET_DRED_DURATION(duration)`` (10 ms units):
     ``min((duration + 5) / 4, DRED_NUM_REDUNDANCY_FRAMES / 2)`` (``src/opus_encoder.c``, the DRED part of
     ``opus_encode_frame_native``), and 0 for ``duration == 0``, which turns DRED off. ``duration`` outside
@@ -178,7 +178,8 @@ def _activity(activity) -> np.ndarray:
         return np.ones(ACTIVITY_ENTRIES, np.uint8)
     a = np.asarray(activity)
     if a.ndim != 1 or (a.size and (a.min() < 0 or a.max() > 255)):
-        raise DredSettingsError("activity", "...", "must be one byte (0..255) per 2.5 ms, newest first")
+        raise DredSettingsError("activity", f"array{a.shape} in {a.min()}..{a.max()}" if a.size else a.shape,
+                                "must be one byte (0..255) per 2.5 ms, newest first")
     return a.astype(np.uint8)
 
 

@@ -1,13 +1,13 @@
 """``opus_dred.refimpl``: the readable reference in JAX, and the receiver.
 
-One job: compute what a DRED decoder must output, in code a reader can follow: the nnet primitives with
-libopus' numerics as explicit presets (``Numerics``), the RDO-VAE decoder (initial state and latents to 20
-acoustic features per 10 ms, newest first), the RDO-VAE encoder (feature frames to latents and initial
-states, 20 ms per step, oldest first), the DRED encoder's quantizer and streaming state (``DredEncoder``: PCM
-frames to DRED payloads), ``decode_dred`` from a packet to features, and the receiver that
+One job: compute what a DRED decoder must output, in code a reader can follow: the nnet primitives with libopus'
+numerics as explicit presets (``Numerics``), the RDO-VAE decoder (initial state and latents to 20 acoustic features
+per 10 ms, newest first), the RDO-VAE encoder (feature frames to latents and initial states, 20 ms per step, oldest
+first), PitchDNN (libopus' pitch estimator, per 10 ms frame), the DRED encoder's quantizer and streaming state
+(``DredEncoder``: PCM frames to DRED payloads), ``decode_dred`` from a packet to features, and the receiver that
 chooses, frame by frame, between normal decoding, LBRR, DRED and PLC. Everything is a pure function
-(``jit``/``vmap``/``grad`` apply from outside); the fast paths in ``opus_dred.accel`` reuse this math and are tested
-equal to it.
+(``jit``/``vmap``/``grad`` apply from outside); the fast paths in ``opus_dred.accel`` reuse this math and are
+tested equal to it.
 
 The networks' names load JAX on first use, so importing this package (and the receiver) stays cheap.
 """
@@ -25,6 +25,7 @@ _LAZY = {
     "params_from_pack": "_rdovae",
     "decode_step": "_rdovae",
     "decode_features": "_rdovae",
+    "PitchDNN": "_pitchdnn",
     "encoder_params_from_pack": "_rdovae_enc",
     "init_encoder_carry": "_rdovae_enc",
     "encode_dframe": "_rdovae_enc",

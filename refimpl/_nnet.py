@@ -506,3 +506,85 @@ def conv1d_dilated(p: dict, mem, x, num: Numerics = FLOAT, dilation: int = 1, ac
     taps = [mem[..., i * dilation * n:(i * dilation + 1) * n] for i in range(k - 1)]
     y = dense(p, jnp.concatenate([*taps, x], axis=-1), num, activation, linear=linear)
     return y, jnp.concatenate([mem[..., n:], x], axis=-1)
+
+
+# ---------------------------------------------------------------------------------------------------
+# 2-D convolution (PitchDNN)
+# ---------------------------------------------------------------------------------------------------
+
+
+def unpack_conv2d(arrays: Mapping[str, np.ndarray], name: str, in_channels: int, out_channels: int, ktime: int,
+                  kheight: int) -> dict:
+    """One ``Conv2dLayer``'s pytree from libopus' C arrays (dnn/parse_lpcnet_weights.c:conv2d_init):
+    ``{"weight": f32[out_channels, in_channels, ktime, kheight], "bias": f32[out_channels]}``, the order of
+    ``<name>_weight_float``; a missing ``<name>_bias`` is zero."""
+    w = arrays.get(f"{name}_weight_float")
+    if w is None:
+        raise ValueError(f"{name}: no {name}_weight_float array")
+    w = np.asarray(w, np.float32)
+    shape = (out_channels, in_channels, ktime, kheight)
+    if w.size != int(np.prod(shape)):
+        raise ValueError(f"{name}: {w.size} weights, expected {shape} = {int(np.prod(shape))}")
+    b = arrays.get(f"{name}_bias")
+    b = np.zeros(out_channels, np.float32) if b is None else np.asarray(b, np.float32)
+    if b.shape != (out_channels,):
+        raise ValueError(f"{name}: bias has {b.shape}, expected ({out_channels},)")
+    return {"weight": jnp.asarray(w.reshape(shape)), "bias": jnp.asarray(b)}
+
+
+def conv2d(p: dict, mem, x, num: Numerics = FLOAT, activation: str = "tanh"):
+    """``compute_conv2d`` (dnn/nnet_arch.h:compute_conv2d_): one time step of a convolution over (time, height).
+
+    ``p`` as :func:`unpack_conv2d` builds it. ``x`` is the newest input frame, ``[..., in_channels, height +
+    kheight - 1]``, already padded along the height (the convolution is "valid" there); ``mem`` holds the
+    ``ktime - 1`` frames before it, oldest first, ``[..., ktime - 1, in_channels, height + kheight - 1]``.
+    Returns (``[..., out_channels, height]`` after the bias and ``activation``, the new memory: the last
+    ``ktime - 1`` frames of ``[mem, x]``).
+
+    With ``num.matmul == "float"`` the sum is one ``einsum`` (XLA's order). The emulation paths follow the
+    compiled loops: for a 3x3 kernel (dnn/nnet_arch.h:conv2d_3x3_float) each input channel's nine products are
+    summed in (time, height) order and that sum is added to the output, channel after channel; with
+    ``num.fma`` the first two products make ``fma(w0, x0, w1 x1)`` and each later product is fused onto the
+    sum (what GCC emits for dnn/x86/nnet_avx2.c, built with ``-mfma``), else every product and sum is
+    rounded. Other kernel sizes (dnn/nnet_arch.h:conv2d_float) add one product at a time, fused with
+    ``num.fma``. The bias is then added in its own rounding.
+    """
+    w = p["weight"].astype(x.dtype)
+    _, n_in, kt, kh = w.shape
+    if x.shape[-2] != n_in:
+        raise ValueError(f"conv2d input has {x.shape[-2]} channels, the layer takes {n_in}")
+    if mem.shape[-3:] != (kt - 1,) + x.shape[-2:]:
+        raise ValueError(f"conv2d memory has shape {mem.shape[-3:]}, expected {(kt - 1,) + x.shape[-2:]}")
+    height = x.shape[-1] - kh + 1
+    frames = jnp.concatenate([mem, x[..., None, :, :]], axis=-3)  # [..., kt, in, height + kh - 1]
+
+    def tap(t, m, h):  # [..., 1, height]: the inputs that weight [:, m, t, h] multiplies
+        return frames[..., t, m, None, h:h + height]
+
+    if num.matmul != "int8":
+        patches = jnp.stack([frames[..., h:h + height] for h in range(kh)], axis=-2)  # [..., kt, in, kh, H]
+        y = jnp.einsum("...tmhj,omth->...oj", patches, w)
+    else:
+        taps = [(t, h) for t in range(kt) for h in range(kh)]
+        y = None
+        for m in range(n_in):
+            if kt == 3 and kh == 3:
+                (t0, h0), (t1, h1) = taps[0], taps[1]
+                s = _mad(w[:, m, t0, h0, None], tap(t0, m, h0), _unfused(w[:, m, t1, h1, None] * tap(t1, m, h1)),
+                         num.fma)
+                for t, h in taps[2:]:
+                    s = _mad(w[:, m, t, h, None], tap(t, m, h), s, num.fma)
+                y = s if y is None else y + s
+            else:
+                for t, h in taps:
+                    prod_in = tap(t, m, h)
+                    y = _unfused(w[:, m, t, h, None] * prod_in) if y is None else _mad(w[:, m, t, h, None], prod_in,
+                                                                                         y, num.fma)
+    y = y + p["bias"].astype(x.dtype)[:, None]
+    if activation == "tanh":
+        y = tanh(y, num)
+    elif activation == "sigmoid":
+        y = sigmoid(y, num)
+    elif activation != "linear":
+        raise ValueError(f"unknown activation {activation!r}")
+    return y, frames[..., 1:, :, :]

@@ -13,7 +13,8 @@ that ``dnn/lpcnet_enc.c`` computes and returns ``dnn_pitch``:
   ``dense_final_upsampler`` (64 -> 192, linear);
 * the estimate: ``pos``, the first index of the largest of the first 180 outputs that exceeds -1 (0 if none
   does); softmax weights ``exp(out[i])`` over ``i = pos-2 .. pos+2`` clipped to [0, 179]; ``dnn_pitch =
-  (sum_i i e^out[i] / sum_i e^out[i]) / 60 - 1.5``, the pitch in octaves-like units of libopus' features.
+  (sum_i i e^out[i] / sum_i e^out[i]) / 60 - 1.5``: a log2 pitch scale, bin ``i`` standing for a period of
+  ``256 / 2^(i/60)`` samples at 16 kHz (the commented-out alternative return of compute_pitchdnn).
 
 Parameters are a pytree ``{layer name: layer dict}`` keyed by the libopus names; the state is a pytree
 ``{"gru": [..., 64], "conv1": [..., 2, 1, 226], "conv2": [..., 2, 4, 226]}`` (the GRU state and the two

@@ -7,7 +7,8 @@ while it times. Speed targets live here, never in timed tests.
 
 from opus_dred.bench._bitstream import BitstreamBench, bench_bitstream
 from opus_dred.bench._decode import DecodeBench, StreamSpec, bench_decode, build_stream, hoist_small_loops
+from opus_dred.bench._encode import EncodeBench, bench_encode
 from opus_dred.bench._simulate import BenchPoint, bench_simulate
 
 __all__ = ["bench_decode", "DecodeBench", "StreamSpec", "build_stream", "hoist_small_loops", "bench_bitstream",
-           "BitstreamBench", "bench_simulate", "BenchPoint"]
+           "BitstreamBench", "bench_simulate", "BenchPoint", "bench_encode", "EncodeBench"]

@@ -7,6 +7,7 @@ import json
 import typer
 
 from opus_dred.bench import _bitstream as bench_bitstream_mod
+from opus_dred.bench import _encode as bench_encode_mod
 from opus_dred.bench import _simulate as bench_simulate_mod
 from opus_dred.bench._decode import NUMERICS_CHOICES, PIPELINE_CHOICES, StreamSpec, bench_decode, hoist_small_loops
 from opus_dred.cli._conform import run_conform
@@ -132,3 +133,31 @@ def bitstream(
 ) -> None:
     """Our bitstream parser against libopus' opus_dred_parse (deferred) on the same packets, and cold inspect time."""
     bench_bitstream_mod.print_report(bench_bitstream_mod.bench_bitstream(profile, packets, repeats, inspect_runs=inspect_runs), as_json=as_json)
+
+
+@app.command("encode")
+def encode(
+    streams: int = typer.Option(16, "--streams", help="Streams of real speech encoded at once (the reference's batch)."),
+    seconds: float = typer.Option(5.0, "--seconds", help="Seconds of audio per stream."),
+    profile: str = typer.Option("libopus-1.6.1", "--profile", help="Profile; the libopus build of the same name is timed."),
+    numerics: str = typer.Option("avx2", "--numerics", help="avx2 (bit-exact with the default build, which is timed) or sse2 (the -generic build's arithmetic; that build is timed)."),
+    rate: int = typer.Option(16000, "--rate", help="Input sampling rate: 16000 or 48000 (the corpus' rates)."),
+    bitrate: int = typer.Option(32000, "--bitrate", help="Bitrate (b/s) whose DRED settings libopus' encoder would use."),
+    loss: int = typer.Option(20, "--loss", help="Expected loss in % (drives q0/dQ and the chunk cap)."),
+    duration: int = typer.Option(100, "--duration", help="DRED duration in 10 ms frames (1..104)."),
+    cbr: bool = typer.Option(False, "--cbr", help="No VBR chunk cap: every chunk the duration asks for."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """PCM of N streams -> a DRED payload per 20 ms, by libopus' DRED encoder half (per stream) and by the
+    reference (batched over the streams, compile excluded); time per second of audio, speed ratio, memory, the
+    CPU, and the share of payloads byte-identical to libopus'."""
+    if numerics not in bench_encode_mod.NUMERICS_CHOICES:
+        raise typer.BadParameter(f"must be one of {', '.join(bench_encode_mod.NUMERICS_CHOICES)}",
+                                 param_hint="--numerics")
+    if rate not in (16000, 48000):
+        raise typer.BadParameter("must be 16000 or 48000", param_hint="--rate")
+    if streams < 1 or seconds <= 0 or not 1 <= duration <= 104:
+        raise typer.BadParameter("--streams must be positive, --seconds more than 0, --duration 1..104")
+    r = bench_encode_mod.bench_encode(streams=streams, seconds=seconds, profile=profile, fs=rate, numerics=numerics,
+                                      bitrate=bitrate, loss=loss, duration=duration, vbr=not cbr)
+    bench_encode_mod.print_report(r, as_json=as_json)

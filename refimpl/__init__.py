@@ -3,9 +3,10 @@
 One job: compute what a DRED decoder must output, in code a reader can follow: the nnet primitives with libopus'
 numerics as explicit presets (``Numerics``), the RDO-VAE decoder (initial state and latents to 20 acoustic features
 per 10 ms, newest first), the RDO-VAE encoder (feature frames to latents and initial states, 20 ms per step, oldest
-first), PitchDNN (libopus' pitch estimator, per 10 ms frame), the DRED encoder's quantizer and streaming state
-(``DredEncoder``: PCM frames to DRED payloads), ``decode_dred`` from a packet to features, and the receiver that
-chooses, frame by frame, between normal decoding, LBRR, DRED and PLC. Everything is a pure function
+first), the encoder's input side in numpy (``Resampler``: PCM to 16 kHz; ``FeatureExtractor``: the LPCNet feature
+frames, 36 values per 10 ms), PitchDNN (libopus' pitch estimator, per 10 ms frame), the DRED encoder's quantizer
+and streaming state (``DredEncoder``: PCM frames to DRED payloads), ``decode_dred`` from a packet to features, and
+the receiver that chooses, frame by frame, between normal decoding, LBRR, DRED and PLC. Everything is a pure function
 (``jit``/``vmap``/``grad`` apply from outside); the fast paths in ``opus_dred.accel`` reuse this math and are
 tested equal to it.
 
@@ -14,6 +15,7 @@ The networks' names load JAX on first use, so importing this package (and the re
 
 from opus_dred._lazy import lazy_names
 from opus_dred.refimpl._decode import DEFAULT_NUMERICS, NUMERICS, DredResult, decode_dred, decode_payload
+from opus_dred.refimpl._features import FeatureError, FeatureExtractor, Features, Resampler
 from opus_dred.refimpl._receiver import POLICIES, Receiver, ReceiverError, run
 
 #: names that load JAX, resolved on first use: name -> private module
@@ -34,7 +36,7 @@ _LAZY = {
 }
 
 __all__ = ["decode_dred", "decode_payload", "DredResult", "NUMERICS", "DEFAULT_NUMERICS", "Receiver",
-           "ReceiverError", "POLICIES", "run", *_LAZY]
+           "ReceiverError", "POLICIES", "run", "FeatureExtractor", "Features", "FeatureError", "Resampler", *_LAZY]
 
 
 __getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())

@@ -11,7 +11,8 @@ Two stateful objects, each batched over a leading axis of independent streams:
   ``dnn/lpcnet_enc.c:lpcnet_compute_single_frame_features_float``: per 160 samples at 16 kHz, the 36 values of
   ``st->features`` (18 cepstral coefficients, the pitch, the frame correlation, 16 LPC coefficients; the first
   20 are what the RDO-VAE encoder reads), PitchDNN's inputs (``if_features``, ``xcorr_features``) and its
-  output ``dnn_pitch``.
+  output ``dnn_pitch``. PitchDNN is injected (``pitch=``): by default the reference one
+  (:class:`~opus_dred.refimpl._pitchdnn.PitchDNN`, JAX), or any callable, such as libopus' own.
 
 Every step is float32 in libopus' order, each operation rounded where the C code rounds it, so that the result is
 bit-exact with a libopus build. The C code outside the SIMD kernels is compiled for baseline x86-64 (``-O2``,
@@ -733,21 +734,25 @@ class FeatureExtractor:
     """``LPCNetEncState`` for ``B`` streams: :meth:`frame` is ``lpcnet_compute_single_frame_features_float``.
 
     ``profile``: a profile name or :class:`~opus_dred.bitstream._profiles.Profile` (its model pack gives the
-    tables and the release). ``kernels``: ``"x86"`` or ``"c"`` (module docstring). ``pitch``: PitchDNN,
-    a callable ``(if_features [B, 88], xcorr_features [B, 224]) -> dnn_pitch [B]`` called once per frame in
-    order (it keeps PitchDNN's state); it is required. ``streams`` fixes ``B`` (else the first frame does).
+    tables and the release). ``kernels``: ``"x86"`` or ``"c"`` (module docstring). ``pitch``: the PitchDNN
+    that turns each frame's ``(if_features [B, 88], xcorr_features [B, 224])`` into ``dnn_pitch [B]``, called
+    once per frame in order (it keeps PitchDNN's state): a callable, or the reference
+    :class:`~opus_dred.refimpl._pitchdnn.PitchDNN` with a numerics preset (a name of ``_nnet.NUMERICS`` or a
+    ``Numerics``); ``None`` takes the preset of the build the kernels are of, ``"avx2"`` with ``"x86"`` and
+    ``"sse2"`` with ``"c"`` (AMD's ``RCPPS`` table; ``"avx2-intel"``/``"sse2-intel"`` reproduce libopus running
+    on an Intel CPU). ``streams`` fixes ``B`` (else the first frame does).
     """
 
-    def __init__(self, profile, *, kernels: str = "x86",
-                 pitch: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
-                 streams: int | None = None) -> None:
+    def __init__(self, profile, *, kernels: str = "x86", pitch=None, streams: int | None = None) -> None:
         self.profile = _profile(profile)
         self.kernels = _check_kernels(kernels)
         self.tables = tables(self.profile.model_pack)
-        if pitch is None:
-            raise FeatureError("pitch", "a PitchDNN is needed: pass pitch=callable(if_features, xcorr_features) "
-                                        "-> dnn_pitch")
-        self.pitch = pitch
+        if not callable(pitch):
+            from opus_dred.refimpl._pitchdnn import PitchDNN  # lazy: loads JAX, which the DSP does not need
+
+            preset = pitch if pitch is not None else ("avx2" if self.kernels == "x86" else "sse2")
+            pitch = PitchDNN(self.profile.name, preset).step
+        self.pitch: Callable[[np.ndarray, np.ndarray], np.ndarray] = pitch
         self.streams = streams
         self.reset()
 

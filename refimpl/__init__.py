@@ -15,7 +15,7 @@ The networks' names load JAX on first use, so importing this package (and the re
 
 from opus_dred._lazy import lazy_names
 from opus_dred.refimpl._decode import DEFAULT_NUMERICS, NUMERICS, DredResult, decode_dred, decode_payload
-from opus_dred.refimpl._features import FeatureError, FeatureExtractor, Features, Resampler
+from opus_dred.refimpl._features import FeatureExtractor, Resampler
 from opus_dred.refimpl._receiver import POLICIES, Receiver, ReceiverError, run
 
 #: names that load JAX, resolved on first use: name -> private module
@@ -36,7 +36,7 @@ _LAZY = {
 }
 
 __all__ = ["decode_dred", "decode_payload", "DredResult", "NUMERICS", "DEFAULT_NUMERICS", "Receiver",
-           "ReceiverError", "POLICIES", "run", "FeatureExtractor", "Features", "FeatureError", "Resampler", *_LAZY]
+           "ReceiverError", "POLICIES", "run", "FeatureExtractor", "Resampler", *_LAZY]
 
 
 __getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())

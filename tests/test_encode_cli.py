@@ -185,35 +185,58 @@ def test_output_reads_back_in_libopus(encoded):
     assert max(ours_chunks) == summary["settings"]["max_chunks"]
 
 
-def _libopus_payloads(profile: str, pcm: np.ndarray, frame: int, **settings) -> list[bytes]:
-    """libopus' ``dred_compute_latents`` + ``dred_encode_silk_frame`` on ``pcm``, frame by frame; ``settings``:
-    a function of the frame index giving ``encode``'s keyword arguments."""
+def _libopus_payloads(profile: str, pcm: np.ndarray, fs: int, frame: int, at) -> list[bytes]:
+    """libopus' ``dred_compute_latents`` + ``dred_encode_silk_frame`` on ``pcm``, frame by frame, with the voip
+    look-ahead; ``at(i)`` gives ``encode``'s keyword arguments for frame ``i``."""
     from opus_dred.libopus._encoder import LibopusDredEncoder
 
-    enc = LibopusDredEncoder(_oracle(profile), 16000)
+    enc = LibopusDredEncoder(_oracle(profile), fs)
     n = -(-len(pcm) // frame)
     x = np.zeros(n * frame, np.float32)
     x[:len(pcm)] = pcm / np.float32(32768)
     out = []
     for i in range(n):
-        enc.compute_latents(x[i * frame:(i + 1) * frame], extra_delay=16000 // 250)
-        out.append(enc.encode(**settings["at"](i)))
+        enc.compute_latents(x[i * frame:(i + 1) * frame], extra_delay=fs // 250)
+        out.append(enc.encode(**at(i)))
     return out
+
+
+def _assert_libopus_payloads(profile: str, pcm: np.ndarray, fs: int, frame: int, s: dict, data: bytes) -> None:
+    """Each packet's DRED payload is what libopus' DRED encoder half writes for the same PCM and settings, with
+    the byte budget a 1500-byte packet leaves next to that Opus frame."""
+    recs = read_opus_demo_bit(data)
+    plain = [len(write_packet(pk.toc, pk.frames)) for pk in (parse_packet(r.data) for r in recs)]
+    ref = _libopus_payloads(profile, pcm, fs, frame, lambda i: {
+        "max_chunks": s["max_chunks"], "max_bytes": dred_max_bytes(OPUS_DEMO_MAX_PACKET, plain[i]), "q0": s["q0"],
+        "dq": s["dq"], "qmax": s["qmax"]})
+    locs = [find_dred_extension(r.data, profile) for r in recs]
+    assert [loc.payload if loc else b"" for loc in locs] == ref
+    assert sum(len(p) > 0 for p in ref) >= 0.9 * len(recs)  # all but the first 40 ms
 
 
 def test_payloads_are_libopus_dred_encoders(encoded, require_native_emulation):
     """Each packet's DRED is byte for byte what libopus' DRED encoder half writes for the same PCM, settings and
     byte budget (the one left in a 1500-byte packet next to that Opus frame)."""
     profile, summary, data = encoded
-    s = summary["settings"]
-    recs = read_opus_demo_bit(data)
-    plain = [len(write_packet(pk.toc, pk.frames)) for pk in (parse_packet(r.data) for r in recs)]
-    ref = _libopus_payloads(profile, _speech(16000), 320, at=lambda i: {
-        "max_chunks": s["max_chunks"], "max_bytes": dred_max_bytes(OPUS_DEMO_MAX_PACKET, plain[i]), "q0": s["q0"],
-        "dq": s["dq"], "qmax": s["qmax"]})
-    ours = [(find_dred_extension(r.data, profile).payload if find_dred_extension(r.data, profile) else b"")
-            for r in recs]
-    assert ours == ref
+    _assert_libopus_payloads(profile, _speech(16000), 16000, 320, summary["settings"], data)
+
+
+@pytest.mark.parametrize("rate,frame_ms", [(8000, 10), (12000, 60), (24000, 20), (48000, 10)])
+def test_every_rate_and_frame_size(rate, frame_ms, tmp_path, require_native_emulation):
+    """The other input rates (the 16 kHz conversion of each) and frame sizes: payloads still libopus'."""
+    from scipy.signal import resample_poly  # lazy: scipy is slow to import
+
+    pcm = np.clip(np.rint(resample_poly(_speech(16000).astype(np.float64), rate, 16000)), -32768, 32767)
+    pcm = pcm.astype(np.int16)
+    src = tmp_path / "in.wav"
+    write_wav(src, pcm, rate)
+    out = tmp_path / "out.bit"
+    r = _run([str(src), "-o", str(out), "--frame-ms", str(frame_ms), "--json"])
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.stdout)
+    assert summary["packets"] == -(-int(SECONDS * 1000) // frame_ms)  # the last frame zero-padded
+    _assert_libopus_payloads("libopus-1.6.1", pcm, rate, rate * frame_ms // 1000, summary["settings"],
+                             out.read_bytes())
 
 
 def test_dred_only_stream(encoded, tmp_path, require_native_emulation):
@@ -225,7 +248,7 @@ def test_dred_only_stream(encoded, tmp_path, require_native_emulation):
     assert summary["format"] == "dred" and summary["packets"] == summary["dred_packets"] == len(recs)
     s = summary["settings"]
     assert s["max_chunks"] == 11  # (40 + 5) / 4
-    ref = _libopus_payloads(profile, _speech(16000), 320, at=lambda i: {
+    ref = _libopus_payloads(profile, _speech(16000), 16000, 320, lambda i: {
         "max_chunks": s["max_chunks"], "max_bytes": 900, "q0": s["q0"], "dq": 0, "qmax": s["q0"]})
     ref = [read_dred_payload(p, profile) for p in ref if p]
     assert len(ref) == len(recs) >= summary["frames"] - 2

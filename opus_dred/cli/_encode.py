@@ -342,9 +342,10 @@ def encode(
         _fail(exc)
     show = not as_json and sys.stderr.isatty()
     if show:
+        from rich.console import Console  # lazy: only on a terminal
         from rich.progress import Progress  # lazy: only on a terminal
 
-        with Progress(transient=True) as bar:
+        with Progress(console=Console(stderr=True), transient=True) as bar:
             task = bar.add_task("encoding", total=-(-audio.pcm.shape[0] // settings.frame_size))
             res = encode_audio(audio, settings, progress=lambda done, total: bar.update(task, completed=done))
     else:

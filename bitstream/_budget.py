@@ -97,8 +97,8 @@ def compute_dred_bitrate(bitrate: int, *, fs: int, frame_size: int, duration: in
     The fraction is 12·loss (loss ≤ 5 %) or min(.8, .55 + loss) over a 12 kb/s offset, or min(.7, 3·loss) over
     20 kb/s with in-band FEC, then scaled for the frame duration. q0 = clamp(51 − 3·ilog(bitrate − offset), 4,
     15), dQ = 3 above 36 kb/s over the offset else 5, qmax = 15. No bits are reserved (bitrate 0) when fewer
-    than two chunks fit; libopus still sends one chunk when exactly one fits (:meth:`DredBudget.sends`). ``version`` "1.5" or "1.6" selects the per-frame bit conversion (1.6 uses celt.h's
-    ``bitrate_to_bits``)."""
+    than two chunks fit; libopus still sends one chunk when exactly one fits (:meth:`DredBudget.sends`).
+    ``version`` "1.5" or "1.6" selects the per-frame bit conversion (1.6 uses celt.h's ``bitrate_to_bits``)."""
     loss = _f(loss_perc)
     if inband_fec:
         frac = min(_f(0.7), _f(_f(3.0) * loss / _f(100.0)))
@@ -116,7 +116,8 @@ def compute_dred_bitrate(bitrate: int, *, fs: int, frame_size: int, duration: in
     qmax = 15
     target = max(0, int(_f(frac * _f(bitrate - offset))))
     if duration > 0:
-        max_bits, target_chunks = estimate_dred_bits(q0, dq, qmax, duration, _bits_for(target, fs, frame_size, version))
+        target_bits = _bits_for(target, fs, frame_size, version)
+        max_bits, target_chunks = estimate_dred_bits(q0, dq, qmax, duration, target_bits)
     else:
         max_bits, target_chunks = 0, 0
     dred_bitrate = min(target, _bitrate_for(max_bits, fs, frame_size, version))

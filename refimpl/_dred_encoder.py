@@ -260,3 +260,84 @@ class DredEncoder:
         sq, lq = self.quantized(q0)
         rows = [lq[lv, e] for e, lv in zip(plan.chunks, plan.levels)]
         return code_dred_frame(self.profile, plan, sq[plan.latent_offset], rows, max_bytes=max_bytes)
+
+
+#: ``activity_mem``'s length in ``OpusEncoder`` (src/opus_encoder.c): ``DRED_MAX_FRAMES * 4`` entries of 2.5 ms
+ACTIVITY_MEMORY = 4 * DRED_MAX_FRAMES
+
+
+def update_activity(memory: np.ndarray, active: int, frame_size: int, fs: int) -> np.ndarray:
+    """``opus_encode_frame_native``'s activity memory after one frame: shifted by the frame's 2.5 ms count
+    (``frame_size * 400 / fs``), newest first, the new entries set to ``active`` (1, 0, or libopus'
+    ``VAD_NO_DECISION`` stored as 255)."""
+    n = frame_size * 400 // fs
+    out = np.empty_like(memory)
+    out[n:] = memory[: memory.shape[0] - n]
+    out[:n] = active
+    return out
+
+
+def _frame_activity(activity, n_frames: int) -> np.ndarray:
+    if activity is None:
+        return np.ones(n_frames, np.int64)
+    a = np.asarray(activity).reshape(-1)
+    if a.shape[0] != n_frames or not np.isin(a, (0, 1, 255)).all():
+        raise DredSettingsError("activity", f"shape {a.shape}", f"must hold one of 0, 1, 255 per Opus frame "
+                                f"({n_frames} frames)")
+    return a.astype(np.int64)
+
+
+def encode_dred(pcm, profile, fs: int = 16000, *, duration: int = DRED_MAX_FRAMES, q0: int = 6, dq: int = 3,
+                qmax: int = 15, frame_size: int | None = None, extra_delay: int | None = None, activity=None,
+                max_chunks: int | None = None, max_bytes: int = 1000 - 2, numerics: Numerics | str = "avx2",
+                kernels: str | None = None) -> list[bytes]:
+    """The DRED payload of every Opus frame of mono ``pcm`` (int16 samples, or floats in ±1) at ``fs``, as libopus'
+    encoder writes it for the same PCM and settings: one ``bytes`` per frame (without ``'D'``, version; ``b""``
+    where no DRED is sent).
+
+    Per frame, as ``opus_encode_frame_native`` does with DRED on: :meth:`DredEncoder.push` (``dred_compute_latents``
+    with the encoder's look-ahead ``extra_delay``, by default ``fs/250`` as libopus' voip and audio modes), the
+    activity memory update (``activity``: one value per frame, 1 active, 0 inactive; ``None``: all active), then
+    :meth:`DredEncoder.payload` with ``max_chunks`` (default ``min((duration + 5) / 4, 26)``, the CBR cap; VBR
+    also caps it at the budget's ``target_chunks``, see :mod:`opus_dred.bitstream._budget`) and ``max_bytes``
+    (default what a 1000-byte extension leaves). ``frame_size`` defaults to 20 ms. ``numerics`` (a
+    :class:`Numerics` or a name of ``refimpl._nnet.NUMERICS``) is PitchDNN's, the RDO-VAE encoder's and the
+    quantizer's; ``kernels`` the feature extractor's DSP (``"x86"`` with the AVX2 presets, else ``"c"``).
+    The tail is zero-padded to a whole frame.
+    """
+    from opus_dred.bitstream._dred_encode import check_settings, dred_chunks_for_duration  # lazy: keeps the list short
+    from opus_dred.refimpl._features import FeatureExtractor, Resampler  # lazy: _features imports this layer's JAX
+
+    prof = get_profile(profile) if isinstance(profile, str) else profile
+    if fs not in RATES:
+        raise DredSettingsError("fs", fs, f"must be one of {RATES}", profile=prof.name)
+    check_settings(prof, q0, dq, qmax)
+    chunks = dred_chunks_for_duration(duration) if max_chunks is None else int(max_chunks)
+    name = numerics if isinstance(numerics, str) else None
+    num = nnet.NUMERICS[numerics] if isinstance(numerics, str) else numerics
+    if kernels is None:
+        kernels = "x86" if (name or "").startswith("avx2") or (name is None and num.fma) else "c"
+    frame_size = fs // 50 if frame_size is None else int(frame_size)
+    if frame_size <= 0 or (frame_size * 400) % fs:
+        raise DredSettingsError("frame_size", frame_size, f"must be a whole number of 2.5 ms at {fs} Hz")
+    delay = fs // 250 if extra_delay is None else int(extra_delay)
+    x = np.asarray(pcm)
+    x = (x.astype(np.float32) / np.float32(32768.0)) if x.dtype.kind in "iu" else x.astype(np.float32)
+    x = x.reshape(-1)
+    n_frames = -(-x.shape[0] // frame_size)
+    padded = np.zeros(n_frames * frame_size, np.float32)
+    padded[: x.shape[0]] = x
+    act = _frame_activity(activity, n_frames)
+
+    resampler = Resampler(fs, prof)
+    extractor = FeatureExtractor(prof, kernels=kernels, pitch=name or num, streams=1)
+    enc = DredEncoder(prof, fs, numerics=num,
+                      to_16k=lambda s: np.asarray(resampler.process(s[None]), np.float32).reshape(-1),
+                      features=lambda f: np.asarray(extractor.frame(f[None]).features, np.float32).reshape(-1))
+    memory = np.zeros(ACTIVITY_MEMORY, np.int64)
+    out = []
+    for i in range(n_frames):
+        enc.push(padded[i * frame_size:(i + 1) * frame_size], delay)
+        memory = update_activity(memory, int(act[i]), frame_size, fs)
+        out.append(enc.payload(q0=q0, dq=dq, qmax=qmax, max_chunks=chunks, max_bytes=max_bytes, activity=memory))
+    return out

@@ -267,5 +267,5 @@ def test_bad_inputs_rejected():
 def test_facade_exports_the_encoder():
     from opus_dred import refimpl
 
-    for name in ("encoder_params_from_pack", "init_encoder_carry", "encode_dframe", "encode_features"):
+    for name in ("encoder_params_from_pack", "encode_features"):
         assert name in refimpl.__all__ and getattr(refimpl, name) is getattr(enc, name)

@@ -39,6 +39,8 @@ DATA_FILES = (
     "dnn/dred_rdovae_enc_data.c",
     "dnn/dred_rdovae_stats_data.c",
     "dnn/pitchdnn_data.c",
+    "dnn/fargan_data.c",
+    "dnn/plc_data.c",
 )
 #: the DSP tables of the LPCNet feature extractor (the 320-point FFT's plan, the analysis window, the DCT),
 #: read by :func:`parse_lpcnet_tables`

@@ -245,8 +245,8 @@ def write_pack(out_dir: str | os.PathLike, pack_id: str, extracted) -> Path:
     manifest = {
         "format_version": FORMAT_VERSION,
         "id": pack_id,
-        "description": f"DRED RDO-VAE decoder and encoder weights, statistics tables, PitchDNN weights and the LPCNet "
-                       f"feature extractor's DSP tables of libopus "
+        "description": f"DRED RDO-VAE decoder and encoder weights, statistics tables, PitchDNN, FARGAN and PLC "
+                       f"weights and the LPCNet feature extractor's DSP tables of libopus "
                        f"{extracted.source.get('release')} (DRED experimental version "
                        f"{extracted.source.get('dred_experimental_version')})",
         "source": extracted.source,

@@ -48,7 +48,7 @@ from opus_dred.libopus._builds import Build, cache_dir
 
 from opus_dred.errors import OpusDredError
 
-SHIM_ABI_VERSION = 2
+SHIM_ABI_VERSION = 3
 LOSSGEN_ABI_VERSION = 1
 
 # Public constants of include/opus_defines.h (identical in 1.5.2 and 1.6.1).
@@ -323,6 +323,20 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "shim_lpcnet_enc_init": (None, [_P]),
     "shim_lpcnet_features": (None, [_P, _FP, _FP, _FP, _FP, _FP]),
     "shim_pitchdnn": (ctypes.c_float, [_P, _FP, _FP]),
+    "shim_listen_layout": (_I, [_IP]),
+    "shim_fargan_init": (None, [_P]),
+    "shim_fargan_cont": (None, [_P, _FP, _FP]),
+    "shim_fargan_synthesize": (None, [_P, _FP, _FP]),
+    "shim_fargan_synthesize_int": (None, [_P, _I16P, _FP]),
+    "shim_fargan_get": (None, [_P, _IP, _FP]),
+    "shim_burg_cepstrum": (None, [_FP, _FP]),
+    "shim_plc_init": (_I, [_P]),
+    "shim_plc_reset": (None, [_P]),
+    "shim_plc_update": (_I, [_P, _I16P]),
+    "shim_plc_conceal": (_I, [_P, _I16P]),
+    "shim_plc_fec_add": (None, [_P, _FP]),
+    "shim_plc_fec_clear": (None, [_P]),
+    "shim_plc_get": (None, [_P, _IP, _FP, _FP]),
     # public libopus
     "opus_get_version_string": (ctypes.c_char_p, []),
     "opus_encoder_create": (_P, [_I32, _I, _I, _IP]),

@@ -10,7 +10,9 @@
  *     Laplace coders (celt/laplace.c), the internal packet parser (src/opus.c:opus_packet_parse_impl),
  *     the padding extension parser/generator (src/extensions.c), the DRED payload decoder
  *     (dnn/dred_decoder.c:dred_ec_decode), and the DRED half of the encoder: the DREDEnc state
- *     (dnn/dred_encoder.c), LPCNet feature extraction (dnn/lpcnet_enc.c) and PitchDNN.
+ *     (dnn/dred_encoder.c), LPCNet feature extraction (dnn/lpcnet_enc.c) and PitchDNN; the listening side:
+ *     the FARGAN vocoder (dnn/fargan.c), Burg's cepstral analysis (dnn/burg.c) and the neural PLC
+ *     (dnn/lpcnet_plc.c) on caller-owned state.
  *
  * Part of opus-dred (BSD-3-Clause).  This file calls libopus; it contains no libopus code.
  *
@@ -37,6 +39,9 @@
 #include "dred_encoder.h"
 #include "lpcnet_private.h"
 #include "pitchdnn.h"
+#include "fargan.h"
+#include "lpcnet.h"
+#include "burg.h"
 #include "cpu_support.h"
 
 #ifndef SHIM_EXT_ITERATOR
@@ -51,7 +56,7 @@
 #define SHIM_FIELD_LEN(type, field) ((int)(sizeof(((type *)0)->field) / sizeof(((type *)0)->field[0])))
 
 /* Bump when the exported interface changes (Python checks it). */
-SHIM_API int shim_abi_version(void) { return 2; }
+SHIM_API int shim_abi_version(void) { return 3; }
 
 /* Fills out[0..n) with:
  *  0 DRED_EXPERIMENTAL_VERSION      1 DRED_LATENT_DIM         2 DRED_STATE_DIM
@@ -548,4 +553,76 @@ SHIM_API void shim_lpcnet_features(LPCNetEncState *st, const float *pcm, float *
 SHIM_API float shim_pitchdnn(LPCNetEncState *st, const float *if_features, const float *xcorr)
 {
    return compute_pitchdnn(&st->pitchdnn, if_features, xcorr, opus_select_arch());
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* The listening side: FARGAN (dnn/fargan.c), the neural PLC (dnn/lpcnet_plc.c), Burg (dnn/burg.c) */
+
+/* out: sizeof(FARGANState), sizeof(LPCNetPLCState), FARGAN_CONT_SAMPLES, FARGAN_FRAME_SIZE, NB_FEATURES,
+ *      CONT_VECTORS, PLC_BUF_SIZE, PLC_MAX_FEC, NB_BANDS.  Returns 9. */
+SHIM_API int shim_listen_layout(int *out)
+{
+   out[0] = (int)sizeof(FARGANState);
+   out[1] = (int)sizeof(LPCNetPLCState);
+   out[2] = FARGAN_CONT_SAMPLES;
+   out[3] = FARGAN_FRAME_SIZE;
+   out[4] = NB_FEATURES;
+   out[5] = CONT_VECTORS;
+   out[6] = PLC_BUF_SIZE;
+   out[7] = PLC_MAX_FEC;
+   out[8] = NB_BANDS;
+   return 9;
+}
+
+/* fargan_init on caller-owned memory of sizeof(FARGANState) bytes (the compiled-in weights). */
+SHIM_API void shim_fargan_init(FARGANState *st) { memset(st, 0, sizeof(*st)); fargan_init(st); }
+
+/* fargan_cont: pcm0 holds FARGAN_CONT_SAMPLES float samples (int16 scale / 32768), features0 the
+ * CONT_VECTORS (5) feature vectors of NB_FEATURES that go with them. */
+SHIM_API void shim_fargan_cont(FARGANState *st, const float *pcm0, const float *features0)
+{
+   fargan_cont(st, pcm0, features0);
+}
+
+/* fargan_synthesize: FARGAN_FRAME_SIZE float samples for one feature vector of NB_FEATURES. */
+SHIM_API void shim_fargan_synthesize(FARGANState *st, float *pcm, const float *features)
+{
+   fargan_synthesize(st, pcm, features);
+}
+
+/* fargan_synthesize_int: the same as int16 (what the PLC writes). */
+SHIM_API void shim_fargan_synthesize_int(FARGANState *st, opus_int16 *pcm, const float *features)
+{
+   fargan_synthesize_int(st, pcm, features);
+}
+
+/* ints: cont_initialized, last_period; floats: deemph_mem. */
+SHIM_API void shim_fargan_get(const FARGANState *st, int *ints, float *floats)
+{
+   if (ints) { ints[0] = st->cont_initialized; ints[1] = st->last_period; }
+   if (floats) floats[0] = st->deemph_mem;
+}
+
+/* burg_cepstral_analysis on FRAME_SIZE (160) samples: writes 2*NB_BANDS values. */
+SHIM_API void shim_burg_cepstrum(float *ceps, const float *x) { burg_cepstral_analysis(ceps, x); }
+
+/* lpcnet_plc_init on caller-owned memory of sizeof(LPCNetPLCState) bytes. Returns its code. */
+SHIM_API int shim_plc_init(LPCNetPLCState *st) { memset(st, 0, sizeof(*st)); return lpcnet_plc_init(st); }
+SHIM_API void shim_plc_reset(LPCNetPLCState *st) { lpcnet_plc_reset(st); }
+SHIM_API int shim_plc_update(LPCNetPLCState *st, opus_int16 *pcm) { return lpcnet_plc_update(st, pcm); }
+SHIM_API int shim_plc_conceal(LPCNetPLCState *st, opus_int16 *pcm) { return lpcnet_plc_conceal(st, pcm); }
+/* features NULL: a frame DRED does not cover (fec_skip). */
+SHIM_API void shim_plc_fec_add(LPCNetPLCState *st, const float *features) { lpcnet_plc_fec_add(st, features); }
+SHIM_API void shim_plc_fec_clear(LPCNetPLCState *st) { lpcnet_plc_fec_clear(st); }
+
+/* ints: blend, loss_count, analysis_gap, analysis_pos, predict_pos, fec_read_pos, fec_fill_pos, fec_skip.
+ * features: NB_TOTAL_FEATURES (the last features); pcm: PLC_BUF_SIZE floats (the history). NULL skips. */
+SHIM_API void shim_plc_get(const LPCNetPLCState *st, int *ints, float *features, float *pcm)
+{
+   if (ints) {
+      ints[0] = st->blend; ints[1] = st->loss_count; ints[2] = st->analysis_gap; ints[3] = st->analysis_pos;
+      ints[4] = st->predict_pos; ints[5] = st->fec_read_pos; ints[6] = st->fec_fill_pos; ints[7] = st->fec_skip;
+   }
+   if (features) memcpy(features, st->features, sizeof(st->features));
+   if (pcm) memcpy(pcm, st->pcm, sizeof(st->pcm));
 }

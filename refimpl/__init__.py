@@ -21,7 +21,7 @@ from opus_dred.refimpl._receiver import POLICIES, Receiver, ReceiverError, run
 #: names that load JAX, resolved on first use: name -> private module
 _LAZY = {
     "Numerics": "_nnet",
-    "FLOAT": "_nnet",
+    "NeuralPlc": "_plc",
     "LIBOPUS_AVX2": "_nnet",
     "for_host": "_nnet",
     "params_from_pack": "_rdovae",

@@ -6,8 +6,8 @@ counters of its bookkeeping, its 36 last features and its 2400-sample history mu
 FARGAN is libopus' own (``LibopusFargan``, injected), so these tests hold the PLC's own part to the build; the
 reference FARGAN is held to libopus by its own tests (tests/test_fargan.py) and end to end here once.
 DRED features are queued as ``opus_decode_native`` queues them (``fec_clear``, then one ``fec_add`` per frame it
-needs, ``None`` for frames the packet does not cover), from the DRED that the build's own encoder put into the
-packet after a burst, as the build's ``opus_dred_parse`` decodes it.
+needs, ``None`` for frames the packet does not cover), from the DRED that the release's default build put into
+the packet after a burst, as its ``opus_dred_parse`` decodes it (the same features for every build compared).
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def _queue_dred(dred, samples_before: int, blend: int) -> list:
     samples before the packet's audio: ``fec_clear``, then a feature frame (or ``None``) per frame needed."""
     features, dred_offset, nb_latents = dred
     init = 2 if blend == 0 else 0
-    base = math.floor((np.float32(samples_before) + np.float32(dred_offset * F10 // 4)) / np.float32(F10))
+    base = math.floor((np.float32(samples_before) + np.float32(int(dred_offset * F10 / 4))) / np.float32(F10))
     events = [("fec_clear",)]
     for i in range(init + 1):
         off = init - i - 2 + base

@@ -10,8 +10,9 @@ case's inputs and parameters (an external program is told only the names of the 
 ``reference``  (:class:`ReferenceAdapter`)
     opus-dred itself, in process: every handler with a reference function in the registry, i.e.
     :mod:`opus_dred.bitstream` (range coder, packet, extensions, DRED payload, DRED-only streams),
-    :func:`opus_dred.refimpl._decode.decode_dred` (features) and :mod:`opus_dred.refimpl._receiver` (the
-    receiver's actions).
+    :func:`opus_dred.refimpl._decode.decode_dred` (features), :mod:`opus_dred.refimpl._receiver` (the
+    receiver's actions) and the reference encoder (``features``, ``dred_encode``: under the numerics preset
+    the case names).
 ``libopus-*``  (:class:`LibopusAdapter`)
     a libopus build of the upstream manager (``opus-dred upstream list``: 1.5.2, 1.6.1, their generic
     builds, any registered tree) through the oracle (:class:`opus_dred.libopus._oracle.Oracle`). A build
@@ -19,6 +20,8 @@ case's inputs and parameters (an external program is told only the names of the 
     object: its one policy lives in ``opus_demo``'s main loop, which :mod:`opus_dred.refimpl._receiver` models;
     running our model would not test libopus). libopus cannot report quantized values, error classes,
     error offsets or where empty padding starts: those fields are reported as *partial*, never as failures.
+    A ``dred_encode`` case runs only where the build's arithmetic on this host is the case's numerics preset
+    (:meth:`LibopusAdapter.encoder_numerics`); elsewhere it is skipped, with both named.
 ``external:CMD``  (:class:`ExternalAdapter`)
     any program speaking the JSON-lines protocol of ``docs/conformance.md`` on stdin/stdout, with a
     timeout per case; a crash or a hang is reported as an ``error`` for that case, with the tail of the
@@ -41,7 +44,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 from opus_dred.bitstream._arith import compute_dred_frame_offset
@@ -51,9 +54,10 @@ from opus_dred.bitstream._profiles import get_profile
 from opus_dred.conformance._runner import ErrorInfo, Result
 from opus_dred.libopus import _upstream as upstream
 from opus_dred.libopus._builds import cache_dir
+from opus_dred.libopus._encoder import LibopusDredEncoder, LibopusFeatureExtractor
 from opus_dred.libopus._oracle import Oracle
 from opus_dred.refimpl._decode import DEFAULT_NUMERICS
-from opus_dred.vectors._expected import dred_stream_features, parse_layer
+from opus_dred.vectors._expected import dred_stream_features, encoder_frames, encoder_pcm, parse_layer
 from opus_dred.vectors._handlers import HANDLERS, Needs, expected_for
 
 #: the JSON-lines protocol spoken by :class:`ExternalAdapter`: its name (which carries the major version) and
@@ -186,9 +190,13 @@ class LibopusAdapter:
     (``Handler.needs``) libopus meets, one method ``_<handler>`` each, from the case's inputs and parameters
     only: a field libopus cannot give is left out or named in ``not_reported``, never taken from the case."""
 
-    #: what libopus offers: its parsers and range coder, and its DRED decoder; no receiver object (its one
-    #: policy lives in opus_demo's main loop) and no vocoder entry point here
-    NEEDS_MET = frozenset({Needs.BITSTREAM, Needs.DECODER})
+    #: what libopus offers: its parsers and range coder, its DRED decoder and the DRED half of its encoder
+    #: (``DREDEnc``, the LPCNet feature extractor); no receiver object (its one policy lives in opus_demo's
+    #: main loop) and no vocoder entry point here
+    NEEDS_MET = frozenset({Needs.BITSTREAM, Needs.DECODER, Needs.ENCODER})
+    #: the numerics preset (``opus_dred.refimpl._nnet.NUMERICS``) each build variant's neural arithmetic is on
+    #: an x86 CPU with AVX2 and FMA, before the ``RCPPS`` table is set for the CPU (``nnet.for_host``)
+    VARIANT_NUMERICS: ClassVar[dict[str, str]] = {"default": "avx2", "generic": "sse2"}
     #: why a handler whose need libopus does not meet is skipped, where there is more to say
     UNMET = {Needs.RECEIVER: "libopus has no receiver object (its policy lives in opus_demo)"}
 
@@ -197,8 +205,10 @@ class LibopusAdapter:
         st = upstream.status(build)  # raises UnknownBuildError for a name the manager does not know
         self.dred_version = st.get("dred_version")
         self.release = st.get("release", "")
-        self.description = f"libopus {self.release} ({st.get('variant', '')}), DRED version {self.dred_version}"
+        self.variant = st.get("variant", "")
+        self.description = f"libopus {self.release} ({self.variant}), DRED version {self.dred_version}"
         self._oracle = None
+        self._numerics: tuple[str | None, str] | None = None
 
     @property
     def oracle(self):
@@ -408,6 +418,135 @@ class LibopusAdapter:
             finally:
                 d.close()
         return Result(unsupported=True, reason=f"layer {layer}")
+
+    # -- the encoder half --
+
+    def encoder_numerics(self) -> tuple[str | None, str]:
+        """The numerics preset (a name of ``opus_dred.refimpl._nnet.NUMERICS``) this build's DRED encoder
+        computes with on this host, and how that was decided, in words; ``None`` where no preset describes it.
+
+        A default build dispatches at run time to its AVX2 kernels where the CPU has AVX2 and FMA, a
+        ``-generic`` one always runs its SSE2 path; both divide with the CPU's ``RCPPS``, whose table
+        ``nnet.for_host`` picks by vendor. So: default → ``for_host(avx2)``, ``-generic`` → ``for_host(sse2)``
+        (``avx2`` / ``sse2`` on AMD, ``avx2-intel`` / ``sse2-intel`` on Intel); a default build on a CPU
+        without AVX2 or FMA, or a build of another variant, has none."""
+        if self._numerics is None:
+            self._numerics = _build_numerics(self.variant, self.VARIANT_NUMERICS)
+        return self._numerics
+
+    def _dred_encode(self, case: Any) -> Result:
+        """``dred_compute_latents`` and ``dred_encode_silk_frame`` of one ``DREDEnc`` per case, frame by frame,
+        with the activity memory the handler defines (:func:`opus_dred.vectors._expected.encoder_frames`)."""
+        p = case.parameters
+        want = str(p.get("numerics"))
+        have, how = self.encoder_numerics()
+        if have != want:
+            return Result(unsupported=True, reason=f"the case's payloads are made with numerics {want!r}; "
+                                                   f"{self.name} on this host computes {how}")
+        frames = list(encoder_frames(case.profile, case.inputs["pcm"], case.inputs["activity"], dict(p)))
+        enc = LibopusDredEncoder(self.oracle, int(p["sampling_rate"]))
+        payloads = []
+        for frame, mem in frames:
+            enc.compute_latents(frame, int(p["extra_delay"]))
+            payloads.append(enc.encode(max_chunks=int(p["max_chunks"]), max_bytes=int(p["max_bytes"]),
+                                       q0=int(p["q0"]), dq=int(p["dq"]), qmax=int(p["qmax"]), activity=mem))
+        return Result(values={"payloads": [b.hex() for b in payloads]})
+
+    def _features(self, case: Any) -> Result:
+        """The 16 kHz conversion of the build's ``DREDEnc`` (:func:`libopus_to_16k`), its
+        ``DRED_SILK_ENCODER_DELAY`` zeros first, then ``lpcnet_compute_single_frame_features_float`` per 160
+        samples; the first 20 of the 36 values.
+
+        The case's tolerance is the spread between libopus' default and ``-generic`` builds on a CPU with the
+        ``RCPPS`` table of the case's numerics; a build whose arithmetic here uses another table (an Intel
+        core for an AMD case) differs from the expected features by more than that, for a reason the
+        tolerance does not cover, and is skipped."""
+        from opus_dred.refimpl import _nnet as nnet  # lazy: loads JAX
+
+        want = str(case.parameters.get("numerics"))
+        have, how = self.encoder_numerics()
+        if have is None or want not in nnet.NUMERICS or \
+                nnet.NUMERICS[have].reciprocal != nnet.NUMERICS[want].reciprocal:
+            return Result(unsupported=True, reason=f"the case's features are made with numerics {want!r}, its "
+                                                   f"tolerance is libopus' default-vs-generic spread with that "
+                                                   f"RCPPS table; {self.name} on this host computes {how}")
+        fs = int(case.parameters["sampling_rate"])
+        pcm = encoder_pcm(case.profile, case.inputs["pcm"], fs)
+        x16, delay = libopus_to_16k(self.oracle, fs, pcm)
+        s16 = np.concatenate([np.zeros(delay, np.float32), x16])
+        fe = LibopusFeatureExtractor(self.oracle)
+        nf = _profile(case.profile).num_features
+        rows = [fe.frame(s16[i:i + 160]).features[:nf] for i in range(0, s16.shape[0] - 159, 160)]
+        return Result(values={"features": np.stack(rows).astype(np.float32) if rows
+                              else np.zeros((0, nf), np.float32)})
+
+
+def _cpu_flags() -> set[str]:
+    """The CPU's feature flags as Linux reports them (empty elsewhere)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def _build_numerics(variant: str, by_variant: dict[str, str]) -> tuple[str | None, str]:
+    """:meth:`LibopusAdapter.encoder_numerics` for a build of ``variant``."""
+    from opus_dred.refimpl import _nnet as nnet  # lazy: loads JAX
+
+    base = by_variant.get(variant)
+    if base is None:
+        return None, f"with the arithmetic of a {variant!r} build, which no numerics preset describes"
+    if variant == "default":
+        flags = _cpu_flags()
+        if not flags:
+            return None, ("with the kernels libopus' run-time dispatch picks, and this system does not say "
+                          "whether the CPU has AVX2 and FMA")
+        missing = {"avx2", "fma"} - flags
+        if missing:
+            return None, (f"with the kernels libopus' run-time dispatch picks on a CPU without "
+                          f"{', '.join(sorted(missing))}, which no numerics preset describes")
+    num = nnet.for_host(nnet.NUMERICS[base])
+    name = next((k for k, v in nnet.NUMERICS.items() if v == num), None)
+    if name is None:  # pragma: no cover - for_host always lands on a preset of the table
+        return None, f"as {base} with this CPU's RCPPS table {num.reciprocal!r}, which no numerics preset names"
+    return name, f"as {name!r} (a {variant} build; this CPU's RCPPS table: {num.reciprocal})"
+
+
+def libopus_to_16k(oracle: Oracle, fs: int, pcm: np.ndarray) -> tuple[np.ndarray, int]:
+    """libopus' ``dred_convert_to_16k`` of float PCM at ``fs`` (the samples in int16 scale, as they enter a
+    ``DREDEnc``'s input buffer) and the build's ``DRED_SILK_ENCODER_DELAY``.
+
+    The conversion is a static function of ``dnn/dred_encoder.c``; it is read from the input buffer of a fresh
+    ``DREDEnc`` fed through ``dred_compute_latents``: each call appends its converted samples at
+    ``input_buffer_fill`` and, once 320 are there, processes them and moves the rest to the front, so the
+    calls are sized to read every sample before it is overwritten (4 samples at 16 kHz at a time past the
+    processing point: a whole number of input samples at every rate)."""
+    enc = LibopusDredEncoder(oracle, fs)
+    full = enc.layout.input_buffer // 2  # 2 * DRED_FRAME_SIZE: what one processing step consumes
+    x = np.ascontiguousarray(pcm, np.float32).reshape(-1)
+    if (x.shape[0] * 16000) % fs:
+        raise ValueError(f"{x.shape[0]} samples at {fs} Hz are not a whole number of 16 kHz samples")
+    st = enc.state()
+    delay, fill = enc.layout.silk_encoder_delay, st.input_buffer_fill
+    out: list[np.ndarray] = []
+    pos = 0
+    while pos < x.shape[0]:
+        n16 = max((full - fill) // 4 * 4, 4)
+        n = min(n16 * fs // 16000, x.shape[0] - pos)
+        n16 = n * 16000 // fs
+        enc.compute_latents(x[pos:pos + n], 0)
+        st = enc.state()
+        if fill + n16 < full:
+            out.append(st.input_buffer[fill:fill + n16].copy())
+        else:  # processed: [fill, full) is intact, the samples past ``full`` moved to the front
+            out += [st.input_buffer[fill:full].copy(), st.input_buffer[:fill + n16 - full].copy()]
+        fill = st.input_buffer_fill
+        pos += n
+    return (np.concatenate(out) if out else np.zeros(0, np.float32)), delay
 
 
 # ------------------------------------------------------------------------------------------------

@@ -5,7 +5,9 @@ handler registry (:mod:`opus_dred.vectors._handlers`, ``expected_for``) names th
 (:mod:`opus_dred.vectors._generate`), ``opus-dred vectors verify`` (which recomputes them from the stored inputs
 and checks the bytes) and the reference adapter of ``opus-dred conform`` call them through it. Only opus-dred's
 own layers are used: the bitstream layer (range coder, packet framing, extensions, DRED payloads, DRED-only
-streams) and the reference decoder (``refimpl._decode``, ``refimpl._receiver``). Nothing here calls libopus.
+streams), the reference decoder (``refimpl._decode``, ``refimpl._receiver``) and the reference encoder
+(``refimpl._features``, ``refimpl._pitchdnn``, ``refimpl._dred_encoder``: ``features`` and ``dred_encode``,
+under the numerics preset a case names). Nothing here calls libopus.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 import numpy as np
 from opus_dred.bitstream import _rangecoder as rc
 from opus_dred.bitstream._dred import read_dred_payload
+from opus_dred.bitstream._dred_encode import DredSettingsError
 from opus_dred.bitstream._dredstream import chronological, read_stream_record
 from opus_dred.bitstream._errors import BitstreamError
 from opus_dred.bitstream._extensions import Extension, find_dred_extension, parse_extensions, write_extensions
@@ -24,6 +27,7 @@ from opus_dred.bitstream._packet import parse_packet
 from opus_dred.bitstream._profiles import get_profile
 from opus_dred.refimpl import _receiver as rx
 from opus_dred.refimpl._decode import DEFAULT_NUMERICS, decode_dred, features_of
+from opus_dred.refimpl._features import FeatureExtractor, Resampler
 from opus_dred.refimpl._receiver import run
 from opus_dred.vectors._format import Part
 
@@ -248,3 +252,133 @@ def expected_invalid(profile, inputs, params):
     except BitstreamError as exc:
         return {"error": error_record(exc)}, None
     raise ValueError(f"the reference accepts these bytes as {params['layer']}: not an invalid case")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the encoder: features, dred_encode
+# ----------------------------------------------------------------------------------------------------------
+#: The tolerance of a ``features`` case: the largest ``dred_compare -features`` figures (total, max, pitch) that
+#: libopus' own default (AVX2) and ``-generic`` (SSE2, plain-C DSP) builds give against each other on the
+#: canonical suite's ``features`` inputs (both releases, an AMD Zen 4 core), each rounded up to two significant
+#: digits: measured 0.00445, 0.00445 (one frame's correlation feature, where PitchDNN's two arithmetics pick
+#: another period) and 2.31e-05. ``tests/test_encoder_vectors.py`` measures the spread again and checks these
+#: figures against it.
+ENCODER_FEATURE_TOLERANCE = {"metric": "dred_compare-features", "total": 0.0045, "max": 0.0045, "pitch": 2.4e-05}
+
+#: One byte of ``OpusEncoder.activity_mem`` per 2.5 ms (``src/opus_encoder.c``): frame sizes in samples at
+#: ``fs`` are whole multiples of ``fs / 400``.
+ACTIVITY_RATE = 400
+
+#: The input rates of libopus' DRED encoder (``dnn/dred_encoder.c:dred_convert_to_16k``).
+ENCODER_RATES = (8000, 12000, 16000, 24000, 48000)
+
+
+def encoder_numerics(name: str):
+    """The ``Numerics`` preset ``name`` of :data:`opus_dred.refimpl._nnet.NUMERICS` (``"avx2"``: a default
+    x86 libopus build on an AMD core; ``"sse2"``: a ``-generic`` build there; ...) and the feature extractor's
+    DSP kernels that go with it: a default build's (``"x86"``) with the AVX2 presets, plain C (``"c"``) with
+    the others."""
+    from opus_dred.refimpl import _nnet as nnet  # lazy: loads JAX
+
+    if name not in nnet.NUMERICS:
+        raise DredSettingsError("numerics", name, f"must be one of {', '.join(nnet.NUMERICS)}")
+    return nnet.NUMERICS[name], ("x86" if name.startswith("avx2") else "c")
+
+
+def encoder_pcm(profile: str, pcm, fs: int) -> np.ndarray:
+    """``pcm`` as libopus' float API takes it (int16 / 32768), after checking it is int16 mono at a DRED rate
+    and a whole number of 16 kHz samples long."""
+    if fs not in ENCODER_RATES:
+        raise DredSettingsError("sampling_rate", fs, f"must be one of {', '.join(map(str, ENCODER_RATES))} "
+                                "(dred_convert_to_16k)", profile=profile)
+    a = np.asarray(pcm)
+    if a.ndim != 1 or a.dtype != np.int16:
+        raise DredSettingsError("pcm", f"{a.dtype}{list(a.shape)}", "must be 1-D int16 samples (mono)",
+                                profile=profile)
+    if (a.shape[0] * 16000) % fs:
+        raise DredSettingsError("pcm", a.shape[0], f"samples at {fs} Hz are not a whole number of 16 kHz samples",
+                                profile=profile)
+    return a.astype(np.float32) / np.float32(32768)
+
+
+def encoder_features(profile: str, pcm, fs: int, numerics: str) -> np.ndarray:
+    """The 20 features of every 10 ms frame the DRED encoder computes from ``pcm`` (int16 mono at ``fs``), with
+    the reference (:class:`~opus_dred.refimpl._features.Resampler`,
+    :class:`~opus_dred.refimpl._features.FeatureExtractor` and its PitchDNN under ``numerics``): the 16 kHz
+    conversion (``dred_convert_to_16k``), ``DRED_SILK_ENCODER_DELAY`` zero samples before it (as
+    ``dred_encoder_reset`` leaves the input buffer), then ``lpcnet_compute_single_frame_features_float`` on
+    each whole 160 samples; float32 ``[frames, 20]``."""
+    from opus_dred.refimpl._dred_encoder import DRED_FRAME_SIZE, DRED_SILK_ENCODER_DELAY  # lazy: loads JAX
+
+    prof = get_profile(profile)
+    x = encoder_pcm(profile, pcm, fs)
+    _, kernels = encoder_numerics(numerics)
+    s16 = np.concatenate([np.zeros(DRED_SILK_ENCODER_DELAY, np.float32),
+                          np.asarray(Resampler(fs, prof).process(x), np.float32)])
+    n = s16.shape[0] // DRED_FRAME_SIZE
+    feats = FeatureExtractor(prof, kernels=kernels, pitch=numerics).frames(s16[:n * DRED_FRAME_SIZE]).features
+    return np.asarray(feats, np.float32).reshape(n, -1)[:, :prof.num_features]
+
+
+def expected_features(profile, inputs, params):
+    feats = encoder_features(profile, inputs["pcm"], int(params["sampling_rate"]), str(params["numerics"]))
+    return {"features": Part("features.f32", feats)}, dict(ENCODER_FEATURE_TOLERANCE)
+
+
+def encoder_frames(profile: str, pcm, activity, params: dict):
+    """The frames of a ``dred_encode`` case, each as libopus' encoder hands them to its DRED half: ``(float
+    PCM of the frame, activity memory after it)``. The memory (``OpusEncoder.activity_mem``, one byte per
+    2.5 ms, newest first, zero at the start) moves by the frame's 2.5 ms count and takes the frame's
+    ``activity`` value in front, as ``opus_encode_native`` does after ``dred_compute_latents``
+    (:func:`opus_dred.refimpl._dred_encoder.update_activity`)."""
+    from opus_dred.refimpl._dred_encoder import ACTIVITY_MEMORY, update_activity  # lazy: loads JAX
+
+    fs = int(params["sampling_rate"])
+    x = encoder_pcm(profile, pcm, fs)
+    size = check_frames(profile, x.shape[0], activity, params)
+    mem = np.zeros(ACTIVITY_MEMORY, np.int64)
+    for i, a in enumerate(activity):
+        mem = update_activity(mem, int(a), size, fs)
+        yield x[i * size:(i + 1) * size], mem.astype(np.uint8)
+
+
+def check_frames(profile: str, n_samples: int, activity, params: dict) -> int:
+    """The frame size of a ``dred_encode`` case, after checking it (a whole number of 2.5 ms at the case's
+    rate, at most 120 ms, dividing the PCM) and the activity (one of 0, 1, 255 per frame)."""
+    fs = int(params["sampling_rate"])
+    size = params["frame_size"]
+    if not isinstance(size, int) or size <= 0 or (size * ACTIVITY_RATE) % fs or size > fs * 120 // 1000:
+        raise DredSettingsError("frame_size", size, f"must be a multiple of 2.5 ms at {fs} Hz "
+                                f"({fs // ACTIVITY_RATE} samples), at most 120 ms", profile=profile)
+    if n_samples % size:
+        raise DredSettingsError("pcm", n_samples, f"samples are not a whole number of {size}-sample frames",
+                                profile=profile)
+    act = np.asarray(activity)
+    if act.shape != (n_samples // size,) or not np.isin(act, (0, 1, 255)).all():
+        raise DredSettingsError("activity", f"{act.dtype}{list(act.shape)}", f"must be one of 0, 1, 255 per frame "
+                                f"({n_samples // size} frames)", profile=profile)
+    return size
+
+
+def encode_payloads(profile: str, pcm, activity, params: dict) -> list[bytes]:
+    """The DRED payload (range-coded bytes, without ``'D'`` and the version; ``b""`` where there is none) of
+    every frame of ``pcm`` from the reference encoder (:func:`opus_dred.refimpl._dred_encoder.encode_dred`:
+    ``dred_compute_latents``, the activity memory, then ``dred_encode_silk_frame`` per frame), under the case's
+    settings: ``sampling_rate``, ``frame_size``, ``q0``, ``dq``, ``qmax``, ``max_chunks``, ``max_bytes``,
+    ``extra_delay`` and ``numerics`` (:func:`encoder_numerics`)."""
+    from opus_dred.refimpl._dred_encoder import encode_dred  # lazy: loads JAX
+
+    fs = int(params["sampling_rate"])
+    x = encoder_pcm(profile, pcm, fs)
+    check_frames(profile, x.shape[0], activity, params)
+    _, kernels = encoder_numerics(str(params["numerics"]))
+    return encode_dred(np.asarray(pcm), profile, fs, q0=int(params["q0"]), dq=int(params["dq"]),
+                       qmax=int(params["qmax"]), frame_size=int(params["frame_size"]),
+                       extra_delay=int(params["extra_delay"]), activity=list(activity),
+                       max_chunks=int(params["max_chunks"]), max_bytes=int(params["max_bytes"]),
+                       numerics=str(params["numerics"]), kernels=kernels)
+
+
+def expected_dred_encode(profile, inputs, params):
+    payloads = encode_payloads(profile, inputs["pcm"], inputs["activity"], params)
+    return {"payloads": Part("payloads.json", [p.hex() for p in payloads])}, None

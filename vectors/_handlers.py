@@ -16,7 +16,9 @@ A case's ``handler`` (``<profile>/<handler>/<suite>/<case>/``, ``docs/vector-for
   them is *partial*. Every other field is required; ``opus-dred conform --strict`` fails a case with any
   expected field not reported, required or optional;
 - ``expected``: the reference's function ``(profile, inputs, parameters) -> (expected, tolerance)``
-  (:mod:`opus_dred.vectors._expected`), or ``None`` where opus-dred has no reference (``vocoder``).
+  (:mod:`opus_dred.vectors._expected`), or ``None`` where opus-dred has no reference (``vocoder``). The
+  encoder's handlers (``features``, ``dred_encode``) take the numerics preset from the case's parameters: the
+  encoder is not normative, and its bytes depend on the arithmetic that made them.
 
 The format (its documentation), the generator, ``opus-dred vectors verify``, the adapters and the runner all
 read this table; nothing else lists the handlers.
@@ -29,10 +31,12 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from opus_dred.vectors._expected import (
+    expected_dred_encode,
     expected_dred_features,
     expected_dred_payload,
     expected_dred_stream,
     expected_extensions,
+    expected_features,
     expected_invalid,
     expected_packet,
     expected_range_coder,
@@ -47,6 +51,7 @@ class Needs(enum.Enum):
     DECODER = "decoder"  # the DRED decoder: quantized latents to 20 acoustic features per 10 ms
     RECEIVER = "receiver"  # a receiver's choice per frame of normal decoding, LBRR, DRED or PLC
     VOCODER = "vocoder"  # features to audio
+    ENCODER = "encoder"  # the DRED encoder: PCM to the 20 features per 10 ms, and to the payload of each frame
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,10 @@ HANDLERS: dict[str, Handler] = {h.name: h for h in (
     Handler("dred_stream", Needs.DECODER, ("features",), expected_dred_stream,
             "a DRED-only stream decoded to features in time order (libopus' official DRED decoding vectors)"),
     Handler("vocoder", Needs.VOCODER, ("audio",), None, "features to audio (no reference yet)"),
+    Handler("features", Needs.ENCODER, ("features",), expected_features,
+            "PCM to the DRED encoder's 20 features per 10 ms (16 kHz conversion, LPCNet features, PitchDNN)"),
+    Handler("dred_encode", Needs.ENCODER, ("payloads",), expected_dred_encode,
+            "PCM frames to the DRED payload of each frame, for given quantizer, budget and activity"),
 )}
 
 

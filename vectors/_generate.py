@@ -6,7 +6,8 @@ Inputs come from three places, each recorded in a case's provenance:
   (``speech_grid``: a grid of encoder settings, with and without DRED);
 * opus-dred's own writers (``writer_edges``: framings, extensions and DRED payloads libopus never emits);
 * seeded pseudo-random generators (``basic`` range-coder operations, ``patterns`` of arrivals and losses,
-  ``mutations`` of valid bytes).
+  ``mutations`` of valid bytes);
+* real recorded speech with digital silence around it (``encoder``: the PCM the encoder handlers take).
 
 Expected values are always computed by :mod:`opus_dred.vectors._expected` (the reference), never copied from
 libopus. What libopus does with an ``invalid`` case's bytes is recorded in its provenance, as information.
@@ -818,6 +819,168 @@ def _limits(profile: str) -> Iterator[dict]:
     yield from _limits_dred(profile)
 
 
+# ----------------------------------------------------------------------------------------------------------
+# encoder: the reference encoder's features and payloads of short real speech (docs/vectors.md)
+# ----------------------------------------------------------------------------------------------------------
+#: RMS (int16 scale) from which a frame counts as active under the ``"energy"`` activity rule
+ENERGY_ACTIVE = 1000.0
+#: What 1500-byte opus_demo packets leave the DRED payload beside a 37-byte Opus frame (24 kb/s less DRED's
+#: 9 kb/s, 20 ms): ``bitstream._budget.dred_max_bytes(1500, 37)``
+ENCODER_MAX_BYTES = 995
+
+
+@dataclass(frozen=True)
+class EncoderPoint:
+    """One ``dred_encode`` case: the PCM (digital silence ``lead`` s, the clip's ``speech`` segments (start s,
+    length s) with ``gap`` s of silence between them, ``trail`` s of silence, zero-padded to whole frames), the
+    frame size and the settings of every frame; ``extra_delay`` ``None`` is ``fs / 250`` (libopus' look-ahead,
+    ``delay_compensation``, in the VoIP application); ``activity``: ``"silence"`` (0 for a digitally silent
+    frame, else 1: ``is_digital_silence`` of 16-bit input), ``"energy"`` (1 where the frame's RMS reaches
+    :data:`ENERGY_ACTIVE`, else 0) or ``"no_decision"`` (0 where silent, 1 where the RMS reaches it, else 255,
+    ``VAD_NO_DECISION``); ``numerics``: the presets, one case each."""
+
+    name: str
+    what: str
+    rate: int = 16000
+    frame_ms: int = 20
+    speech: tuple[tuple[float, float], ...] = ((0.1, 0.6),)
+    lead: float = 0.2
+    gap: float = 0.0
+    trail: float = 0.0
+    q0: int = 6
+    dq: int = 3
+    qmax: int = 15
+    max_chunks: int = 26
+    max_bytes: int = ENCODER_MAX_BYTES
+    extra_delay: int | None = None
+    activity: str = "silence"
+    numerics: tuple[str, ...] = ("avx2",)
+
+
+#: The ``dred_encode`` cases of each profile. Settings named after a bitrate are what libopus' encoder takes
+#: there with 20 % loss, DRED 1 s, VBR (``bitstream._budget.compute_dred_bitrate``, ``dred_chunks``).
+ENCODER_POINTS: tuple[EncoderPoint, ...] = (
+    EncoderPoint("sr16000_f20_24k", "16 kHz, 20 ms, 24 kb/s settings (q0 9, dQ 5, 4 chunks), 0.3 s of silence "
+                 "before and after the speech", speech=((0.1, 1.0),), lead=0.3, trail=0.3, q0=9, dq=5,
+                 max_chunks=4, numerics=("avx2", "sse2")),
+    EncoderPoint("sr48000_f20_32k", "48 kHz, 20 ms, 32 kb/s settings (q0 6, dQ 5, 5 chunks)", rate=48000,
+                 speech=((1.1, 0.8),), trail=0.2, q0=6, dq=5, max_chunks=5, numerics=("avx2", "sse2")),
+    EncoderPoint("sr08000_f20", "8 kHz, 20 ms, no look-ahead (extra_delay 0), every chunk", rate=8000,
+                 speech=((2.8, 0.7),), extra_delay=0),
+    EncoderPoint("sr12000_f20_48k", "12 kHz, 20 ms, 48 kb/s settings (q0 4, dQ 5, 12 chunks)", rate=12000,
+                 speech=((5.7, 0.8),), q0=4, dq=5, max_chunks=12),
+    EncoderPoint("sr24000_f20", "24 kHz, 20 ms, q0 9, dQ 5, 8 chunks", rate=24000, speech=((8.0, 0.8),), q0=9,
+                 dq=5, max_chunks=8),
+    EncoderPoint("sr16000_f10", "16 kHz, 10 ms frames (a payload every 10 ms, the buffer moves every other)",
+                 frame_ms=10, speech=((0.1, 0.8),), q0=6, dq=5, max_chunks=5),
+    EncoderPoint("sr16000_f40", "16 kHz, 40 ms frames, dQ 2", frame_ms=40, speech=((2.8, 0.8),), q0=5, dq=2,
+                 max_chunks=10),
+    EncoderPoint("sr48000_f60_64k", "48 kHz, 60 ms frames, 64 kb/s settings (q0 4, dQ 3, 16 chunks)", rate=48000,
+                 frame_ms=60, speech=((1.1, 1.2),), lead=0.24, q0=4, dq=3, max_chunks=16),
+    EncoderPoint("budget_16", "16 bytes per payload at q0 9: the header and state fit in few frames", q0=9, dq=5,
+                 max_bytes=16),
+    EncoderPoint("budget_30", "30 bytes per payload: the budget cuts the chunks", q0=4, max_bytes=30),
+    EncoderPoint("q0_0_dq0", "q0 0, dQ 0: the finest quantizer for every chunk (long payloads)", q0=0, dq=0),
+    EncoderPoint("q0_15", "q0 15: the coarsest, qmax not coded", q0=15, dq=7),
+    EncoderPoint("q0_3_dq7_qmax9", "q0 3, dQ 7, qmax 9: the levels capped below 15", q0=3, dq=7, qmax=9),
+    EncoderPoint("gap", "speech, 0.4 s of silence, speech: trailing inactive chunks dropped, then delayed DRED "
+                 "after the gap", speech=((0.1, 0.5), (1.1, 0.5)), gap=0.4, q0=6, dq=5, max_chunks=8),
+    EncoderPoint("chunks_1", "one chunk per payload (none just after skipped silence)", max_chunks=1),
+    EncoderPoint("activity_energy", "activity by frame energy (RMS >= 1000): inactive frames inside the speech",
+                 speech=((5.7, 0.8),), activity="energy", q0=6, dq=5, max_chunks=10),
+    EncoderPoint("activity_no_decision", "activity 255 (VAD_NO_DECISION, which libopus 1.5 stores when its "
+                 "analysis is not valid) on the quieter speech frames, 1 on the louder ones",
+                 speech=((5.7, 0.8),), activity="no_decision", q0=6, dq=5, max_chunks=10),
+)
+
+#: The ``features`` cases of each profile: (rate, clip segment start s, length s); 0.2 s of digital silence
+#: before the speech, 0.1 s after it.
+FEATURE_POINTS: tuple[tuple[int, float, float], ...] = (
+    (8000, 2.8, 1.2), (12000, 5.7, 1.2), (16000, 0.1, 1.2), (24000, 8.0, 1.2), (48000, 1.1, 1.2),
+)
+
+
+def _clip_at(rate: int) -> np.ndarray:
+    """The grid clip at ``rate``: the corpus' own 16 and 48 kHz, else polyphase resampling of the 16 kHz clip
+    (``scipy.signal.resample_poly``), rounded and clipped to int16."""
+    if rate in (16000, 48000):
+        return load_clip(GRID_CLIP, rate=rate)
+    from scipy.signal import resample_poly  # lazy: scipy is slow to import
+
+    x = load_clip(GRID_CLIP, rate=16000).astype(np.float64)
+    g = np.gcd(rate, 16000)
+    return np.clip(np.round(resample_poly(x, rate // g, 16000 // g)), -32768, 32767).astype(np.int16)
+
+
+def _encoder_pcm(rate: int, segments, lead: float, gap: float, trail: float, frame: int) -> np.ndarray:
+    clip = _clip_at(rate)
+    parts = [np.zeros(round(lead * rate), np.int16)]
+    for i, (start, length) in enumerate(segments):
+        if i:
+            parts.append(np.zeros(round(gap * rate), np.int16))
+        parts.append(clip[round(start * rate):round((start + length) * rate)])
+    parts.append(np.zeros(round(trail * rate), np.int16))
+    pcm = np.concatenate(parts)
+    return np.concatenate([pcm, np.zeros(-len(pcm) % frame, np.int16)])
+
+
+def _activity(pcm: np.ndarray, frame: int, rule: str) -> list[int]:
+    frames = pcm.reshape(-1, frame)
+    silent = ~np.any(frames != 0, axis=1)
+    if rule == "silence":
+        return [int(not s) for s in silent]
+    rms = np.sqrt(np.mean(frames.astype(np.float64) ** 2, axis=1))
+    if rule == "no_decision":
+        return [0 if s else (1 if r >= ENERGY_ACTIVE else 255) for s, r in zip(silent, rms)]
+    return [int(r >= ENERGY_ACTIVE) for r in rms]
+
+
+_ACTIVITY_RULES = {
+    "silence": "1 per frame with a non-zero sample, 0 for a digitally silent one (src/opus_encoder.c: "
+               "is_digital_silence of 16-bit input)",
+    "energy": f"1 per frame whose RMS (int16 scale) is at least {ENERGY_ACTIVE:g}, else 0",
+    "no_decision": f"0 for a digitally silent frame, 1 where the RMS (int16 scale) is at least {ENERGY_ACTIVE:g}, "
+                   "255 (VAD_NO_DECISION) for the others",
+}
+
+
+def _speech_info(rate: int, segments, lead: float, gap: float, trail: float, pcm: np.ndarray) -> dict:
+    clip = next(c for c in list_clips() if c.id == GRID_CLIP)
+    return {"clip": clip.id, "package": clip.package, "package_version": clip.version, "file": clip.file,
+            "licence": clip.licence, "pcm_sha256": clip.pcm_sha256,
+            "resampled": None if rate in (16000, 48000) else "scipy.signal.resample_poly of the 16 kHz clip",
+            "segments_s": [list(s) for s in segments], "leading_silence_s": lead, "gap_s": gap,
+            "trailing_silence_s": trail, "input_sha256": hashlib.sha256(pcm.astype("<i2").tobytes()).hexdigest()}
+
+
+def _encoder(profile: str) -> Iterator[dict]:
+    for ep in ENCODER_POINTS:
+        frame = ep.rate * ep.frame_ms // 1000
+        pcm = _encoder_pcm(ep.rate, ep.speech, ep.lead, ep.gap, ep.trail, frame)
+        activity = _activity(pcm, frame, ep.activity)
+        for num in ep.numerics:
+            params = {"sampling_rate": ep.rate, "frame_size": frame, "q0": ep.q0, "dq": ep.dq, "qmax": ep.qmax,
+                      "max_chunks": ep.max_chunks, "max_bytes": ep.max_bytes,
+                      "extra_delay": ep.rate // 250 if ep.extra_delay is None else ep.extra_delay, "numerics": num}
+            prov = {"inputs_from": "real speech (corpus), digital silence", "seed": 0,
+                    "speech": _speech_info(ep.rate, ep.speech, ep.lead, ep.gap, ep.trail, pcm),
+                    "activity_rule": _ACTIVITY_RULES[ep.activity],
+                    "expected_from": f"opus-dred reference encoder (refimpl DredEncoder, numerics {num})"}
+            yield _case(profile, "dred_encode", "encoder", f"{ep.name}.{num}",
+                        f"{ep.what}; {len(activity)} frames of {ep.frame_ms} ms; numerics {num}",
+                        {"pcm": Part("pcm.sw", pcm), "activity": Part("activity.json", activity)}, params, prov)
+    for rate, start, length in FEATURE_POINTS:
+        segments = ((start, length),)
+        pcm = _encoder_pcm(rate, segments, 0.2, 0.0, 0.1, rate // 100)
+        prov = {"inputs_from": "real speech (corpus), digital silence", "seed": 0,
+                "speech": _speech_info(rate, segments, 0.2, 0.0, 0.1, pcm),
+                "expected_from": "opus-dred reference encoder front end (refimpl Resampler, FeatureExtractor, "
+                                 "PitchDNN; numerics avx2)"}
+        yield _case(profile, "features", "encoder", f"sr{rate:05d}",
+                    f"{length:g} s of real speech at {rate} Hz after 0.2 s of silence: the DRED encoder's features",
+                    {"pcm": Part("pcm.sw", pcm)}, {"sampling_rate": rate, "numerics": "avx2"}, prov)
+
+
 SUITES: dict[str, Callable[[str], Iterator[dict]]] = {
     "basic": _range_coder,
     "speech_grid": _speech_grid,
@@ -825,6 +988,7 @@ SUITES: dict[str, Callable[[str], Iterator[dict]]] = {
     "patterns": _receiver,
     "mutations": _invalid,
     "limits": _limits,
+    "encoder": _encoder,
 }
 
 

@@ -8,7 +8,10 @@ CPU it runs on; so it reproduces those values bit for bit exactly where this CPU
 without AVX2) it is held to dred_compare's thresholds only, which
 ``tests/test_conform.py::test_each_libopus_build_passes_its_own_profile_of_the_canonical_suite`` checks
 everywhere. The generic builds (``--disable-intrinsics --disable-rtcd``: the SSE2 path, no fused
-multiply-adds) are another arithmetic than the expected values' and are not claimed bit-exact anywhere.
+multiply-adds) are another arithmetic than the expected values' and are not claimed bit-exact anywhere. The
+encoder's cases name their numerics preset: a default build runs the ``avx2`` ones (byte-identical payloads,
+bit-exact features here) and skips the ``sse2`` ones (``tests/test_encoder_vectors.py`` runs those with the
+generic builds).
 """
 
 from __future__ import annotations
@@ -47,3 +50,7 @@ def test_default_build_is_bit_exact_on_its_own_profile_of_the_canonical_suite(bu
     assert len(compared) >= 100
     not_exact = [(o.case, o.metric.get("max_abs")) for o in compared if not o.metric["bit_exact"]]
     assert not not_exact, not_exact[:10]
+    # the encoder's cases: every avx2 payload case byte for byte, the sse2 ones skipped (another arithmetic)
+    enc = [o for o in rep.impls[0].outcomes if o.handler == "dred_encode" and o.profile == build]
+    assert len(enc) >= 10 and all(o.status == ("pass" if o.name.endswith(".avx2") else "skip") for o in enc), \
+        [(o.case, o.status, o.detail) for o in enc if o.status != ("pass" if o.name.endswith(".avx2") else "skip")]

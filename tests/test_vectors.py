@@ -64,7 +64,8 @@ def test_canonical_suite_is_intact_and_sized():
     assert set(m["profiles"]) == {"libopus-1.5.2", "libopus-1.6.1"}
     assert sum(f["size"] for f in m["files"].values()) < 15 * 2**20
     handlers = {d.relative_to(SUITE).parts[1] for d in iter_case_dirs(SUITE)}
-    assert handlers == {"range_coder", "packet", "extensions", "dred_payload", "dred_features", "receiver", "invalid"}
+    assert handlers == {"range_coder", "packet", "extensions", "dred_payload", "dred_features", "receiver", "invalid",
+                        "features", "dred_encode"}
 
 
 def test_grid_covers_both_sides_of_dred_presence():

@@ -77,10 +77,16 @@ def _rank(cid: str) -> str:
     return hashlib.sha256(cid.encode()).hexdigest()
 
 
+#: the handlers whose features fingerprint a decoder's arithmetic
+FINGERPRINT_HANDLERS = ("dred_features", "dred_stream")
+
+
 def answered_in_order(outcomes: Iterable[Outcome]) -> list[Outcome]:
-    """The feature cases an implementation answered with at least one frame, ordered by a hash of the case id
-    (the same order for every implementation that answered them)."""
-    answered = [o for o in outcomes if o.features is not None and o.metric and o.metric.get("frames")]
+    """The decoder's feature cases (``dred_features``, ``dred_stream``) an implementation answered with at least one
+    frame, ordered by a hash of the case id (the same order for every implementation that answered them). The
+    encoder's ``features`` cases say nothing about a decoder's arithmetic and are left out."""
+    answered = [o for o in outcomes if o.handler in FINGERPRINT_HANDLERS and o.features is not None and o.metric
+                and o.metric.get("frames")]
     return sorted(answered, key=lambda o: _rank(o.case))
 
 

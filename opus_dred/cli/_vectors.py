@@ -21,6 +21,7 @@ from opus_dred.vectors._format import (
     load_manifest,
     suite_root,
 )
+from opus_dred.vectors._generate import SUITES
 from opus_dred.vectors._generate import generate as gen
 from opus_dred.vectors._official import export_official
 
@@ -70,7 +71,7 @@ def verify_suite(root: Path, *, regenerate: bool = False, echo=typer.echo) -> di
 def generate(
     profile: list[str] = typer.Option(None, "--profile", "-p", help="Profile(s); default: every profile."),
     out: Optional[Path] = typer.Option(None, "--out", help="Root folder (default: the canonical suite, vectors/suite)."),
-    suite: Optional[str] = typer.Option(None, "--suite", help="Only this suite (basic, speech_grid, writer_edges, patterns, mutations)."),
+    suite: Optional[str] = typer.Option(None, "--suite", help=f"Only this suite ({', '.join(SUITES)})."),
 ) -> None:
     """Generate the vectors of a profile deterministically (same inputs, byte-identical files)."""
 

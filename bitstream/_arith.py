@@ -122,12 +122,43 @@ def latent_coverage_ms(nb_latents):
     return float(LATENT_MS * nb_latents)
 
 
-def min_feature_frames_for(max_dred_samples: int, sampling_rate: int, max_latents: int = DRED_MAX_LATENTS) -> int:
-    """``min_feature_frames`` as ``src/opus_decoder.c:opus_dred_parse`` computes it (C int arithmetic)."""
+#: The rules that bound how many latent chunks a parse request decodes (the profile field ``chunk_bound``):
+#:
+#: ``"release-1.5"``
+#:     libopus 1.5 to 1.6.1: ``src/opus_decoder.c:opus_dred_parse`` passes
+#:     ``min_feature_frames = min(2 + 100*max_dred_samples/sampling_rate, 104)`` to ``dred_ec_decode``; the
+#:     payload's ``dred_offset`` plays no part.
+#: ``"master-2026-06"``
+#:     libopus master from commits 5a8a2be8 ("Fix opus_dred_parse() offset handling") and 9bb5c28c ("Always
+#:     round max_dred_features up"), 2026-06-08: ``opus_dred_parse`` passes
+#:     ``max_dred_features = (100*max_dred_samples + sampling_rate - 1)/sampling_rate`` and ``dred_ec_decode``
+#:     reads the offset first, then bounds its loop by
+#:     ``min_feature_frames = max(0, (4*max_dred_features + dred_offset + 3)/4)``.
+#:
+#: The payload syntax is the same under both: only the count of chunks a bounded request reads differs.
+CHUNK_BOUND_RULES = ("release-1.5", "master-2026-06")
+CHUNK_BOUND_RELEASE, CHUNK_BOUND_MASTER = CHUNK_BOUND_RULES
+
+
+def _check_rule(rule: str) -> None:
+    if rule not in CHUNK_BOUND_RULES:
+        raise DredPayloadError(f"unknown chunk_bound rule {rule!r}; one of {', '.join(CHUNK_BOUND_RULES)}")
+
+
+def min_feature_frames_for(max_dred_samples: int, sampling_rate: int, max_latents: int = DRED_MAX_LATENTS, *,
+                           rule: str = CHUNK_BOUND_RELEASE, dred_offset: int = 0) -> int:
+    """``min_feature_frames``, the bound of ``dnn/dred_decoder.c:dred_ec_decode``'s chunk loop, for a request of
+    ``max_dred_samples`` at ``sampling_rate`` under the chunk-bound ``rule`` (:data:`CHUNK_BOUND_RULES`), in C
+    int arithmetic. ``dred_offset`` (2.5 ms units, read from the payload's header) counts only under
+    ``"master-2026-06"``."""
     if sampling_rate == 0:
         raise DredPayloadError("sampling_rate must not be 0")
-    offset = c_div(i32(100 * max_dred_samples), sampling_rate)
-    return min(2 + offset, 4 * max_latents)
+    _check_rule(rule)
+    if rule == CHUNK_BOUND_RELEASE:
+        offset = c_div(i32(100 * max_dred_samples), sampling_rate)
+        return min(2 + offset, 4 * max_latents)
+    max_dred_features = c_div(i32(i32(100 * max_dred_samples) + sampling_rate - 1), sampling_rate)
+    return max(0, c_div(i32(4 * max_dred_features + dred_offset + 3), 4))
 
 
 def requested_chunks(min_feature_frames: int, max_latents: int = DRED_MAX_LATENTS) -> int:
@@ -137,19 +168,25 @@ def requested_chunks(min_feature_frames: int, max_latents: int = DRED_MAX_LATENT
     return max(0, (bound + 1) // 2)
 
 
-def latents_for_request(max_dred_samples: int, rate: int, max_latents: int = DRED_MAX_LATENTS) -> int:
-    """How many latents a parse request of ``max_dred_samples`` reads at most (none for a request so negative
-    that ``min_feature_frames`` drops below 0, as in libopus)."""
-    return requested_chunks(min_feature_frames_for(max_dred_samples, rate, max_latents), max_latents)
+def latents_for_request(max_dred_samples: int, rate: int, max_latents: int = DRED_MAX_LATENTS, *,
+                        rule: str = CHUNK_BOUND_RELEASE, dred_offset: int = 0) -> int:
+    """How many latents a parse request of ``max_dred_samples`` reads at most under the chunk-bound ``rule``
+    (none for a request so negative that ``min_feature_frames`` drops below 0, as in libopus)."""
+    return requested_chunks(min_feature_frames_for(max_dred_samples, rate, max_latents, rule=rule,
+                                                   dred_offset=dred_offset), max_latents)
 
 
-def dred_latents_read(nb_latents: int, rate: int, max_dred_samples: int | None) -> int:
+def dred_latents_read(nb_latents: int, rate: int, max_dred_samples: int | None, *, rule: str = CHUNK_BOUND_RELEASE,
+                      dred_offset: int = 0) -> int:
     """Latents a parse request of ``max_dred_samples`` (``None``: the largest) reads from a packet whose full
-    parse found ``nb_latents``: the payload decoder stops at the same latent whatever the request when the
-    bytes run out, so a smaller request reads ``min(nb_latents, latents_for_request(request))``."""
+    parse found ``nb_latents`` (at ``dred_offset``): the payload decoder stops at the same latent whatever the
+    request when the bytes run out, so a smaller request reads ``min(nb_latents, latents_for_request(request))``
+    under the chunk-bound ``rule``."""
     if nb_latents <= 0:
         return 0
-    return nb_latents if max_dred_samples is None else min(nb_latents, latents_for_request(max_dred_samples, rate))
+    if max_dred_samples is None:
+        return nb_latents
+    return min(nb_latents, latents_for_request(max_dred_samples, rate, rule=rule, dred_offset=dred_offset))
 
 
 def parse_return(nb_latents: int, dred_offset: int, rate: int) -> int:
@@ -164,13 +201,15 @@ def dred_end(dred_offset: int, rate: int) -> int:
     return max(0, c_div(-dred_offset * rate, 400))
 
 
-def dred_parse_return(nb_latents: int, dred_offset: int, rate: int, max_dred_samples: int | None = None) -> int:
+def dred_parse_return(nb_latents: int, dred_offset: int, rate: int, max_dred_samples: int | None = None, *,
+                      rule: str = CHUNK_BOUND_RELEASE) -> int:
     """The value ``opus_dred_parse`` returns at ``rate`` for a packet whose full parse found ``nb_latents``
     latents and ``dred_offset`` (2.5 ms units), when asked for ``max_dred_samples`` (``None``: the largest
-    request). 0 for a packet without DRED (``nb_latents == 0``)."""
+    request) under the chunk-bound ``rule``. 0 for a packet without DRED (``nb_latents == 0``)."""
     if nb_latents <= 0:
         return 0
-    return parse_return(dred_latents_read(nb_latents, rate, max_dred_samples), dred_offset, rate)
+    n = dred_latents_read(nb_latents, rate, max_dred_samples, rule=rule, dred_offset=dred_offset)
+    return parse_return(n, dred_offset, rate)
 
 
 def dred_window(nb_latents: int, dred_offset: int, rate: int) -> tuple[int, int]:

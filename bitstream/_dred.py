@@ -209,8 +209,10 @@ def read_dred_payload(
 ) -> DredPayload:
     """Decode a DRED payload (the bytes after ``'D', version``) as ``dred_ec_decode`` does.
 
-    How many chunks are read, as libopus' caller asks for them: ``min_feature_frames`` directly, or
-    from ``max_dred_samples`` at ``sampling_rate`` (``opus_dred_parse``: ``min(2 + 100*max/sr, 104)``);
+    How many chunks are read, as libopus' caller asks for them: ``min_feature_frames`` directly (the bound of
+    ``dred_ec_decode``'s loop), or from ``max_dred_samples`` at ``sampling_rate`` under the profile's
+    ``chunk_bound`` rule (:func:`~opus_dred.bitstream._arith.min_feature_frames_for`: ``"release-1.5"``
+    ``min(2 + 100*max/sr, 104)``; ``"master-2026-06"`` from the request and the header's ``dred_offset``);
     by default as many as the profile allows (26). ``max_latents`` caps the count further. The loop also
     stops, like libopus', when ``8*len(data) - tell <= 7`` (so a last chunk under 8 bits is lost).
     ``dred_frame_offset`` is the carrying frame's position (see
@@ -224,10 +226,14 @@ def read_dred_payload(
     prof = _profile(profile)
     data = bytes(data)
     tables = CodingTables.of(prof)
-    n_chunks = _chunks_to_read(prof, max_latents, min_feature_frames, max_dred_samples, sampling_rate)
+    if max_latents is not None and max_latents < 0:
+        raise DredPayloadError(f"max_latents {max_latents} is negative", profile=prof.name)
     dec = TracingDecoder(RangeDecoder(data)) if decoder is None else decoder
     try:
         header = _read_header(dec)
+        dred_offset = compute_dred_offset(header.offset, header.extra_offset, dred_frame_offset)
+        n_chunks = _chunks_to_read(prof, max_latents, min_feature_frames, max_dred_samples, sampling_rate,
+                                   dred_offset)
         state_q = _read_initial_state(dec, prof, tables, header.q0)
         latents_q, levels, stop = _read_latents(dec, prof, tables, header, n_chunks, len(data))
     except RangeCoderError as exc:  # pragma: no cover - only a profile with zero-probability tables
@@ -259,18 +265,18 @@ def read_dred_payload(
 
 
 def _chunks_to_read(prof, max_latents: int | None, min_feature_frames: int | None, max_dred_samples: int | None,
-                    sampling_rate: int) -> int:
-    """The latent chunks asked for: ``opus_dred_parse``'s ``min_feature_frames`` (from ``max_dred_samples``,
-    or the profile's most), the bound of ``dred_ec_decode``'s loop, then ``max_latents``."""
+                    sampling_rate: int, dred_offset: int) -> int:
+    """The latent chunks asked for: ``dred_ec_decode``'s loop bound ``min_feature_frames`` (given, or from
+    ``max_dred_samples`` under the profile's ``chunk_bound`` rule, which may use the header's ``dred_offset``,
+    or the profile's most), then ``max_latents``."""
     if min_feature_frames is None:
         if max_dred_samples is not None:
-            min_feature_frames = min_feature_frames_for(max_dred_samples, sampling_rate, prof.max_latents)
+            min_feature_frames = min_feature_frames_for(max_dred_samples, sampling_rate, prof.max_latents,
+                                                        rule=prof.chunk_bound, dred_offset=dred_offset)
         else:
             min_feature_frames = 4 * prof.max_latents
     n_chunks = requested_chunks(min_feature_frames, prof.max_latents)
     if max_latents is not None:
-        if max_latents < 0:
-            raise DredPayloadError(f"max_latents {max_latents} is negative", profile=prof.name)
         n_chunks = min(n_chunks, max_latents)
     return n_chunks
 

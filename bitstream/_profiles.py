@@ -24,6 +24,16 @@ Where each constant comes from in libopus (1.5.2 and 1.6.1):
 * ``extension_syntax``: ``"v1"`` = extension id 2 is an ordinary short extension (1.5.x
   ``src/extensions.c``); ``"rte"`` = id 2 is *Repeat These Extensions* (1.6.x ``src/extensions.c``,
   draft-ietf-mlcodec-opus-extension).
+
+Besides the constants, a profile names its *behaviour rules* (:data:`BEHAVIOUR_RULES`): what libopus' API
+does around the bitstream where releases differ without any change on the wire. ``chunk_bound`` is how
+many latent chunks a bounded parse request decodes (:data:`opus_dred.bitstream._arith.CHUNK_BOUND_RULES`),
+``foreign_version`` what a reader does with a DRED extension of another experimental version, and
+``extension_syntax`` (above) how the padding is walked.
+
+Descriptions are searched in ``$OPUS_DRED_PROFILES_PATH``, then the packaged directory, then
+``profiles/`` of the derived area (:func:`opus_dred.models._pack.derived_dir`), where
+``opus-dred profiles derive`` and ``opus-dred upstream register`` write what they derive from a libopus tree.
 """
 
 from __future__ import annotations
@@ -36,14 +46,61 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
-from opus_dred.models._pack import PackError, load_manifest, load_pack
+from opus_dred.models._pack import DERIVED_ENV, PackError, derived_dir, load_manifest, load_pack
 
+from opus_dred.bitstream._arith import (
+    CHUNK_BOUND_MASTER,
+    CHUNK_BOUND_RELEASE,
+    CHUNK_BOUND_RULES,
+    latents_for_request,
+    parse_return,
+)
 from opus_dred.errors import OpusDredError
 
 PROFILES_ENV = "OPUS_DRED_PROFILES_PATH"
 PACKAGED_DIR = Path(__file__).resolve().parent / "profiles"
 EXTENSION_SYNTAXES = ("v1", "rte")
+FOREIGN_VERSION_RULES = ("skip",)
 EXPERIMENTAL_MAGIC = b"D"
+
+#: The behaviour rules a profile names, each with its variants: what the variant does and where libopus does
+#: it. ``chunk_bound`` and ``foreign_version`` are profile fields with the defaults ``"release-1.5"`` and
+#: ``"skip"``; ``extension_syntax`` is a required field.
+BEHAVIOUR_RULES: dict[str, dict] = {
+    "chunk_bound": {
+        "summary": "how many latent chunks a parse request of max_dred_samples decodes",
+        "default": CHUNK_BOUND_RELEASE,
+        "variants": {
+            CHUNK_BOUND_RELEASE: "min_feature_frames = min(2 + 100*max_dred_samples/sampling_rate, 104), "
+                                 "whatever the payload's dred_offset (src/opus_decoder.c:opus_dred_parse, "
+                                 "libopus 1.5 to 1.6.1)",
+            CHUNK_BOUND_MASTER: "max_dred_features = (100*max_dred_samples + sampling_rate - 1)/sampling_rate; "
+                                "min_feature_frames = max(0, (4*max_dred_features + dred_offset + 3)/4), so the "
+                                "chunks read cover the request from the payload's own offset "
+                                "(dnn/dred_decoder.c:dred_ec_decode, libopus master commits 5a8a2be8 and "
+                                "9bb5c28c, 2026-06-08)",
+        },
+    },
+    "extension_syntax": {
+        "summary": "how the padding's extensions are walked",
+        "default": None,
+        "variants": {
+            "v1": "id 2 is an ordinary short extension; separators may go past the packet's frame count "
+                  "(src/extensions.c, 1.5.x)",
+            "rte": "id 2 is Repeat These Extensions; frames limited to the packet's frame count; malformed "
+                   "padding before the DRED is an invalid packet (src/extensions.c, 1.6.x)",
+        },
+    },
+    "foreign_version": {
+        "summary": "a DRED extension whose experimental version byte is not the profile's",
+        "default": "skip",
+        "variants": {
+            "skip": "passed over; the search goes on to the next DRED extension, and a packet with none of "
+                    "the profile's version has no DRED, without an error (src/opus_decoder.c:"
+                    "dred_find_payload, 1.5.x and 1.6.x)",
+        },
+    },
+}
 
 
 class ProfileError(OpusDredError):
@@ -118,8 +175,14 @@ class Profile:
     quant_levels: int
     model_pack: str
     dq_table: tuple[int, ...]
+    chunk_bound: str = CHUNK_BOUND_RELEASE
+    foreign_version: str = "skip"
     source: str | None = None  # file the description was read from
     notes: tuple[str, ...] = field(default=(), compare=False)
+
+    def rules(self) -> dict[str, str]:
+        """The behaviour rules (:data:`BEHAVIOUR_RULES`) and the variant this profile follows."""
+        return {k: getattr(self, k) for k in BEHAVIOUR_RULES}
 
     @property
     def experimental_prefix(self) -> bytes:
@@ -134,8 +197,7 @@ class Profile:
     @property
     def stats(self) -> DredStats:
         """The statistics tables, loaded from the model pack on first use."""
-        return _stats_for(self.model_pack, self.quant_levels, self.latent_dim, self.state_dim,
-                          os.environ.get("OPUS_DRED_PACKS_PATH", ""))
+        return _stats_for(self.model_pack, self.quant_levels, self.latent_dim, self.state_dim, _packs_key())
 
     def to_json(self) -> dict:
         return {
@@ -155,9 +217,17 @@ class Profile:
             "quant_levels": self.quant_levels,
             "model_pack": self.model_pack,
             "dq_table": list(self.dq_table),
+            "chunk_bound": self.chunk_bound,
+            "foreign_version": self.foreign_version,
             "source": self.source,
             "notes": list(self.notes),
         }
+
+
+def _packs_key() -> str:
+    """What decides where packs are found (the cache key of what is read from them)."""
+    return os.environ.get("OPUS_DRED_PACKS_PATH", "") + "|" + os.environ.get(DERIVED_ENV, "") + "|" + \
+        os.environ.get("OPUS_DRED_CACHE", "")
 
 
 @functools.lru_cache(maxsize=None)
@@ -189,11 +259,23 @@ _REQUIRED = ("name", "description", "dred_version", "extension_id", "extension_s
              "dq_table")
 
 
+def derived_profiles_dir() -> Path:
+    """Where derived descriptions are written and found: ``profiles/`` of the derived area."""
+    return derived_dir() / "profiles"
+
+
 def profile_dirs() -> list[Path]:
-    """Directories searched for descriptions, in order: ``$OPUS_DRED_PROFILES_PATH``, then the packaged one."""
+    """Directories searched for descriptions, in order: ``$OPUS_DRED_PROFILES_PATH``, the packaged one, then the
+    derived area's (a derived description never hides a packaged one of the same name)."""
     dirs = [Path(p).expanduser() for p in os.environ.get(PROFILES_ENV, "").split(os.pathsep) if p]
     dirs.append(PACKAGED_DIR)
+    dirs.append(derived_profiles_dir())
     return dirs
+
+
+def is_packaged(name: str) -> bool:
+    """Whether ``name`` is one of the descriptions shipped in ``bitstream/profiles/``."""
+    return (PACKAGED_DIR / f"{name}.json").is_file()
 
 
 def _description_files() -> dict[str, Path]:
@@ -221,7 +303,7 @@ def get_profile(name: str) -> Profile:
     if path is None:
         raise UnknownProfileError(name, sorted(files))
     st = path.stat()
-    return _load(str(path), st.st_mtime_ns, st.st_size, os.environ.get("OPUS_DRED_PACKS_PATH", ""))
+    return _load(str(path), st.st_mtime_ns, st.st_size, _packs_key())
 
 
 def profile_for_version(version_byte: int) -> Profile | None:
@@ -287,6 +369,12 @@ def profile_from_dict(raw: dict, *, source: str | None = None, expected_name: st
     draft = raw.get("draft")
     if draft is not None and not isinstance(draft, str):
         raise ProfileError("draft must be a string or null", profile=pname)
+    chunk_bound = raw.get("chunk_bound", CHUNK_BOUND_RELEASE)
+    if chunk_bound not in CHUNK_BOUND_RULES:
+        raise ProfileError(f"chunk_bound must be one of {CHUNK_BOUND_RULES}, not {chunk_bound!r}", profile=pname)
+    foreign = raw.get("foreign_version", "skip")
+    if foreign not in FOREIGN_VERSION_RULES:
+        raise ProfileError(f"foreign_version must be one of {FOREIGN_VERSION_RULES}, not {foreign!r}", profile=pname)
     prof = Profile(
         name=pname,
         description=str(raw["description"]),
@@ -302,6 +390,8 @@ def profile_from_dict(raw: dict, *, source: str | None = None, expected_name: st
         quant_levels=raw["quant_levels"],
         model_pack=str(raw["model_pack"]),
         dq_table=tuple(dq),
+        chunk_bound=chunk_bound,
+        foreign_version=foreign,
         source=source,
         notes=tuple(str(n) for n in raw.get("notes", [])),
     )
@@ -389,6 +479,64 @@ def diff_profiles(a: Profile, b: Profile) -> dict:
     model = None
     if a.model_pack != b.model_pack:
         model = {"a": a.model_pack, "b": b.model_pack}
-    return {"a": a.name, "b": b.name, "constants": constants, "payload_layout": layout, "tables": tables,
-            "model_pack": model,
-            "identical": not constants and not layout and model is None and all(t["equal"] for t in tables.values())}
+    rules = {}
+    for k, spec in BEHAVIOUR_RULES.items():
+        va, vb = getattr(a, k), getattr(b, k)
+        if va != vb:
+            rules[k] = {"a": va, "b": vb, "summary": spec["summary"], "a_means": spec["variants"].get(va, ""),
+                        "b_means": spec["variants"].get(vb, "")}
+            if k == "chunk_bound":
+                rules[k]["figures"] = chunk_bound_figures(va, vb, max_latents=min(a.max_latents, b.max_latents))
+    return {"a": a.name, "b": b.name, "constants": constants, "payload_layout": layout, "rules": rules,
+            "tables": tables, "model_pack": model,
+            "identical": not constants and not layout and not rules and model is None
+            and all(t["equal"] for t in tables.values())}
+
+
+#: the grid :func:`chunk_bound_figures` measures on: requests of 0 to 1040 ms in 2.5 ms steps at 48 kHz, and the
+#: offsets a one-frame packet codes without the extended offset (``dred_offset`` 16 - offset for offset 0..31)
+FIGURE_RATE = 48000
+FIGURE_REQUESTS_MS = tuple(x * 2.5 for x in range(0, 417))
+FIGURE_OFFSETS = tuple(range(-15, 17))
+
+
+def chunk_bound_figures(rule_a: str, rule_b: str, *, max_latents: int = 26) -> dict:
+    """How two ``chunk_bound`` rules differ on a payload holding ``max_latents`` chunks, over
+    :data:`FIGURE_REQUESTS_MS` x :data:`FIGURE_OFFSETS` at 48 kHz: the points where they read a different number
+    of chunks; per rule the points whose coverage (``opus_dred_parse``'s return) falls short of the request
+    although the payload holds enough chunks ("short"), and the chunks read beyond the fewest that cover the
+    request ("excess"); one example point where they differ."""
+    pts = diff = 0
+    short = {rule_a: 0, rule_b: 0}
+    excess = {rule_a: 0, rule_b: 0}
+    example = None
+    for ms in FIGURE_REQUESTS_MS:
+        req = int(ms * FIGURE_RATE / 1000)
+        for off in FIGURE_OFFSETS:
+            pts += 1
+            need = _fewest_covering(req, off, max_latents)
+            got = {}
+            for r in (rule_a, rule_b):
+                n = latents_for_request(req, FIGURE_RATE, max_latents, rule=r, dred_offset=off)
+                got[r] = n
+                if need is not None and n < need:
+                    short[r] += 1
+                if need is not None and n > need:
+                    excess[r] += n - need
+            if got[rule_a] != got[rule_b]:
+                diff += 1
+                if example is None or (off > 0 and example["dred_offset"] <= 0 and ms >= 20):
+                    example = {"request_ms": ms, "dred_offset": off, "fewest_covering": need,
+                               rule_a: got[rule_a], rule_b: got[rule_b]}
+    return {"points": pts, "differ": diff, "short": short, "excess_chunks": excess, "example": example,
+            "grid": f"requests 0..1040 ms in 2.5 ms steps x dred_offset {FIGURE_OFFSETS[0]}..{FIGURE_OFFSETS[-1]}, "
+                    f"48 kHz, {max_latents} chunks in the payload"}
+
+
+def _fewest_covering(req: int, dred_offset: int, max_latents: int) -> int | None:
+    """The fewest chunks whose coverage ``n*rate/25 - dred_offset*rate/400`` reaches ``req`` samples, ``None``
+    when even ``max_latents`` do not (``src/opus_decoder.c:opus_dred_parse``'s return value)."""
+    for n in range(0, max_latents + 1):
+        if parse_return(n, dred_offset, FIGURE_RATE) >= req:
+            return n
+    return None

@@ -10,7 +10,8 @@ A pack is a directory ``<pack id>/`` holding
 * ``arrays.npz``: every array under its C name, as a 1-D array of the C element type.
 
 Packs are found in the packaged directory ``models/packs/`` and in the directories named by
-``OPUS_DRED_PACKS_PATH`` (colon-separated; searched first), so a pack is added by files alone.
+``OPUS_DRED_PACKS_PATH`` (colon-separated; searched first), then in ``packs/`` of the derived area
+(:func:`derived_dir`), so a pack is added by files alone.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 ARRAYS = "arrays.npz"
 PACKS_ENV = "OPUS_DRED_PACKS_PATH"
+DERIVED_ENV = "OPUS_DRED_DERIVED_DIR"
 PACKAGED_DIR = Path(__file__).resolve().parent / "packs"
 
 
@@ -69,10 +71,28 @@ def array_sha256(a: np.ndarray) -> str:
     return hashlib.sha256(a.tobytes()).hexdigest()
 
 
+def derived_dir() -> Path:
+    """The user's area for what is derived from a libopus tree (``opus-dred profiles derive``, ``opus-dred
+    upstream register``), never the repository: ``$OPUS_DRED_DERIVED_DIR``, else ``derived/`` in the cache folder
+    (``$OPUS_DRED_CACHE``, else the XDG cache directory ``~/.cache/opus-dred``). It holds ``profiles/``,
+    ``packs/`` and ``vectors/``."""
+    env = os.environ.get(DERIVED_ENV)
+    if env:
+        return Path(env).expanduser()
+    cache = os.environ.get("OPUS_DRED_CACHE")
+    if cache:
+        return Path(cache).expanduser() / "derived"
+    from platformdirs import user_cache_dir  # lazy: a third-party import only where no folder is named
+
+    return Path(user_cache_dir("opus-dred")) / "derived"
+
+
 def pack_dirs() -> list[Path]:
-    """Directories searched for packs, in order: ``$OPUS_DRED_PACKS_PATH`` entries, then the packaged one."""
+    """Directories searched for packs, in order: ``$OPUS_DRED_PACKS_PATH`` entries, the packaged one, then
+    ``packs/`` of the derived area (:func:`derived_dir`; a derived pack never hides a packaged one)."""
     dirs = [Path(p).expanduser() for p in os.environ.get(PACKS_ENV, "").split(os.pathsep) if p]
     dirs.append(PACKAGED_DIR)
+    dirs.append(derived_dir() / "packs")
     return dirs
 
 

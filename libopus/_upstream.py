@@ -51,6 +51,7 @@ from typing import Callable, Iterator, Sequence
 
 from opus_dred.errors import OpusDredError
 from opus_dred.libopus._builds import Build, cache_dir
+from opus_dred.libopus._derive import Derivation, DeriveError, derive, remove_derived, write_derivation
 
 Progress = Callable[[str], None]
 
@@ -574,6 +575,7 @@ def _spec(name: str) -> dict:
             "sha256": PINS[rel].sha256, "source_dir": str(source_dir(rel)),
             "configure_args": list(BASE_CONFIGURE_ARGS + VARIANT_ARGS[variant]),
             "dred_version": PINS[rel].dred_version, "model_hash": PINS[rel].model_hash,
+            "profile": f"libopus-{rel}",
         }
     reg = _load_registry()
     if name in reg:
@@ -746,6 +748,8 @@ def status(name: str) -> dict:
         "static_lib": str(b.static_lib) if b else None,
         "opus_demo": str(bdir / "opus_demo") if (bdir / "opus_demo").is_file() else None,
         "build_system": b.build_system if b else spec.get("build_system", "autotools"),
+        "profile": spec.get("profile"),
+        "profile_error": spec.get("profile_error"),
     }
 
 
@@ -753,23 +757,67 @@ def status(name: str) -> dict:
 # registering other implementations
 
 
-def _copy_models(src: Path, model_hash: str, progress: Progress) -> str:
-    """Copy the model data files of the pinned release whose model hash is ``model_hash``."""
+def _release_of_model(model_hash: str) -> str | None:
+    """The pinned release whose model hash is ``model_hash`` (a prefix of it for a short hash)."""
     for rel, pin in PINS.items():
         if pin.model_hash == model_hash or (len(model_hash) < 64 and pin.model_hash.startswith(model_hash)):
-            rsrc = ensure_source(rel, progress=progress)
-            n = 0
-            for pattern in MODEL_GLOBS:
-                for f in rsrc.glob(pattern):
-                    dest = src / f.relative_to(rsrc)
-                    if not dest.exists():
-                        shutil.copy2(f, dest)
-                        n += 1
-            progress(f"copied {n} model file(s) from libopus {rel}")
             return rel
+    return None
+
+
+def _copy_models(src: Path, model_hash: str, progress: Progress) -> str:
+    """Copy the model data files of the pinned release whose model hash is ``model_hash``."""
+    rel = _release_of_model(model_hash)
+    if rel is not None:
+        rsrc = ensure_source(rel, progress=progress)
+        n = 0
+        for pattern in MODEL_GLOBS:
+            for f in rsrc.glob(pattern):
+                dest = src / f.relative_to(rsrc)
+                if not dest.exists():
+                    shutil.copy2(f, dest)
+                    n += 1
+        progress(f"copied {n} model file(s) from libopus {rel}")
+        return rel
     known = ", ".join(f"{r}: {p.model_hash}" for r, p in PINS.items())
     raise RegisterError(f"model hash {model_hash} of the source matches no pinned release ({known}); "
                         f"add its model files (dnn/*_data.c, dnn/*_data.h, dnn/dred_rdovae_constants.h) first")
+
+
+def derive_source(path: Path | str, *, name: str | None = None, chunk_bound: str | None = None,
+                  progress: Progress = _quiet) -> Derivation:
+    """:func:`opus_dred.libopus._derive.derive` on any libopus source: a folder (a release tree, a git checkout,
+    a draft's reference tree) or a tarball (unpacked into a temporary folder). A tree without its model files
+    takes them from the pinned release whose model hash its ``autogen.sh`` names (fetched if need be)."""
+    p = Path(path).expanduser().resolve()
+    if p.is_file():
+        with tempfile.TemporaryDirectory(prefix="opus-dred-derive-") as tmp:
+            progress(f"unpacking {p.name}")
+            tree = Path(tmp) / "tree"
+            try:
+                _extract(p, tree)
+            except (tarfile.TarError, OSError) as exc:
+                raise DeriveError(f"{p} is not a readable tarball: {exc}") from None
+            return _derive_tree(tree, name, chunk_bound, str(p), progress)
+    if not p.is_dir():
+        raise DeriveError(f"{p} is neither a folder nor a tarball")
+    return _derive_tree(p, name, chunk_bound, str(p), progress)
+
+
+def _derive_tree(tree: Path, name: str | None, chunk_bound: str | None, origin: str, progress: Progress) -> Derivation:
+    model_tree = None
+    if not (tree / "dnn" / "dred_rdovae_dec_data.c").is_file():
+        mh = read_model_hash(tree)
+        rel = _release_of_model(mh) if mh else None
+        if rel is None:
+            known = ", ".join(f"{r}: {p.model_hash}" for r, p in PINS.items())
+            raise DeriveError(f"the tree has no model files and its model hash {mh or '(none in autogen.sh)'} "
+                              f"matches no pinned release ({known}); add its model files first",
+                              file="dnn/dred_rdovae_dec_data.c")
+        progress(f"model files of libopus {rel} (model hash {mh})")
+        model_tree = ensure_source(rel, progress=progress)
+    progress("reading the tree")
+    return derive(tree, name=name, model_tree=model_tree, chunk_bound=chunk_bound, origin=origin)
 
 
 def register(
@@ -780,6 +828,7 @@ def register(
     variant: str = "default",
     build_system: str | None = None,
     build: bool = True,
+    derive_profile: bool = True,
     progress: Progress = _quiet,
 ) -> Build | None:
     """Register a tarball or source folder (e.g. a libopus git checkout) as build ``name`` and build it
@@ -788,6 +837,11 @@ def register(
     The source is copied into the cache (a checkout's ``.git`` is left out). Missing model files are
     copied from the pinned release with the same model hash (read from ``autogen.sh``). Autotools is
     used when ``autoreconf`` is available or the source ships ``configure``; otherwise cmake.
+
+    With ``derive_profile`` the tree's profile is derived (:func:`derive_source`) and written to the derived
+    area under ``name`` (without a ``-generic`` suffix; for a tree equal to a packaged profile nothing is
+    written); the registry records the profile's name (``profile``) or why it could not be derived
+    (``profile_error``), and registration goes on either way.
     """
     if name in PINNED_BUILDS:
         raise RegisterError(f"{name!r} is a pinned build; choose another name")
@@ -838,6 +892,8 @@ def register(
             "configure_args": list(BASE_CONFIGURE_ARGS + VARIANT_ARGS[variant]) if build_system == "autotools" else [],
             "dred_version": read_dred_version(src), "model_hash": mh or "",
         }
+        if derive_profile:
+            reg[name].update(_register_profile(name, variant, src, str(p), progress))
         _save_registry(reg)
         bdir = build_dir(name)
         if bdir.exists():
@@ -845,14 +901,36 @@ def register(
     return ensure_build(name, progress) if build else None
 
 
+def _register_profile(name: str, variant: str, src: Path, origin: str, progress: Progress) -> dict:
+    """Derive and write the profile of a registered tree: ``{"profile": name}`` (``profile_written``: whether a
+    description was written, not for a packaged match) or ``{"profile_error": why}``."""
+    pname = re.sub(r"-generic$", "", name) if variant == "generic" else name
+    try:
+        progress(f"deriving profile {pname}")
+        d = derive(src, name=pname, origin=origin)
+        out = write_derivation(d, force=True)
+    except OpusDredError as exc:  # a tree registration accepts but a profile cannot be read from: say why
+        progress(f"no profile derived: {exc}")
+        return {"profile": None, "profile_error": str(exc)}
+    if out["matches"]:
+        progress(f"profile: the tree matches the packaged profile {out['matches']}")
+        return {"profile": out["matches"], "profile_written": False}
+    progress(f"profile {pname} written to {out['profile']}")
+    return {"profile": pname, "profile_written": True}
+
+
 def unregister(name: str) -> None:
-    """Forget a registered build and delete its copies."""
+    """Forget a registered build, delete its copies and the profile its registration wrote."""
     reg = _load_registry()
     if name not in reg:
         raise UnknownBuildError(f"{name!r} is not a registered build")
     with _lock(f"build-{name}"):
         shutil.rmtree(Path(reg[name]["source_dir"]), ignore_errors=True)
         shutil.rmtree(build_dir(name), ignore_errors=True)
+        prof = reg[name].get("profile")
+        others = [n for n, e in reg.items() if n != name and e.get("profile") == prof]
+        if prof and reg[name].get("profile_written") and not others:
+            remove_derived(prof)
         del reg[name]
         _save_registry(reg)
 

@@ -144,18 +144,26 @@ def register_cmd(
     generic: bool = typer.Option(False, "--generic", help="Build without intrinsics and CPU detection."),
     cmake: bool = typer.Option(False, "--cmake", help="Build with cmake even if autotools would work."),
     as_json: bool = typer.Option(False, "--json", help="Print the build record as JSON."),
+    no_profile: bool = typer.Option(False, "--no-profile", help="Do not derive the tree's bitstream profile."),
 ) -> None:
-    """Add a libopus source as an extra implementation and build it."""
+    """Add a libopus source as an extra implementation and build it; derive its bitstream profile (written to
+    the derived area: `opus-dred profiles list`)."""
     try:
         with _progress(name, not as_json) as prog:
             b = up.register(name, source, label=label, variant="generic" if generic else "default",
-                            build_system="cmake" if cmake else None, progress=prog)
+                            build_system="cmake" if cmake else None, derive_profile=not no_profile, progress=prog)
     except up.UpstreamError as exc:
         _fail(exc)
+    st = up.status(name)
     if as_json:
-        typer.echo(json.dumps(b.to_json(), indent=2))
+        typer.echo(json.dumps({**b.to_json(), "profile": st.get("profile"), "profile_error": st.get("profile_error")},
+                              indent=2))
     else:
         _err.print(f"registered {name}: {b.static_lib} (DRED version {b.dred_version})", highlight=False)
+        if st.get("profile"):
+            _err.print(f"profile: {st['profile']} (opus-dred profiles show {st['profile']})", highlight=False)
+        elif st.get("profile_error"):
+            _err.print(f"[yellow]no profile derived:[/] {st['profile_error']}", highlight=False)
 
 
 @app.command()

@@ -146,11 +146,17 @@ def encode(
     loss: int = typer.Option(20, "--loss", help="Expected loss in % (drives q0/dQ and the chunk cap)."),
     duration: int = typer.Option(100, "--duration", help="DRED duration in 10 ms frames (1..104)."),
     cbr: bool = typer.Option(False, "--cbr", help="No VBR chunk cap: every chunk the duration asks for."),
+    path: str = typer.Option("accel", "--path", help="Ours: accel (accel.encode_streams, the default) or reference (the reference composed over the batch)."),
+    workers: int = typer.Option(0, "--workers", help="Threads of the accel path; 0: one per core."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
-    """PCM of N streams -> a DRED payload per 20 ms, by libopus' DRED encoder half (per stream) and by the
-    reference (batched over the streams, compile excluded); time per second of audio, speed ratio, memory, the
-    CPU, and the share of payloads byte-identical to libopus'."""
+    """PCM of N streams -> a DRED payload per 20 ms, by libopus' DRED encoder half (per stream) and by ours
+    (batched over the streams, compile excluded); time per second of audio, the speed ratio on all cores (wall
+    time) and per core (CPU time), memory, the CPU, and the share of payloads byte-identical to libopus'."""
+    if path not in bench_encode_mod.PATH_CHOICES:
+        raise typer.BadParameter(f"must be one of {', '.join(bench_encode_mod.PATH_CHOICES)}", param_hint="--path")
+    if workers < 0:
+        raise typer.BadParameter("must not be negative", param_hint="--workers")
     if numerics not in bench_encode_mod.NUMERICS_CHOICES:
         raise typer.BadParameter(f"must be one of {', '.join(bench_encode_mod.NUMERICS_CHOICES)}",
                                  param_hint="--numerics")
@@ -159,5 +165,6 @@ def encode(
     if streams < 1 or seconds <= 0 or not 1 <= duration <= 104:
         raise typer.BadParameter("--streams must be positive, --seconds more than 0, --duration 1..104")
     r = bench_encode_mod.bench_encode(streams=streams, seconds=seconds, profile=profile, fs=rate, numerics=numerics,
-                                      bitrate=bitrate, loss=loss, duration=duration, vbr=not cbr)
+                                      bitrate=bitrate, loss=loss, duration=duration, vbr=not cbr, path=path,
+                                      workers=workers or None)
     bench_encode_mod.print_report(r, as_json=as_json)

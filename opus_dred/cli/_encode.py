@@ -26,7 +26,6 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from opus_dred.bench._encode import kernels_for, reference_frontend
 from opus_dred.bitstream._arith import latent_coverage_ms
 from opus_dred.bitstream._budget import compute_dred_bitrate, dred_chunks, dred_max_bytes
 from opus_dred.bitstream._dred import read_dred_payload
@@ -49,6 +48,7 @@ from opus_dred.bitstream._packet import parse_packet, write_packet
 from opus_dred.bitstream._wav import WavAudio, read_wav
 from opus_dred.cli._inspect import format_error
 from opus_dred.errors import OpusDredError
+from opus_dred.refimpl._encode import kernels_for, reference_frontend
 
 #: profiles with a libopus build to take the Opus frames from, oldest first (the last is the default)
 PROFILES = ("libopus-1.5.2", "libopus-1.6.1")

@@ -275,6 +275,8 @@ def _q_feature(tree: _Tree, ex: Extracted, latent_dim: int) -> Finding:
     rel = "dnn/dred_decoder.c"
     line = tree.find(rel, "dred_ec_decode", "(DRED_LATENT_DIM+1)")
     has_q = line is not None
+    if not has_q:
+        line = tree.find(rel, "dred_ec_decode", "(i/2)*DRED_LATENT_DIM")
     width = ex.layers.get("dec_dense1", {}).get("nb_inputs")
     if width is not None and width != latent_dim + int(has_q):
         stride = "DRED_LATENT_DIM+1" if has_q else "DRED_LATENT_DIM"

@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
+from opus_dred.bitstream._profiles import get_profile
 from opus_dred.errors import OpusDredError
 from opus_dred.libopus._builds import Build, cache_dir
 from opus_dred.libopus._derive import Derivation, DeriveError, derive, remove_derived, write_derivation
@@ -933,6 +934,26 @@ def unregister(name: str) -> None:
             remove_derived(prof)
         del reg[name]
         _save_registry(reg)
+
+
+def build_for_profile(profile: str) -> str:
+    """The libopus build whose encoder and parsers make the inputs of a profile's vectors: the build of the
+    profile's name; else a registered build whose registration derived it; else the pinned default build of
+    the packaged profile with the same DRED version; else the newest pinned release's default build."""
+    names = known_builds()
+    if profile in names:
+        return profile
+    for n, e in sorted(_load_registry().items()):
+        if e.get("profile") == profile and e.get("variant", "default") == "default":
+            return n
+    try:
+        version = get_profile(profile).dred_version
+    except OpusDredError:
+        version = None
+    for rel, pin in sorted(PINS.items(), reverse=True):
+        if pin.dred_version == version:
+            return f"libopus-{rel}"
+    return f"libopus-{max(PINS)}"
 
 
 def source_for_pack(pack) -> Path | None:

@@ -298,7 +298,8 @@ def case_meta_and_parts(case: Case | Mapping[str, Any]) -> tuple[dict[str, Any],
     if isinstance(case, Case):
         c = {"profile": case.profile, "handler": case.handler, "suite": case.suite, "case": case.name,
              "description": case.description, "inputs": case.inputs, "parameters": case.parameters,
-             "expected": case.expected, "tolerance": case.tolerance, "provenance": case.provenance}
+             "expected": case.expected, "tolerance": case.tolerance, "provenance": case.provenance,
+             "checks": case.meta.get("checks")}
         # values loaded from files go back to the same file names
         for where in ("inputs", "expected"):
             m = dict(c[where])
@@ -333,6 +334,8 @@ def case_meta_and_parts(case: Case | Mapping[str, Any]) -> tuple[dict[str, Any],
     }
     if c.get("tolerance") is not None:
         meta["tolerance"] = _jsonable(c["tolerance"])
+    if c.get("checks") is not None:  # normative and behaviour fields (opus_dred.vectors._checks)
+        meta["checks"] = _jsonable(c["checks"])
     return meta, {**in_parts, **ex_parts}
 
 

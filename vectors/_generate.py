@@ -7,7 +7,8 @@ Inputs come from three places, each recorded in a case's provenance:
 * opus-dred's own writers (``writer_edges``: framings, extensions and DRED payloads libopus never emits);
 * seeded pseudo-random generators (``basic`` range-coder operations, ``patterns`` of arrivals and losses,
   ``mutations`` of valid bytes);
-* real recorded speech with digital silence around it (``encoder``: the PCM the encoder handlers take).
+* real recorded speech with digital silence around it (``encoder``: the PCM the encoder handlers take);
+* the packets of another profile's writer and encoder (``cross_version``: another version's DRED is no DRED).
 
 Expected values are always computed by :mod:`opus_dred.vectors._expected` (the reference), never copied from
 libopus. What libopus does with an ``invalid`` case's bytes is recorded in its provenance, as information.
@@ -36,7 +37,10 @@ from opus_dred.bitstream._extensions import Extension, find_dred_extension, id_b
 from opus_dred.bitstream._packet import Toc, parse_packet, write_packet
 from opus_dred.bitstream._profiles import get_profile
 from opus_dred.libopus._oracle import Oracle, error_name
+from opus_dred.libopus._upstream import PINS, build_for_profile, status
+from opus_dred.refimpl._receiver import POLICIES
 from opus_dred.speech._corpus import list_clips, load_clip
+from opus_dred.vectors._checks import CHECKED_HANDLERS, case_checks
 from opus_dred.vectors._expected import parse_layer
 from opus_dred.vectors._handlers import expected_for
 from opus_dred.vectors._format import Part, write_case, write_manifest
@@ -55,11 +59,14 @@ def generator_name() -> str:
 
 def _case(profile, handler, suite, name, description, inputs, parameters, provenance) -> dict:
     expected, tolerance = expected_for(handler, profile, _load_inputs(inputs), parameters)
-    return {"profile": profile, "handler": handler, "suite": suite, "case": name, "description": description,
+    case = {"profile": profile, "handler": handler, "suite": suite, "case": name, "description": description,
             "inputs": inputs, "parameters": parameters, "expected": expected, "tolerance": tolerance,
             "provenance": {"generator": generator_name(),
                            "expected_from": "opus-dred reference (bitstream layer + refimpl, numerics libopus-avx2)",
                            **provenance}}
+    if handler in CHECKED_HANDLERS:  # which fields are normative, which libopus API behaviour (vectors._checks)
+        case["checks"] = case_checks(handler, profile, _load_inputs(inputs), parameters, expected)
+    return case
 
 
 def _load_inputs(inputs: dict) -> dict:
@@ -180,7 +187,7 @@ def _speech(rate: int) -> tuple[np.ndarray, dict]:
 def encode_stream(profile: str, gp: GridPoint):
     """Encode the grid clip at ``gp`` with the profile's libopus build (oracle) → (packets, speech info)."""
     pcm, info = _speech(gp.sample_rate)
-    enc = Oracle.for_build(profile).encode(
+    enc = Oracle.for_build(build_for_profile(profile)).encode(
         pcm, fs=gp.sample_rate, bitrate=gp.bitrate, frame_ms=gp.frame_ms, complexity=gp.complexity,
         dred_duration=gp.dred_duration, loss_perc=gp.loss_perc, lbrr=gp.lbrr, vbr=gp.vbr, application="voip")
     return enc, info
@@ -386,13 +393,26 @@ def _writer_edges(profile: str) -> Iterator[dict]:
 # ----------------------------------------------------------------------------------------------------------
 # receiver/patterns
 # ----------------------------------------------------------------------------------------------------------
+#: the profiles shipped with opus-dred (the other-version DRED of the ``limits`` suite comes from one of them)
+PACKAGED_PROFILES = ("libopus-1.5.2", "libopus-1.6.1")
+
+
+def _own_policy(profile: str) -> str:
+    """The opus_demo policy of a profile's release (``opus_demo-<release>``); a derived profile without one takes
+    the policy of the release its inputs' build comes from, else the newest pinned release's."""
+    for release in (profile.split("-", 1)[-1], str(status(build_for_profile(profile)).get("release"))):
+        if f"opus_demo-{release}" in POLICIES:
+            return f"opus_demo-{release}"
+    return f"opus_demo-{max(PINS)}"
+
+
 def _receiver(profile: str) -> Iterator[dict]:
 
     prof = get_profile(profile)
     gp = replace(_B, lbrr=True, bitrate=32000)
     encoded, speech = encode_stream(profile, gp)
     packets = [e.data for e in encoded][:60]
-    oracle = Oracle.for_build(profile)
+    oracle = Oracle.for_build(build_for_profile(profile))
     sr = gp.sample_rate
     info = []
     for p in packets:
@@ -404,7 +424,7 @@ def _receiver(profile: str) -> Iterator[dict]:
             nl, off = pl.nb_latents, pl.dred_offset
         info.append({"samples": sr * gp.frame_ms // 1000, "has_lbrr": bool(oracle.packet_has_lbrr(p)),
                      "dred_latents": nl, "dred_offset": off})
-    own_policy = "opus_demo-" + profile.split("-", 1)[1]
+    own_policy = _own_policy(profile)
     patterns: list[tuple[str, list[int]]] = [
         ("single_loss", [10]), ("burst3", [10, 11, 12]), ("burst12", list(range(20, 32))),
         ("leading", [0, 1]), ("trailing", [57, 58, 59]), ("alternate", list(range(30, 50, 2))),
@@ -432,7 +452,7 @@ def _receiver(profile: str) -> Iterator[dict]:
 # invalid/mutations
 # ----------------------------------------------------------------------------------------------------------
 def _libopus_says(profile: str, layer: str, data: bytes, params: dict) -> dict | None:
-    o = Oracle.for_build(profile)
+    o = Oracle.for_build(build_for_profile(profile))
     if layer == "packet":
         r = o.packet_parse(data, self_delimited=bool(params.get("self_delimited"))).ret
         fn = "opus_packet_parse_impl"
@@ -771,7 +791,7 @@ def _limits_dred_packets(profile: str) -> list[tuple[str, str, bytes, bool]]:
         out.append((f"truncated_in_{tag}", f"the payload cut to {cut} bytes, inside field {fname} (bits {start}..{end})",
                     one(full[:cut]), fname in ("q0", "state", "latent[1]")))
     data = lambda **kw: _dred_data(prof, pl(**kw))  # noqa: E731
-    other = get_profile("libopus-1.5.2" if profile == "libopus-1.6.1" else "libopus-1.6.1")
+    other = next(get_profile(n) for n in PACKAGED_PROFILES if get_profile(n).dred_version != prof.dred_version)
     foreign = _dred_data(other, _limit_payload(other, seed=70))
     out += [
         ("frame_1_of_2", "DRED in frame 1 of 2 (dred_frame_offset 8)",
@@ -981,6 +1001,55 @@ def _encoder(profile: str) -> Iterator[dict]:
                     {"pcm": Part("pcm.sw", pcm)}, {"sampling_rate": rate, "numerics": "avx2"}, prov)
 
 
+# ----------------------------------------------------------------------------------------------------------
+# cross_version: another profile's DRED
+# ----------------------------------------------------------------------------------------------------------
+CROSS_SEED = SEED + 900
+
+
+def _cross_version(profile: str) -> Iterator[dict]:
+    """The DRED of every packaged profile of another experimental version in this profile's cases: a 26-chunk
+    payload of that profile's writer and a mid-speech packet of its libopus encoder. libopus passes a DRED
+    extension of another version over (``src/opus_decoder.c:dred_find_payload``; the profile rule
+    ``foreign_version`` = ``skip``): no DRED, without an error, whichever of the two reads the other's."""
+    prof = get_profile(profile)
+    full = prof.max_latents * 4 * _LIMIT_SR // 100
+    for name in PACKAGED_PROFILES:
+        other = get_profile(name)
+        if other.dred_version == prof.dred_version:
+            continue
+        written = _dred_packet(other, [Extension(other.extension_id, 0, _dred_data(
+            other, _limit_payload(other, chunks=other.max_latents, seed=CROSS_SEED - LIMITS_SEED)))])
+        encoded, speech = encode_stream(other.name, _B)
+        packets = [e.data for e in encoded]
+        picks, _ = _pick(other.name, packets, _B)
+        idx = dict(picks).get("mid", picks[-1][1])
+        inputs = (("writer", written, {"inputs_from": f"opus-dred writer, profile {other.name}", "seed": CROSS_SEED}),
+                  ("speech", packets[idx], {"inputs_from": f"{other.name} encoder through the oracle",
+                                            "speech": speech, "encoder": _B.encoder(), "packet_index": idx}))
+        for kind, pkt, prov in inputs:
+            what = (f"{other.name}'s DRED (version {other.dred_version}, {kind}) read as {profile} "
+                    f"(version {prof.dred_version}): no DRED, no error")
+            base = f"from_{other.name}.{kind}"
+            for handler, requests in (("dred_payload", (full,)), ("dred_features", (full, 2 * _LIMIT_SR // 100))):
+                for m in requests:
+                    yield _case(profile, handler, "cross_version", base if m == full else f"{base}.m{m}", what,
+                                {"packet": Part("packet.bin", pkt)},
+                                {"max_dred_samples": m, "sampling_rate": _LIMIT_SR}, prov)
+
+
+#: the sampling rate of the ``limits`` and ``cross_version`` cases' requests
+LIMIT_RATE = _LIMIT_SR
+
+
+def dred_writer_packet(profile: str, *, chunks: int | None = None, offset: int = 4, seed: int = 0) -> bytes:
+    """A one-frame packet carrying one DRED extension of ``profile``: its writer's payload of ``chunks`` latent
+    chunks (the profile's most by default) of seeded values, q0 6, dQ 3, the offset field ``offset``."""
+    prof = get_profile(profile)
+    payload = _limit_payload(prof, chunks=prof.max_latents if chunks is None else chunks, offset=offset, seed=seed)
+    return _dred_packet(prof, [Extension(prof.extension_id, 0, _dred_data(prof, payload))])
+
+
 SUITES: dict[str, Callable[[str], Iterator[dict]]] = {
     "basic": _range_coder,
     "speech_grid": _speech_grid,
@@ -989,6 +1058,7 @@ SUITES: dict[str, Callable[[str], Iterator[dict]]] = {
     "mutations": _invalid,
     "limits": _limits,
     "encoder": _encoder,
+    "cross_version": _cross_version,
 }
 
 

@@ -16,18 +16,21 @@ from typing import Any
 
 from opus_dred.conformance._runner import STATUSES, RunReport
 
-_COLORS = {"pass": "#2e7d32", "fail": "#c62828", "skip": "#9e9e9e", "error": "#ef6c00"}
+_COLORS = {"pass": "#2e7d32", "behaviour": "#6a1b9a", "fail": "#c62828", "skip": "#9e9e9e", "error": "#ef6c00"}
 #: lines of an error's stderr tail shown under it on the terminal (the JSON and HTML reports hold all of it)
 _TERMINAL_STDERR_LINES = 8
 
 
-def _note(q: dict | None) -> str:
-    """A handler cell's second line: ``p N`` passes that are partial, ``bx N`` feature comparisons bit-exact."""
+def _note(q: dict | None, behaviour: int = 0) -> str:
+    """A handler cell's second line: ``p N`` passes that are partial, ``bx N`` feature comparisons bit-exact,
+    ``b N`` behaviour differences (a profile rule followed in another variant)."""
     if not q:
         return ""
     parts = [f"p {q['partial']}"] if q["partial"] else []
     if q["compared_features"]:
         parts.append(f"bx {q['bit_exact']}")
+    if behaviour:
+        parts.append(f"b {behaviour}")
     return "\n".join(parts)
 
 
@@ -37,14 +40,16 @@ def summary_rows(report: RunReport) -> list[dict[str, Any]]:
     rows = []
     for r in report.impls:
         m, q = r.matrix(), r.quality()
-        cells, notes = {}, {}
+        cells, notes, behaviour = {}, {}, {}
         for h in report.handlers:
             c = m.get(h, {s: 0 for s in STATUSES})
-            run = c["pass"] + c["fail"] + c["error"]
+            run = c["pass"] + c["behaviour"] + c["fail"] + c["error"]
             cells[h] = "skip" if run == 0 else f"{c['pass']}/{run}"
-            notes[h] = "" if run == 0 else _note(q.get(h))
+            notes[h] = "" if run == 0 else _note(q.get(h), c["behaviour"])
+            behaviour[h] = c["behaviour"]
         rows.append({"impl": r.impl, "counts": r.counts(), "quality": q["total"], "seconds": r.seconds,
-                     "cells": cells, "notes": notes, "fingerprint": report.fingerprints.get(r.impl)})
+                     "cells": cells, "notes": notes, "behaviour": behaviour,
+                     "fingerprint": report.fingerprints.get(r.impl)})
     return rows
 
 
@@ -73,11 +78,12 @@ def print_summary(report: RunReport, console: Any = None, *, failures: int = 20)
     strict = " · strict" if report.strict else ""
     t = Table(title=f"opus-dred conform: {report.cases} cases ({', '.join(report.profiles)}){strict}",
               box=box.SIMPLE_HEAD, collapse_padding=True, caption="passed/run; under it: p = passes that are "
-              "partial (a field not reported), bx = feature comparisons bit-exact")
+              "partial (a field not reported), bx = feature comparisons bit-exact, b = behaviour differences "
+              "(a profile rule followed in another variant, not a decoding failure)")
     t.add_column("implementation", no_wrap=True)
     for h in report.handlers:
         t.add_column(_HEADERS.get(h, h.replace("_", "\n")), justify="center", no_wrap=True)
-    for s in ("pass", "fail", "skip", "error", "s"):
+    for s in ("pass", "behav", "fail", "skip", "error", "s"):
         t.add_column(s, justify="right", no_wrap=True)
     for row in summary_rows(report):
         cells = []
@@ -87,16 +93,25 @@ def print_summary(report: RunReport, console: Any = None, *, failures: int = 20)
                 cells.append("[dim]–[/dim]")
             else:
                 p, n = (int(x) for x in v.split("/"))
-                cells.append(f"[{'green' if p == n else 'red'}]{v}[/]" + _note_line(row["notes"][h]))
+                colour = "green" if p == n else ("magenta" if p + row["behaviour"][h] == n else "red")
+                cells.append(f"[{colour}]{v}[/]" + _note_line(row["notes"][h]))
         cnt, q = row["counts"], row["quality"]
         t.add_row(row["impl"], *cells, str(cnt["pass"]) + _note_line(_note(q)),
-                  *(str(cnt[s]) for s in ("fail", "skip", "error")), f"{row['seconds']:.1f}")
+                  *(str(cnt[s]) for s in ("behaviour", "fail", "skip", "error")), f"{row['seconds']:.1f}")
     c.print(t)
     for row in summary_rows(report):
         fp = row["fingerprint"]
         if fp:
             why = f" [yellow]why: {escape(fp['why'])}[/]" if fp.get("why") else ""
             c.print(f"numerics {escape(row['impl'])}: {escape(fp['summary'])}{why}", highlight=False)
+    rules: dict[tuple[str, str], int] = {}
+    for r in report.impls:
+        for o in r.outcomes:
+            if o.status == "behaviour":
+                rules[(r.impl, o.rule or "?")] = rules.get((r.impl, o.rule or "?"), 0) + 1
+    for (impl, rule), n in rules.items():
+        c.print(f"[magenta]behaviour[/] {escape(impl)}: {n} case(s) follow {escape(rule)} where the profile says "
+                f"otherwise (an API difference; the decoded values agree)", markup=True, highlight=False)
     shown = 0
     for r in report.impls:
         for o in r.outcomes:
@@ -147,8 +162,9 @@ def svg_matrix(report: RunReport) -> str:
             else:
                 p, n = (int(t) for t in v.split("/"))
                 frac = p / n if n else 0.0
-                fill = _COLORS["pass"] if p == n else ("#f9a825" if frac >= 0.5 else _COLORS["fail"])
-                label = v
+                fill = _COLORS["pass"] if p == n else (_COLORS["behaviour"] if p + row["behaviour"][hd] == n else
+                                                       ("#f9a825" if frac >= 0.5 else _COLORS["fail"]))
+                label = v + (f" b{row['behaviour'][hd]}" if row["behaviour"][hd] else "")
             out.append(f'<rect x="{x + 1}" y="{y + 1}" width="{cw - 2}" height="{ch - 2}" fill="{fill}" rx="3">'
                        f'<title>{_e(row["impl"])} · {_e(hd)}: {_e(label)}</title></rect>')
             color = "#000" if fill in ("#e0e0e0", "#f9a825") else "#fff"
@@ -245,7 +261,7 @@ body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24p
 h1{font-size:22px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd;padding-bottom:4px}
 table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ddd;padding:3px 7px;text-align:left}
 th{background:#f3f3f3}td.num{text-align:right}.pass{color:#2e7d32;font-weight:600}.fail{color:#c62828;font-weight:600}
-.skip{color:#777}.error{color:#ef6c00;font-weight:600}.meta{color:#555;font-size:13px}
+.behaviour{color:#6a1b9a;font-weight:600}.skip{color:#777}.error{color:#ef6c00;font-weight:600}.meta{color:#555;font-size:13px}
 pre.stderr{font-size:11px;background:#f6f6f6;padding:4px;margin:2px 0;max-height:16em;overflow:auto;white-space:pre-wrap}
 code{font-size:12px}#filter{margin:6px 0;padding:3px 6px;width:320px}.small{font-size:12px;color:#555}
 """
@@ -311,11 +327,25 @@ def render_html(report: RunReport) -> str:
     p.append("</tbody></table>")
     if report.strict:
         p.append("<p class=\"small\">Strict run: a case with an expected field not reported fails.</p>")
-    p.append("<h2>Pass matrix per handler</h2><p class=\"small\">passed / run (failures and errors count as run; "
-             "skipped cases are left out). A libopus build runs only its own profile's cases.</p>")
+    p.append("<h2>Pass matrix per handler</h2><p class=\"small\">passed / run (behaviour differences, failures and "
+             "errors count as run; skipped cases are left out; bN: N behaviour differences). A libopus build runs "
+             "only its own profile's cases.</p>")
     p.append(svg_matrix(report))
     p.append(_quality_table(report))
     p.append(_fingerprint_html(report))
+    # behaviour differences
+    beh = [(r.impl, o) for r in report.impls for o in r.outcomes if o.status == "behaviour"]
+    if beh:
+        p.append(f"<h2>Behaviour differences ({len(beh)})</h2><p class=\"small\">The implementation follows another "
+                 "variant of a behaviour rule of the case's profile (an API difference, e.g. how many latents a "
+                 "bounded request decodes), and agrees with the case on everything both variants decode; not a "
+                 "decoding failure.</p><table><thead><tr><th>implementation</th><th>case</th><th>rule</th>"
+                 "<th>first field</th><th>detail</th></tr></thead><tbody>")
+        for impl, o in beh:
+            p.append(f"<tr><td>{_e(impl)}</td><td><code>{_e(o.case)}</code></td><td class=\"behaviour\">"
+                     f"{_e(o.rule or '')}</td><td><code>{_e(o.field or '')}</code></td><td class=\"small\">"
+                     f"{_e(o.detail)}</td></tr>")
+        p.append("</tbody></table>")
     # failures
     bad = [(r.impl, o) for r in report.impls for o in r.outcomes if o.status in ("fail", "error")]
     p.append(f"<h2>Failures and errors ({len(bad)})</h2>")
@@ -436,3 +466,102 @@ def write_reports(report: RunReport, directory: str | Path) -> dict[str, Path]:
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     return {"json": write_json(report, d / "report.json"), "html": write_html(report, d / "report.html")}
+
+
+# ------------------------------------------------------------------------------------------------
+# impact
+
+
+def impact_table_rows(imp: Any) -> list[list[str]]:
+    """The impact table: per suite, implementation and handler, the cases run, passes, behaviour differences,
+    failures, errors, skips and the rules that explain what does not pass."""
+    out = []
+    for r in imp.rows():
+        rules = ", ".join(f"{k} {n}" for k, n in sorted(r["rules"].items(), key=lambda kv: -kv[1]))
+        out.append([r["suite"], r["impl"], r["handler"], str(r["cases"]), str(r["pass"]), str(r["behaviour"]),
+                    str(r["fail"]), str(r["error"]), str(r["skip"]), rules])
+    return out
+
+
+IMPACT_COLUMNS = ("suite", "implementation", "handler", "cases", "pass", "behav", "fail", "error", "skip",
+                  "what breaks, by rule")
+
+
+def render_impact_html(imp: Any, interop: dict | None = None, links: dict[str, str] | None = None) -> str:
+    """The self-contained HTML page of an impact run (:mod:`opus_dred.conformance._impact`): what differs, the
+    impact table, the totals by rule, the interoperability table; ``links``: direction label → its conform
+    report."""
+    p: list[str] = ["<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">",
+                    f"<title>opus-dred impact {_e(imp.a)} / {_e(imp.b)}</title><style>{_CSS}</style>"
+                    f"<script>{_JS}</script></head><body data-ready=\"0\">",
+                    f"<h1>Impact: {_e(imp.a)} ↔ {_e(imp.b)}</h1>"]
+    d = imp.diff
+    p.append("<h2>What differs</h2><ul>")
+    for k, v in d["constants"].items():
+        p.append(f"<li>constant <code>{_e(k)}</code>: {_e(v['a'])} → {_e(v['b'])}</li>")
+    for k, v in d["payload_layout"].items():
+        p.append(f"<li>layout <code>{_e(k)}</code>: {_e(v['a'])} → {_e(v['b'])}</li>")
+    for k, v in d["rules"].items():
+        p.append(f"<li>rule <code>{_e(k)}</code> ({_e(v['summary'])}): <b>{_e(v['a'])}</b> → <b>{_e(v['b'])}</b>"
+                 f"<div class=\"small\">{_e(v['a'])}: {_e(v['a_means'])}<br>{_e(v['b'])}: {_e(v['b_means'])}</div>")
+        f = v.get("figures")
+        if f:
+            p.append(f"<div class=\"small\">they differ at {f['differ']} of {f['points']} points ({_e(f['grid'])}); "
+                     f"request not covered: {_e(v['a'])} {f['short'][v['a']]}, {_e(v['b'])} "
+                     f"{f['short'][v['b']]}</div>")
+        p.append("</li>")
+    if d["model_pack"]:
+        p.append(f"<li>model pack: {_e(d['model_pack']['a'])} → {_e(d['model_pack']['b'])}</li>")
+    differ = [k for k, t in d["tables"].items() if not t["equal"]]
+    p.append(f"<li>statistics tables: {_e(', '.join(differ)) if differ else 'equal'}</li></ul>")
+    p.append("<h2>What breaks</h2><table id=\"impact\"><thead><tr>")
+    p.extend(f"<th>{_e(c)}</th>" for c in IMPACT_COLUMNS)
+    p.append("</tr></thead><tbody>")
+    for row in impact_table_rows(imp):
+        n, ok, beh, skip = int(row[3]), int(row[4]), int(row[5]), int(row[8])
+        cls = "pass" if ok + skip == n else ("behaviour" if ok + beh + skip == n else "fail")
+        cells = "".join(f"<td class=\"num\">{_e(c)}</td>" if 3 <= i < 9 else f"<td>{_e(c)}</td>"
+                        for i, c in enumerate(row[:9]))
+        p.append(f"<tr>{cells}<td class=\"{cls}\">{_e(row[9]) or '–'}</td></tr>")
+    p.append("</tbody></table>")
+    p.append("<h3>Totals by rule</h3><ul>")
+    for k, n in imp.by_rule().items():
+        p.append(f"<li><code>{_e(k)}</code>: {n} case runs</li>")
+    p.append("</ul>")
+    if links:
+        p.append("<p>Each direction's conformance report: " + " · ".join(
+            f"<a href=\"{_e(href)}\">{_e(label)}</a>" for label, href in links.items()) + "</p>")
+    if interop:
+        p.append(render_interop_html(interop))
+    p.append("</body></html>\n")
+    return "".join(p)
+
+
+def render_interop_html(t: dict) -> str:
+    """Who reads whose DRED: implementations (rows) × the profile whose DRED it is (columns)."""
+    p = ["<h2>Interoperability: who reads whose DRED</h2><p class=\"small\">Each profile's writer's 26-chunk "
+         "payload, with the full request and with 20 ms. reads: found, every value equal; reads (rule): equal but "
+         "for what the rule decides; ignores: no DRED, no error (another version); misreads / error.</p>"
+         "<table id=\"interop\"><thead><tr><th>reader \\ DRED of</th>"]
+    p.extend(f"<th>{_e(x)}</th>" for x in t["profiles"])
+    p.append("</tr></thead><tbody>")
+    for impl in t["impls"]:
+        p.append(f"<tr><td>{_e(impl)}</td>")
+        for prof in t["profiles"]:
+            v = t["cells"][impl][prof]
+            cls = "pass" if v == "reads" else ("behaviour" if v.startswith("reads") else
+                                               ("skip" if v == "ignores" else "fail"))
+            tip = " | ".join(t["details"][impl][prof])
+            p.append(f"<td class=\"{cls}\" title=\"{_e(tip)}\">{_e(v)}</td>")
+        p.append("</tr>")
+    p.append("</tbody></table>")
+    return "".join(p)
+
+
+def interop_markdown(t: dict) -> str:
+    """The interoperability table as Markdown (docs/profiles.md)."""
+    lines = ["| reader \\ DRED of | " + " | ".join(f"`{x}`" for x in t["profiles"]) + " |",
+             "|---|" + "---|" * len(t["profiles"])]
+    for impl in t["impls"]:
+        lines.append(f"| `{impl}` | " + " | ".join(t["cells"][impl][x] for x in t["profiles"]) + " |")
+    return "\n".join(lines)

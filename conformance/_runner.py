@@ -15,6 +15,13 @@ compares them (:func:`compare_case`), field by field in the handler's order (``H
 ``fail``
     the first differing field (a path such as ``payload.latents_q[3][7]``), its offset (byte offset for bytes,
     row/frame for arrays, index for lists), what was expected and what came.
+``behaviour``
+    the implementation departs from the case only where the case's profile names a behaviour rule and the
+    implementation follows another variant of it (``chunk_bound``: how many latents a bounded request decodes;
+    :data:`opus_dred.bitstream._profiles.BEHAVIOUR_RULES`), and agrees with the case on everything both variants
+    decode: an API difference, not a decoding failure. ``rule`` names it (``chunk_bound=master-2026-06``). Which
+    fields of a case are normative and which behaviour is the case's ``checks``
+    (:func:`opus_dred.vectors._checks.case_checks`; stored in ``meta.json`` by the generator).
 ``skip``
     the implementation does not support this handler or profile (the adapter says so, never an error).
 ``error``
@@ -32,12 +39,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
+from opus_dred.bitstream._profiles import get_profile
 from opus_dred.conformance._metric import FeatureThresholds, MetricError, compare_features
+from opus_dred.vectors._checks import COUNT_FIELDS, case_checks
 from opus_dred.vectors._handlers import HANDLERS, in_compare_order
 
 from opus_dred import __version__
 
-STATUSES = ("pass", "fail", "skip", "error")
+STATUSES = ("pass", "behaviour", "fail", "skip", "error")
 FEATURE_METRIC = "dred_compare-features"
 
 
@@ -110,6 +119,8 @@ class Outcome:
     frame_error: list[float] | None = None
     seconds: float = 0.0
     stderr_tail: str = ""  # an ``error``'s last lines of the implementation's standard error
+    #: for ``behaviour``: the profile rule and the variant the implementation follows (``chunk_bound=...``)
+    rule: str | None = None
     #: the features the implementation answered (float32 ``[frames, 20]``) where a case compares features,
     #: kept in memory for the numerics fingerprint, never written to the reports
     features: np.ndarray | None = None
@@ -444,6 +455,13 @@ def _judge(case: Any, result: Result, impl: str) -> Outcome:
     o.frame_error = extra.get("frame_error")
     o.features = extra.get("features")
     o.partial = tuple(dict.fromkeys(list(result.not_reported) + missing))
+    if d is not None and (b := _behaviour(case, expected, got, d)) is not None:
+        rule, variant, detail, bextra, d2 = b
+        if d2 is None:
+            o.status, o.field, o.rule, o.detail = "behaviour", d.field, f"{rule}={variant}", detail
+            o.metric = bextra.get("metric", o.metric)
+            return o
+        d = Difference(d2.field, d2.offset, d2.expected, d2.got, (d2.detail + "; " if d2.detail else "") + detail)
     if d is not None:
         o.status, o.field, o.offset, o.detail = "fail", d.field, d.offset, str(d)
     elif case.expected and not any(k in got for k in expected):
@@ -451,6 +469,103 @@ def _judge(case: Any, result: Result, impl: str) -> Outcome:
     elif o.partial:
         o.detail = "partial: " + _not_reported(case.handler, o.partial)
     return o
+
+
+def checks_of(case: Any) -> dict:
+    """The case's ``checks`` (normative and behaviour fields, the rules it depends on): from its ``meta.json``,
+    else computed from its inputs (:func:`opus_dred.vectors._checks.case_checks`)."""
+    meta = getattr(case, "meta", None) or {}
+    if isinstance(meta.get("checks"), dict):
+        return meta["checks"]
+    try:
+        return case_checks(case.handler, case.profile, dict(case.inputs), dict(case.parameters), case.expected)
+    except Exception:  # noqa: BLE001 - an unknown profile or unreadable input: no rule to name
+        return {"normative": [], "behaviour": [], "rules": {}}
+
+
+def _top(path: str) -> str:
+    """The expected field a difference's path starts in (``payload.nb_latents`` for ``payload.nb_latents``,
+    ``features`` for ``features[3][2]``, ``payload.latents_q`` for ``payload.latents_q[2][0]``)."""
+    head = path.split("[", 1)[0]
+    parts = head.split(".")
+    return ".".join(parts[:2]) if parts[0] == "payload" else parts[0]
+
+
+def _behaviour(case: Any, expected: dict, got: dict,
+               d: Difference) -> tuple[str, str, str, dict, Difference | None] | None:
+    """``(rule, variant, detail, extra, None)`` when the difference ``d`` is a behaviour difference: the case
+    depends on the ``chunk_bound`` rule, the implementation's latent count is another variant's, and on the
+    latents both variants decode it agrees with the case (every other field equal too). Where the count is
+    another variant's but a value differs, the last item is that difference (a failure the rule does not
+    explain). ``None`` when the count is no variant's."""
+    if case.handler not in COUNT_FIELDS or _top(d.field) not in COUNT_FIELDS[case.handler]:
+        return None
+    rule = checks_of(case).get("rules", {}).get("chunk_bound")
+    if not rule:
+        return None
+    own = rule.get("profile")
+    for variant, vals in rule.get("variants", {}).items():
+        if variant == own:
+            continue
+        n_own = rule["variants"].get(own, {}).get("nb_latents")
+        n_var = vals.get("nb_latents")
+        if n_own is None or n_var is None or _count(case.handler, got) != n_var:
+            continue
+        k = min(n_own, n_var)
+        exp2, got2 = _clip(case.handler, expected, k, vals), _clip(case.handler, got, k, None)
+        extra: dict = {}
+        d2 = compare_values(exp2, got2, tolerance=case.tolerance or {}, extra=extra, missing=[])
+        prof = case.profile
+        if d2 is not None:
+            return "chunk_bound", variant, f"the latent count follows chunk_bound={variant} ({n_var}; the profile " \
+                f"{prof} says {own}: {n_own}), but a decoded value differs", extra, d2
+        detail = (f"behaviour rule chunk_bound: the implementation follows {variant} ({n_var} latents, the "
+                  f"profile {prof} says {own}: {n_own}); equal on the {k} latent(s) both decode")
+        try:
+            spec = get_profile(prof)
+            detail += f" (profile rules: {', '.join(f'{a}={b}' for a, b in spec.rules().items())})"
+        except Exception:  # noqa: BLE001 - the detail only
+            pass
+        return "chunk_bound", variant, detail, extra, None
+    return None
+
+
+def _count(handler: str, values: dict) -> int | None:
+    v = values.get("payload", {}).get("nb_latents") if handler == "dred_payload" else values.get("nb_latents")
+    if isinstance(v, np.generic):
+        v = v.item()
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+def _rows(v: Any, n: int) -> Any:
+    if isinstance(v, np.ndarray):
+        return v[:n]
+    if isinstance(v, list):
+        return v[:n]
+    return v
+
+
+def _clip(handler: str, values: dict, k: int, variant: dict | None) -> dict:
+    """``values`` cut to the first ``k`` latents (4 feature frames each), with the variant's counts put in."""
+    out = dict(values)
+    if handler == "dred_payload":
+        pl = dict(out.get("payload", {}))
+        for key in ("q_levels", "latents_q"):
+            if key in pl:
+                pl[key] = _rows(pl[key], k)
+        if variant is not None:
+            pl["nb_latents"] = variant["nb_latents"]
+        out["payload"] = pl
+        if "latents" in out:
+            out["latents"] = _rows(np.asarray(out["latents"]), k)
+    else:
+        if "features" in out:
+            out["features"] = _rows(np.asarray(out["features"], np.float32), 4 * k)
+        if variant is not None:
+            out["nb_latents"] = variant["nb_latents"]
+            if "ret" in out:
+                out["ret"] = variant["ret"]
+    return out
 
 
 def _judge_error(o: Outcome, exp: dict, result: Result) -> Outcome:

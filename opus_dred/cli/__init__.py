@@ -43,6 +43,7 @@ _COMMANDS = [
     "opus_dred.cli._simulate",
     "opus_dred.cli._conform",
     "opus_dred.cli._fuzz",
+    "opus_dred.cli._impact",
 ]
 
 

@@ -22,7 +22,7 @@ from opus_dred.refimpl._receiver import POLICIES, Receiver, ReceiverError, run
 _LAZY = {
     "Numerics": "_nnet",
     "NeuralPlc": "_plc",
-    "LIBOPUS_AVX2": "_nnet",
+    "Fargan": "_fargan",
     "for_host": "_nnet",
     "params_from_pack": "_rdovae",
     "decode_step": "_rdovae",

@@ -588,3 +588,28 @@ def conv2d(p: dict, mem, x, num: Numerics = FLOAT, activation: str = "tanh"):
     elif activation != "linear":
         raise ValueError(f"unknown activation {activation!r}")
     return y, frames[..., 1:, :, :]
+
+
+# ---------------------------------------------------------------------------------------------------
+# A smaller graph for the same arithmetic (FARGAN)
+# ---------------------------------------------------------------------------------------------------
+
+
+def _sgemv_scan(w, x, fused: bool):
+    """:func:`_sgemv_sequential` as a ``lax.scan`` over the inputs: the same roundings in the same order, one
+    loop body instead of one operation per input (a faster compile for wide float layers)."""
+    def step(y, wx):
+        wj, xj = wx
+        return _mad(wj, xj[..., None], y, fused), None
+
+    y0 = jnp.zeros(x.shape[:-1] + (w.shape[1],), x.dtype)
+    y, _ = jax.lax.scan(step, y0, (w.astype(x.dtype), jnp.moveaxis(x, -1, 0)))
+    return y
+
+
+def linear_looped(p: dict, x, num: Numerics = FLOAT):
+    """:func:`linear` with the emulation paths' float layers accumulated in a loop (:func:`_sgemv_scan`):
+    the same results; pass it as the blocks' ``linear`` where a model's graph is large."""
+    if num.matmul == "int8" and "weight_q" not in p:
+        return _sgemv_scan(p["weight"], x, num.fma) + p["bias"].astype(x.dtype)
+    return linear(p, x, num)

@@ -9,7 +9,8 @@ from typing import Optional
 
 import typer
 
-from opus_dred.bitstream._profiles import list_profiles
+from opus_dred.bitstream._profiles import is_packaged, list_profiles
+from opus_dred.models._pack import derived_dir
 from opus_dred.vectors._checks import case_checks
 from opus_dred.vectors._handlers import expected_for
 from opus_dred.vectors._format import (
@@ -72,16 +73,20 @@ def verify_suite(root: Path, *, regenerate: bool = False, echo=typer.echo) -> di
 
 @app.command()
 def generate(
-    profile: list[str] = typer.Option(None, "--profile", "-p", help="Profile(s); default: every profile."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Root folder (default: the canonical suite, vectors/suite)."),
+    profile: list[str] = typer.Option(None, "--profile", "-p", help="Profile(s); default: every packaged profile."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Root folder (default: the canonical suite, vectors/suite, "
+                                       "for a packaged profile; vectors/ of the derived area for a derived one)."),
     suite: Optional[str] = typer.Option(None, "--suite", help=f"Only this suite ({', '.join(SUITES)})."),
 ) -> None:
     """Generate the vectors of a profile deterministically (same inputs, byte-identical files)."""
 
-    profiles = list(profile) if profile else list_profiles()
-    root = out or suite_root()
-    n = gen(profiles, root, suite=suite)
-    typer.echo(f"{n} cases of {', '.join(profiles)} written under {root}")
+    profiles = list(profile) if profile else [p for p in list_profiles() if is_packaged(p)]
+    roots: dict[Path, list[str]] = {}
+    for p in profiles:  # a derived profile's vectors never go into the repository
+        roots.setdefault(out or (suite_root() if is_packaged(p) else derived_dir() / "vectors"), []).append(p)
+    for root, names in roots.items():
+        n = gen(names, root, suite=suite)
+        typer.echo(f"{n} cases of {', '.join(names)} written under {root}")
 
 
 @app.command()

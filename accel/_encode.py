@@ -394,6 +394,52 @@ def _quantizer(profile_name: str, q0: int, num: Numerics):
     return jax.jit(q)
 
 
+def _float2int16_16k(x, very_small):
+    """``dred_convert_to_16k`` at 16 kHz (no filter): ``FLOAT2INT16`` (x 32768, clamped, rounded half to even)
+    and, from libopus 1.6 on, ``+ VERY_SMALL``: :meth:`opus_dred.refimpl._features.Resampler.process`'s
+    arithmetic, element-wise (no product meets a sum)."""
+    v = x * np.float32(32768)
+    v = jnp.where(v > np.float32(-32768), v, np.float32(-32768))
+    v = jnp.where(v < np.float32(32767), v, np.float32(32767))
+    s = jnp.round(v).astype(jnp.int16).astype(jnp.float32)
+    return s + very_small if very_small is not None else s
+
+
+_float2int16_jit = jax.jit(_float2int16_16k, static_argnames=("very_small",))
+
+
+def to_16k(x: np.ndarray, fs: int, prof: Profile) -> np.ndarray:
+    """Whole streams ``[B, n]`` through ``dred_convert_to_16k``: at 16 kHz one XLA computation, at the other rates
+    the reference's :class:`~opus_dred.refimpl._features.Resampler` (its filter memory carries from frame to
+    frame, so one call over the stream equals one per frame)."""
+    r = ref_features.Resampler(fs, prof)
+    if fs == 16000:
+        vs = None if r.very_small is None else float(r.very_small)
+        return np.asarray(_float2int16_jit(jnp.asarray(x, jnp.float32), very_small=vs))
+    return np.asarray(r.process(x), np.float32).reshape(x.shape[0], -1)
+
+
+#: rows per quantizer call (the last call's rows zero-padded): one compiled shape for any input
+QUANT_ROWS = 1024
+
+
+def _quantize_rows(q, x_state: np.ndarray, x_lat: np.ndarray, levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``q`` over the rows in calls of :data:`QUANT_ROWS` rows (the quantizer is element-wise)."""
+    n = x_state.shape[0]
+    sq = np.empty(x_state.shape, np.int32)
+    lq = np.empty(x_lat.shape, np.int32)
+    for i in range(0, n, QUANT_ROWS):
+        a, b = x_state[i:i + QUANT_ROWS], x_lat[i:i + QUANT_ROWS]
+        m = a.shape[0]
+        if m < QUANT_ROWS:
+            a = np.concatenate([a, np.zeros((QUANT_ROWS - m,) + a.shape[1:], a.dtype)])
+            b = np.concatenate([b, np.zeros((QUANT_ROWS - m,) + b.shape[1:], b.dtype)])
+        ys, yl = q(a, b, levels)
+        sq[i:i + m] = np.asarray(ys)[:m]
+        lq[i:i + m] = np.asarray(yl)[:m]
+    return sq, lq
+
+
 @dataclass
 class EncodeRun:
     """What :func:`encode_streams_timed` gives: ``payloads[b][f]`` (``b""`` where none) and the seconds each
@@ -489,7 +535,7 @@ def _encode_part(x: np.ndarray, fs: int, prof: Profile, offsets: list[tuple], se
     b = x.shape[0]
     done_last = offsets[-1][3] if offsets else 0
     t0 = time.perf_counter()
-    x16 = np.asarray(ref_features.Resampler(fs, prof).process(x), np.float32).reshape(b, -1)
+    x16 = to_16k(x, fs, prof)
     s16 = np.concatenate([np.zeros((b, DRED_SILK_ENCODER_DELAY), np.float32), x16], axis=1)
     need = 2 * DRED_FRAME_SIZE * done_last
     t1 = time.perf_counter()
@@ -556,7 +602,7 @@ def _code_frames(prof: Profile, lat: np.ndarray, sta: np.ndarray, offsets: list[
     nc = len(coded_frames)
     x_state = sta[:, idx_state].reshape(b * nc, -1)  # [B*F, state_dim], stream-major
     x_lat = lat[:, np.stack(idx_lat)].reshape(b * nc, cap, -1)
-    sq, lq = _quantizer(prof.name, s["q0"], num)(x_state, x_lat, levels)
+    sq, lq = _quantize_rows(_quantizer(prof.name, s["q0"], num), x_state, x_lat, levels)
     plan = PayloadPlan(q0=s["q0"], dq=s["dq"], qmax=s["qmax"], total_offset=np.tile(np.asarray(total), b),
                        extra_dred_offset=np.tile(np.asarray(extra), b), chunks=np.tile(np.asarray(nchunks), b),
                        levels=levels, active=np.ones((b * nc, cap), bool), max_bytes=s["max_bytes"])

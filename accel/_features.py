@@ -15,7 +15,8 @@ computation over all ``B * T`` frames:
 3. :func:`_residual` (band gains, inverse FFT, Levinson-Durbin, ``celt_fir``, the excitation, the biquad as one
    ``lax.scan`` over the block's samples, the lag energies);
 4. :func:`_xcorr` (``celt_pitch_xcorr``, the 224 lags of every frame);
-5. PitchDNN (:func:`opus_dred.refimpl._pitchdnn.pitchdnn_frames`, one ``lax.scan`` over the block's frames);
+5. PitchDNN (:func:`pitchdnn_block`: the reference's layers on every frame of the block at once, its GRU as one
+   ``lax.scan`` over the block);
 6. the pitch period and ``frame_corr`` (:func:`_frame_corr_inputs` in XLA; ``pow``, ``exp`` and ``log`` in
    numpy with the reference's functions).
 
@@ -52,6 +53,7 @@ import jax.numpy as jnp
 import numpy as np
 from opus_dred.bitstream._profiles import Profile, get_profile
 from opus_dred.refimpl import _features as ref
+from opus_dred.refimpl import _nnet as nnet
 from opus_dred.refimpl import _pitchdnn as pdnn
 from opus_dred.refimpl._nnet import Numerics
 
@@ -194,14 +196,42 @@ def _stage(re, im, st, t: ref.Tables):
     return re, im
 
 
-def kiss_fft(re, im, t: ref.Tables):
-    """:func:`opus_dred.refimpl._features.kiss_fft` on ``[..., nfft]``: scaled, bit-reversed, then the stages."""
+@functools.cache
+def _digit_reversal(pack_id: str) -> tuple[int, ...] | None:
+    """The radices ``(r0, ..., rk)`` whose reversed digits give the FFT's input order (``fft_bitrev``): the input
+    viewed as ``[..., r0, ..., rk]`` with those axes reversed. ``None`` if ``bitrev`` is not that permutation."""
+    t = ref.tables(pack_id)
+    dims = tuple(st.radix for st in t.stages)  # first stage's radix is the fastest-varying digit
+    if int(np.prod(dims)) != t.nfft:
+        return None
     inv = np.empty_like(t.bitrev)
-    inv[t.bitrev] = np.arange(t.bitrev.shape[0])
-    re = _mul(t.scale, re)[..., inv]
-    im = _mul(t.scale, im)[..., inv]
+    inv[t.bitrev] = np.arange(t.nfft)
+    order = np.arange(t.nfft).reshape(dims).transpose(tuple(range(len(dims)))[::-1]).reshape(-1)
+    return dims if np.array_equal(order, inv) else None
+
+
+def kiss_fft(re, im, t: ref.Tables, pack_id: str | None = None):
+    """:func:`opus_dred.refimpl._features.kiss_fft` on ``[..., nfft]``: scaled, bit-reversed, then the stages.
+
+    The bit reversal is a digit reversal of the radices (a transpose, where :func:`_digit_reversal` confirms it
+    for the pack) and each stage's result is materialised (an optimisation barrier): XLA would otherwise fuse
+    the stages into one loop that recomputes earlier stages per output."""
+    dims = _digit_reversal(pack_id) if pack_id is not None else None
+    re = _mul(t.scale, re)
+    im = _mul(t.scale, im)
+    if dims is None:
+        inv = np.empty_like(t.bitrev)
+        inv[t.bitrev] = np.arange(t.bitrev.shape[0])
+        re, im = re[..., inv], im[..., inv]
+    else:
+        lead = re.shape[:-1]
+        k = len(dims)
+        axes = tuple(range(len(lead))) + tuple(range(len(lead) + k - 1, len(lead) - 1, -1))
+        re = jnp.transpose(re.reshape(lead + dims), axes).reshape(lead + (t.nfft,))
+        im = jnp.transpose(im.reshape(lead + dims), axes).reshape(lead + (t.nfft,))
+    re, im = jax.lax.optimization_barrier((re, im))
     for st in t.stages:
-        re, im = _stage(re, im, st, t)
+        re, im = jax.lax.optimization_barrier(_stage(re, im, st, t))
     return re, im
 
 
@@ -474,15 +504,52 @@ def _frame_corr_inputs(lpw, period, kernels: str):
 def _stage_jits(pack_id: str):
     """The stages that read one model pack's tables, compiled: window, FFT, spectral features."""
     t = ref.tables(pack_id)
-    return (jax.jit(functools.partial(_windowed, t=t)), jax.jit(functools.partial(kiss_fft, t=t)),
+    return (jax.jit(functools.partial(_windowed, t=t)), jax.jit(functools.partial(kiss_fft, t=t, pack_id=pack_id)),
             jax.jit(functools.partial(_spectral, t=t)))
 
 
 _band_gains_jit = jax.jit(_band_gains)
 _residual_jit = jax.jit(_residual, static_argnames=("kernels",))
+def _conv_memories(state, x):
+    """Each frame's two preceding input frames of a PitchDNN convolution: ``state [B, 2, C, H]`` (the frames
+    before the block) and ``x [B, T, C, H]`` -> ``[B, T, 2, C, H]``, and the state after the block."""
+    hist = jnp.concatenate([state, x], axis=1)  # [B, T + 2, C, H]
+    nt = x.shape[1]
+    return jnp.stack([hist[:, :nt], hist[:, 1:nt + 1]], axis=2), hist[:, -2:]
+
+
+def pitchdnn_block(params, state, if_features, xcorr_features, num: Numerics):
+    """``compute_pitchdnn`` on ``T`` consecutive frames of ``B`` streams: ``[B, T, 88]``, ``[B, T, 224]`` ->
+    (state after the block, ``dnn_pitch [B, T]``), what :func:`opus_dred.refimpl._pitchdnn.pitchdnn_step` gives
+    frame after frame.
+
+    Only ``gru_1`` carries a state from frame to frame; the convolutions' memories are the frames' own
+    predecessors, known for the whole block. So every layer but the GRU is the reference's
+    (:func:`~opus_dred.refimpl._nnet.dense`, :func:`~opus_dred.refimpl._nnet.conv2d`) on all ``B * T`` frames
+    at once, the GRU (:func:`~opus_dred.refimpl._nnet.gru`) is one ``lax.scan`` over the block, and the
+    estimate is :func:`~opus_dred.refimpl._pitchdnn.pitch_estimate` on every frame."""
+    if1 = nnet.dense(params["dense_if_upsampler_1"], if_features, num)
+    if2 = nnet.dense(params["dense_if_upsampler_2"], if1, num)
+    x1 = pdnn._pad_height(xcorr_features)[..., None, :]  # [B, T, 1, 226]
+    mem1, conv1 = _conv_memories(state["conv1"], x1)
+    c1, _ = nnet.conv2d(params["conv2d_1"], mem1, x1, num)
+    x2 = pdnn._pad_height(c1)  # [B, T, 4, 226]
+    mem2, conv2 = _conv_memories(state["conv2"], x2)
+    c2, _ = nnet.conv2d(params["conv2d_2"], mem2, x2, num)
+    down = nnet.dense(params["dense_downsampler"], jnp.concatenate([c2[..., 0, :], if2], axis=-1), num)
+
+    def step(h, d):
+        h = nnet.gru(params["gru_1_input"], params["gru_1_recurrent"], h, d, num)
+        return h, h
+
+    gru, hs = jax.lax.scan(step, state["gru"], jnp.swapaxes(down, 0, 1))
+    logits = nnet.dense(params["dense_final_upsampler"], jnp.swapaxes(hs, 0, 1), num, activation="linear")
+    return {"gru": gru, "conv1": conv1, "conv2": conv2}, pdnn.pitch_estimate(logits, num)
+
+
 _xcorr_jit = jax.jit(_xcorr, static_argnames=("kernels",))
 _frame_corr_jit = jax.jit(_frame_corr_inputs, static_argnames=("kernels",))
-_pitchdnn_jit = jax.jit(pdnn.pitchdnn_frames, static_argnames=("num",))
+_pitchdnn_jit = jax.jit(pitchdnn_block, static_argnames=("num",))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -619,10 +686,8 @@ class BlockFeatureExtractor:
         lap("xcorr")
         xcf = (_f32(2) * xc) / np.asarray(ener)
         iff = np.array(iff)
-        self._pitch, dp = _pitchdnn_jit(self.pitch_params, jnp.swapaxes(jnp.asarray(iff), 0, 1),
-                                        jnp.swapaxes(jnp.asarray(xcf), 0, 1), num=self.numerics,
-                                        state=self._pitch)
-        dnn_pitch = np.array(dp, _f32).T
+        self._pitch, dp = _pitchdnn_jit(self.pitch_params, self._pitch, iff, xcf, num=self.numerics)
+        dnn_pitch = np.array(dp, _f32)
         lap("pitchdnn")
         period = ref._pitch_period(dnn_pitch)
         if not np.all((period >= 0) & (period <= ref.PITCH_MAX_PERIOD)):

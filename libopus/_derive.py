@@ -313,6 +313,8 @@ def derive(tree: str | Path, *, name: str | None = None, model_tree: str | Path 
         raise DeriveError(f"{root} is not a directory (unpack a tarball first)")
     if not (root / "dnn" / "dred_config.h").is_file():
         raise DeriveError(f"{root} is not a libopus tree with DRED", file="dnn/dred_config.h")
+    if name is not None:
+        _check_name(name)
     ex = _extract_merged(root, model_tree)
     t = _Tree(root)
     release = ex.source.get("release")
@@ -320,8 +322,7 @@ def derive(tree: str | Path, *, name: str | None = None, model_tree: str | Path 
         if not release:
             raise DeriveError(f"{root} has no package_version: give the profile a name")
         name = f"libopus-{release}"
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*", name):
-        raise DeriveError(f"invalid profile name {name!r} (letters, digits, . _ + - only)")
+    _check_name(name)
 
     cfg, consts = "dnn/dred_config.h", "dnn/dred_rdovae_constants.h"
     found: list[Finding] = []
@@ -375,6 +376,11 @@ def derive(tree: str | Path, *, name: str | None = None, model_tree: str | Path 
     }
     return Derivation(name=name, profile=desc, extracted=ex, findings=found, pack_id=pack_id, pack_reused=reused,
                       tree=str(root))
+
+
+def _check_name(name: str) -> None:
+    if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", name):  # a profile name is a path of its vectors' cases
+        raise DeriveError(f"invalid profile name {name!r} (lower-case letters, digits, . _ - only)")
 
 
 def _read(root: Path, model_tree: Path | None, rel: str) -> str:

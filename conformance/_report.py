@@ -472,6 +472,14 @@ def write_reports(report: RunReport, directory: str | Path) -> dict[str, Path]:
 # impact
 
 
+#: the impact page's script: JavaScript errors into ``data-js-errors``, ``data-ready="1"`` once loaded
+_READY_JS = """
+(function(){var errs=[];window.addEventListener('error',function(e){errs.push(String(e.message));
+  if(document.body){document.body.setAttribute('data-js-errors',errs.join(' | '));}});
+  document.addEventListener('DOMContentLoaded',function(){document.body.setAttribute('data-ready','1');});})();
+"""
+
+
 def impact_table_rows(imp: Any) -> list[list[str]]:
     """The impact table: per suite, implementation and handler, the cases run, passes, behaviour differences,
     failures, errors, skips and the rules that explain what does not pass."""
@@ -493,7 +501,7 @@ def render_impact_html(imp: Any, interop: dict | None = None, links: dict[str, s
     report."""
     p: list[str] = ["<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">",
                     f"<title>opus-dred impact {_e(imp.a)} / {_e(imp.b)}</title><style>{_CSS}</style>"
-                    f"<script>{_JS}</script></head><body data-ready=\"0\">",
+                    f"<script>{_READY_JS}</script></head><body data-ready=\"0\">",
                     f"<h1>Impact: {_e(imp.a)} ↔ {_e(imp.b)}</h1>"]
     d = imp.diff
     p.append("<h2>What differs</h2><ul>")

@@ -21,7 +21,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from opus_dred.bitstream._arith import compute_quantizer
 from opus_dred.bitstream._dred import CodingTables
 from opus_dred.bitstream._dred_encode import DredSettingsError, code_dred_frame, plan_dred_frame

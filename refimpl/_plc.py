@@ -34,7 +34,8 @@ not cover, which makes the next dequeue a prediction instead), as ``src/opus_dec
 queues them before each concealed frame.
 
 **The vocoder** is injected: any object with ``cont(pcm0 [320] float, features0 [5, 20])`` and
-``synthesize_int(features [20]) -> int16 [160]`` (libopus' own through the oracle, or the reference FARGAN).
+``synthesize_int(features [20]) -> int16 [160]``: by default the reference FARGAN
+(:class:`~opus_dred.refimpl._fargan.Fargan`, same numerics), or libopus' own through the oracle.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from opus_dred.errors import OpusDredError
 from opus_dred.models._pack import load_pack
 from opus_dred.refimpl import _nnet as nnet
 from opus_dred.refimpl._burg import NB_BURG, burg_cepstral_analysis
+from opus_dred.refimpl._fargan import Fargan
 from opus_dred.refimpl._features import FRAME_SIZE, NB_TOTAL_FEATURES, FeatureExtractor, tables
 from opus_dred.refimpl._nnet import LIBOPUS_AVX2, NUMERICS, Numerics
 from opus_dred.refimpl._pitchdnn import PitchDNN
@@ -184,30 +186,32 @@ def init_net_state(params: Params, batch: int | tuple[int, ...] | None = None, d
             "gru2": jnp.zeros(shape + (nnet.nb_inputs(params["plc_gru2_recurrent"]),), dtype)}
 
 
-def plc_step(params: Params, state: dict, x, num: Numerics = nnet.FLOAT):
+def plc_step(params: Params, state: dict, x, num: Numerics = nnet.FLOAT, *, linear=nnet.linear_looped):
     """``compute_plc_pred``: network state and 57 inputs ``[..., 57]`` -> (new state, 20 predicted features).
 
     ``plc_dense_in`` (tanh), ``plc_gru1`` on it, ``plc_gru2`` on ``plc_gru1``'s new state, ``plc_dense_out``
-    (linear) on ``plc_gru2``'s. Pure; leading batch axes work directly, ``num`` is static under ``jit``."""
+    (linear) on ``plc_gru2``'s. Pure; leading batch axes work directly, ``num`` is static under ``jit``.
+    ``linear`` computes the layers' products (:func:`~opus_dred.refimpl._nnet.linear_looped`: the float layers'
+    input-by-input sums as a loop, the same roundings as ``nnet.linear`` in a smaller graph)."""
     x = jnp.asarray(x)
     if x.shape[-1] != NB_INPUTS:
         raise PlcError("x", f"the PLC network takes {NB_INPUTS} inputs (36 Burg, 20 features, 1 flag), got "
                             f"{x.shape[-1]}")
-    h = nnet.dense(params["plc_dense_in"], x, num)
-    g1 = nnet.gru(params["plc_gru1_input"], params["plc_gru1_recurrent"], state["gru1"], h, num)
-    g2 = nnet.gru(params["plc_gru2_input"], params["plc_gru2_recurrent"], state["gru2"], g1, num)
-    out = nnet.dense(params["plc_dense_out"], g2, num, activation="linear")
+    h = nnet.dense(params["plc_dense_in"], x, num, linear=linear)
+    g1 = nnet.gru(params["plc_gru1_input"], params["plc_gru1_recurrent"], state["gru1"], h, num, linear=linear)
+    g2 = nnet.gru(params["plc_gru2_input"], params["plc_gru2_recurrent"], state["gru2"], g1, num, linear=linear)
+    out = nnet.dense(params["plc_dense_out"], g2, num, activation="linear", linear=linear)
     return {"gru1": g1, "gru2": g2}, out
 
 
-#: ``jax.jit(plc_step)`` with ``num`` static.
-plc_step_jit = jax.jit(plc_step, static_argnames=("num",))
+#: ``jax.jit(plc_step)`` with ``num`` (and ``linear``) static.
+plc_step_jit = jax.jit(plc_step, static_argnames=("num", "linear"))
 
 
-def plc_steps(params: Params, state: dict, xs, num: Numerics = nnet.FLOAT):
+def plc_steps(params: Params, state: dict, xs, num: Numerics = nnet.FLOAT, *, linear=nnet.linear_looped):
     """:func:`plc_step` over inputs ``[T, ..., 57]`` (``lax.scan``) -> (final state, outputs ``[T, ..., 20]``)."""
     def step(s, x):
-        return plc_step(params, s, x, num)
+        return plc_step(params, s, x, num, linear=linear)
 
     return jax.lax.scan(step, state, jnp.asarray(xs))
 
@@ -251,12 +255,6 @@ def _numerics(numerics: Numerics | str) -> Numerics:
     return numerics
 
 
-def _default_fargan(profile: Profile, numerics: Numerics):
-    from opus_dred.refimpl._fargan import Fargan  # lazy: the reference vocoder is built only when none is given
-
-    return Fargan(profile.name, numerics)
-
-
 def _pcm16(pcm160, parameter: str = "pcm160") -> np.ndarray:
     a = np.asarray(pcm160)
     if a.shape != (FRAME_SIZE,):
@@ -276,7 +274,8 @@ class NeuralPlc:
     for the PLC network, PitchDNN and the default vocoder. ``kernels``: the feature extractor's DSP kernels
     (``"x86"``: a default x86 build, ``"c"``: a ``--disable-intrinsics --disable-rtcd`` one); ``None`` takes
     ``"x86"`` for presets with fused multiply-adds (AVX2) and ``"c"`` otherwise. ``fargan``: the vocoder (module
-    docstring); ``None`` builds the reference FARGAN with ``numerics``.
+    docstring); ``None`` builds the reference FARGAN (:class:`~opus_dred.refimpl._fargan.Fargan`) with
+    ``numerics``.
     """
 
     def __init__(self, profile: Any, *, numerics: Numerics | str = LIBOPUS_AVX2, fargan: Any = None,
@@ -290,7 +289,7 @@ class NeuralPlc:
         self._pitch = PitchDNN(self.profile.name, self.numerics)
         self._enc = FeatureExtractor(self.profile, kernels=self.kernels, pitch=self._pitch.step, streams=1)
         if fargan is None:
-            fargan = _default_fargan(self.profile, self.numerics)
+            fargan = Fargan(self.profile.name, self.numerics)
         for method in ("cont", "synthesize_int"):
             if not callable(getattr(fargan, method, None)):
                 raise PlcError("fargan", f"the vocoder needs a {method}() method, {type(fargan).__name__} has none")

@@ -4,7 +4,7 @@ lpcnet_plc.c and burg_cepstral_analysis, through the shim, on real speech at 16 
 The PLC runs in lockstep with the build's ``LPCNetPLCState``: after every event the concealed samples, the eight
 counters of its bookkeeping, its 36 last features and its 2400-sample history must be the build's, bit for bit.
 FARGAN is libopus' own (``LibopusFargan``, injected), so these tests hold the PLC's own part to the build; the
-reference FARGAN is held to libopus by its own tests (tests/test_fargan.py) and end to end here once.
+reference FARGAN, the default, is held to libopus by its own tests (tests/test_fargan.py) and end to end here once.
 DRED features are queued as ``opus_decode_native`` queues them (``fec_clear``, then one ``fec_add`` per frame it
 needs, ``None`` for frames the packet does not cover), from the DRED that the release's default build put into
 the packet after a burst, as its ``opus_dred_parse`` decodes it (the same features for every build compared).
@@ -229,6 +229,19 @@ def test_full_dred_queue_per_release(require_native_emulation):
         plc.fec_add(feats[0])
     plc.fec_add(None)  # a skipped frame takes no room
     assert plc.info().fec_skip == 1
+
+
+@pytest.mark.oracle
+def test_end_to_end_with_the_reference_fargan(require_native_emulation):
+    """The default vocoder, the reference FARGAN (refimpl._fargan) with the same preset: 93 frames with losses of
+    1, 2, 5 (DRED) and 30 frames, in lockstep with the 1.6.1 default build, FARGAN and all."""
+    from opus_dred.libopus._listen import LibopusPlc
+    from opus_dred.refimpl._fargan import Fargan
+
+    plc = NeuralPlc("libopus-1.6.1", numerics=nnet.for_host(nnet.LIBOPUS_AVX2))
+    assert isinstance(plc.fargan, Fargan)
+    lost, used = _lockstep(plc, LibopusPlc(_oracle("1.6.1")), _script("1.6.1", CLIP, RUNS[:8], NFRAMES))
+    assert lost == 38 and used >= 3
 
 
 _KINDS = st.sampled_from(["good"] * 5 + ["lost"] * 4 + ["fec"] * 2 + ["none", "clear"])

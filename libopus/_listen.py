@@ -1,5 +1,5 @@
 """The listening side of libopus through the shim: the FARGAN vocoder (dnn/fargan.c), Burg's cepstral analysis
-(dnn/burg.c) and the neural PLC (dnn/lpcnet_plc.c), each on caller-owned state.
+(dnn/freq.c) and the neural PLC (dnn/lpcnet_plc.c), each on caller-owned state.
 
 These are the oracles the reference vocoder and PLC are compared with: the same feature vectors in, the same
 samples out, with libopus' own CPU dispatch (``opus_select_arch``).

@@ -11,7 +11,7 @@
  *     the padding extension parser/generator (src/extensions.c), the DRED payload decoder
  *     (dnn/dred_decoder.c:dred_ec_decode), and the DRED half of the encoder: the DREDEnc state
  *     (dnn/dred_encoder.c), LPCNet feature extraction (dnn/lpcnet_enc.c) and PitchDNN; the listening side:
- *     the FARGAN vocoder (dnn/fargan.c), Burg's cepstral analysis (dnn/burg.c) and the neural PLC
+ *     the FARGAN vocoder (dnn/fargan.c), Burg's cepstral analysis (dnn/freq.c, over dnn/burg.c) and the neural PLC
  *     (dnn/lpcnet_plc.c) on caller-owned state.
  *
  * Part of opus-dred (BSD-3-Clause).  This file calls libopus; it contains no libopus code.
@@ -556,7 +556,7 @@ SHIM_API float shim_pitchdnn(LPCNetEncState *st, const float *if_features, const
 }
 
 /* ---------------------------------------------------------------------------------------------- */
-/* The listening side: FARGAN (dnn/fargan.c), the neural PLC (dnn/lpcnet_plc.c), Burg (dnn/burg.c) */
+/* The listening side: FARGAN (dnn/fargan.c), the neural PLC (dnn/lpcnet_plc.c), Burg (dnn/freq.c)   */
 
 /* out: sizeof(FARGANState), sizeof(LPCNetPLCState), FARGAN_CONT_SAMPLES, FARGAN_FRAME_SIZE, NB_FEATURES,
  *      CONT_VECTORS, PLC_BUF_SIZE, PLC_MAX_FEC, NB_BANDS.  Returns 9. */

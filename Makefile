@@ -14,11 +14,14 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	touch $@
 
 # System tools the tests use, installed only when missing: opus-tools (opusenc/opusinfo check the Ogg reader),
-# chromium (the HTML report is loaded in a real headless browser).
-SYSPKGS := opus-tools chromium
+# chromium (the HTML report is loaded in a real headless browser), tshark (Wireshark's CLI cross-checks the RTP
+# reader) and tcpdump (records the tests' loopback RTP captures); debconf is not asked (no non-root capture).
+SYSPKGS := opus-tools chromium tshark tcpdump
 $(VENV)/.sysdeps:
-	@command -v opusenc >/dev/null && command -v opusinfo >/dev/null && command -v chromium >/dev/null || \
-	  apt-get install -y -q $(SYSPKGS) || { apt-get update -q && apt-get install -y -q $(SYSPKGS); }
+	@command -v opusenc >/dev/null && command -v opusinfo >/dev/null && command -v chromium >/dev/null && \
+	  command -v tshark >/dev/null && command -v tcpdump >/dev/null || \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(SYSPKGS) || \
+	  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(SYSPKGS); }
 	@mkdir -p $(VENV) && touch $@
 
 setup: $(VENV)/.installed $(VENV)/.sysdeps

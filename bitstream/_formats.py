@@ -20,6 +20,11 @@ Ogg Opus (``.opus``)
 Raw packets
     One file holds one Opus packet (RFC 6716 §3), as the conformance suite's ``packet.bin`` does; a folder of
     ``*.bin`` files holds one packet per file, in sorted name order.
+
+Packet captures (``.pcap``, ``.pcapng``)
+    RTP over UDP carrying Opus (RFC 3550, RFC 7587, RED per RFC 2198), read by
+    :mod:`opus_dred.bitstream._capture`: one Opus stream (SSRC) becomes the packets in sequence order, a
+    sequence gap an empty packet (a loss, as a ``.bit`` file's length 0), with the capture's warnings.
 """
 
 from __future__ import annotations
@@ -391,7 +396,9 @@ def read_packet_folder(folder: Path) -> list[tuple[str, bytes]]:
 
 # --------------------------------------------------------------------------------------------------------------
 #: formats a file may hold, in the order :func:`detect_format` tries them; ``hex`` is a packet typed in hex
-FORMATS = ("bit", "ogg", "dred", "raw", "hex")
+FORMATS = ("bit", "ogg", "dred", "raw", "hex", "pcap", "pcapng")
+#: the formats that are packet captures
+CAPTURE_FORMATS = ("pcap", "pcapng")
 
 
 def _format_by_name(data: bytes, name: str) -> str | None:
@@ -400,6 +407,10 @@ def _format_by_name(data: bytes, name: str) -> str | None:
     low = name.lower()
     if low.endswith((".opus", ".ogg", ".oga")):
         return "ogg"
+    if low.endswith((".pcap", ".cap")):
+        return "pcap"
+    if low.endswith(".pcapng"):
+        return "pcapng"
     if low.endswith(".bit"):
         q0, nb_chunks = int.from_bytes(data[:4], "big"), int.from_bytes(data[4:8], "big")
         if len(data) >= 12 and 0 < q0 < 16 and nb_chunks <= DRED_STREAM_MAX_CHUNKS:
@@ -408,8 +419,20 @@ def _format_by_name(data: bytes, name: str) -> str | None:
     return None
 
 
+def capture_magic(data: bytes) -> str | None:
+    """``"pcap"`` or ``"pcapng"`` when ``data`` opens with a capture's magic (``a1b2c3d4`` and its byte-swapped
+    and nanosecond forms; a pcapng section header ``0a0d0d0a``), else None."""
+    if data[:4] == b"\x0a\x0d\x0d\x0a":
+        return "pcapng"
+    if len(data) >= 4 and int.from_bytes(data[:4], "big") in (0xA1B2C3D4, 0xA1B23C4D, 0xD4C3B2A1, 0x4D3CB2A1,
+                                                               0xA1B2CD34, 0x34CDB2A1):
+        return "pcap"
+    return None
+
+
 def detect_format(data: bytes, name: str = "") -> str:
-    """Guess a file's format: ``"ogg"``, ``"bit"`` (opus_demo), ``"dred"`` (DRED-only stream), ``"raw"``.
+    """Guess a file's format: ``"ogg"``, ``"pcap"``/``"pcapng"`` (by their magic), ``"bit"`` (opus_demo),
+    ``"dred"`` (DRED-only stream), ``"raw"``.
 
     A file is taken as ``.bit`` or DRED stream only if its records chain exactly to the end of the file;
     then the file's ``name`` is asked (a ``.bit`` cut short is still a ``.bit``); last, a file that
@@ -418,6 +441,9 @@ def detect_format(data: bytes, name: str = "") -> str:
     """
     if data[:4] == b"OggS":
         return "ogg"
+    cap = capture_magic(data)
+    if cap is not None:
+        return cap
     for fmt, reader in (("bit", read_opus_demo_bit), ("dred", read_dred_stream)):
         try:
             if reader(data):
@@ -431,7 +457,8 @@ def detect_format(data: bytes, name: str = "") -> str:
         read_raw_packet(data)
     except BitstreamError as exc:
         raise FormatError(
-            "not an Ogg Opus file, an opus_demo .bit file, a DRED-only stream, or a raw Opus packet "
+            "not an Ogg Opus file, a pcap/pcapng capture, an opus_demo .bit file, a DRED-only stream, or a raw "
+            "Opus packet "
             f"(as a packet, {type(exc).__name__}: {exc})",
             byte_offset=0,
             rule="format",
@@ -490,20 +517,34 @@ def _is_folder(arg: str) -> bool:
 @dataclass(frozen=True)
 class StreamContents:
     """The items of an input: Opus packets (``kind == "packets"``) or DRED-only records (``"dred"``), and the
-    error where the file stopped making sense (the items are those before it), or None."""
+    error where the file stopped making sense (the items are those before it), or None. A capture also gives
+    its warnings (:class:`~opus_dred.bitstream._rtp.CaptureWarning`), the capture read
+    (:class:`~opus_dred.bitstream._capture.RtpCapture`) and the Opus stream used
+    (:class:`~opus_dred.bitstream._capture.OpusStream`; ``items`` are its packets in sequence order, ``b""`` for
+    a loss)."""
 
     fmt: str
     kind: str
     items: list
     error: BitstreamError | None = None
+    warnings: tuple = ()
+    capture: object | None = None
+    stream: object | None = None
 
 
-def read_input(inp: StreamInput, *, quant_levels: int = 16) -> StreamContents:
+def read_input(inp: StreamInput, *, quant_levels: int = 16, capture_options=None, map=map) -> StreamContents:
     """The packets or records of an input; a file that breaks off keeps the items before the break and
-    carries the error. Raises :class:`FormatError` when the file is no format at all."""
+    carries the error. Raises :class:`FormatError` when the file is no format at all.
+
+    A capture (``capture_options``: :class:`~opus_dred.bitstream._capture.CaptureOptions`; ``map`` runs its
+    record scan, see :func:`~opus_dred.bitstream._capture.read_capture`) gives the packets of its selected Opus
+    stream in sequence order, ``b""`` where a packet is missing, cut by the capture or no Opus packet; it raises
+    the capture's typed errors (:class:`~opus_dred.bitstream._rtp.CaptureError` and subclasses)."""
     if inp.packets is not None:
         return StreamContents("raw", "packets", list(inp.packets))
     fmt = inp.fmt or detect_format(inp.data, inp.name)
+    if fmt in CAPTURE_FORMATS:
+        return read_capture_input(inp.data, capture_options, map=map)
     if fmt in ("hex", "raw"):
         return StreamContents(fmt, "packets", [inp.data])
     if fmt == "ogg":
@@ -513,6 +554,25 @@ def read_input(inp: StreamInput, *, quant_levels: int = 16) -> StreamContents:
         return StreamContents(fmt, "packets", [r.data for r in recs], err)
     recs, err = read_with_prefix(lambda b: read_dred_stream(b, quant_levels=quant_levels), inp.data)
     return StreamContents(fmt, "dred", recs, err)
+
+
+def read_capture_input(data: bytes, options=None, *, map=map) -> StreamContents:
+    """:func:`read_input` for a pcap or pcapng file (see there)."""
+    from opus_dred.bitstream._capture import (  # lazy: dpkt takes ~60 ms to import, only captures need it
+        read_capture,
+        require_opus,
+        validate_packets,
+    )
+
+    cap = read_capture(data, options, map=map)
+    stream = require_opus(cap)
+    if stream is None:  # the file broke off before any Opus packet
+        return StreamContents(cap.fmt, "packets", [], cap.error, tuple(cap.warnings), cap)
+    invalid = validate_packets(stream)
+    warnings = tuple(cap.warnings) + ((invalid,) if invalid is not None else ())
+    _, items, _, _ = stream.in_sequence()
+    return StreamContents(cap.fmt, "packets", [b"" if p is None else p for p in items], cap.error, warnings, cap,
+                          stream)
 
 
 def read_with_prefix(reader, data: bytes) -> tuple[list, BitstreamError | None]:

@@ -335,15 +335,23 @@ def write_ogg_opus(
     pre_skip: int = 312,
     serial: int = 0x0D5ED,
     vendor: str = "opus-dred",
+    end_granule: int | None = None,
 ) -> bytes:
     """Write packets as an Ogg Opus file, one audio packet per page, granule = samples at 48 kHz so far.
 
-    ``samples_48k`` gives each packet's duration at 48 kHz (from its TOC). Returns the bytes written.
+    ``samples_48k`` gives each packet's duration at 48 kHz (from its TOC). ``end_granule``: the last page's
+    granule position when it is to end the stream before its last packet does (RFC 7845 §4.5's end trimming:
+    ``pre_skip`` plus the input's length at 48 kHz); it may not fall before the previous page's granule.
+    Returns the bytes written.
     """
     from mutagen.ogg import OggPage
 
     if len(samples_48k) != len(packets):
         raise ValueError("one duration per packet")
+    total = sum(samples_48k)
+    if end_granule is not None and packets and not total - samples_48k[-1] <= end_granule <= total:
+        raise ValueError(f"end granule {end_granule} outside the last packet ({total - samples_48k[-1]}..{total}), "
+                         "RFC 7845 4.5")
     head = OpusHead(1, channels, pre_skip, input_sample_rate, 0, 0).to_bytes()
     vendor_b = vendor.encode()
     tags = b"OpusTags" + struct.pack("<I", len(vendor_b)) + vendor_b + struct.pack("<I", 0)
@@ -361,7 +369,9 @@ def write_ogg_opus(
             page.serial = serial
             page.first = index == 0 and j == 0
             page.last = index == len(all_packets) - 1 and j == len(pages) - 1
-            page.position = granule if j == len(pages) - 1 else -1
+            last_audio = index == len(all_packets) - 1 and index >= 2
+            final = end_granule if (last_audio and end_granule is not None) else granule
+            page.position = final if j == len(pages) - 1 else -1
             out.append(page.write())
         seq += len(pages)
     data = b"".join(out)

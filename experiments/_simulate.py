@@ -87,6 +87,7 @@ class LossSpec:
     ge: lossmod.GilbertElliott | None = None
     preset: str | None = None
     path: str | None = None
+    flags: tuple[int, ...] | None = None  # a trace's flags given directly (a capture's losses), not read from path
 
     @property
     def label(self) -> str:
@@ -109,7 +110,7 @@ class LossSpec:
                 raise SimulateError("lossgen: needs a libopus build")
             return lossmod.LibopusLossGen(oracle).generate(n, self.percent, seed)
         if self.kind == "trace":
-            t = lossmod.read_trace(self.path)
+            t = np.asarray(self.flags, np.uint8) if self.flags is not None else lossmod.read_trace(self.path)
             if len(t) == 0:
                 raise SimulateError(f"trace {self.path} is empty")
             return np.resize(t, n).astype(np.uint8)
@@ -323,6 +324,24 @@ class Jitter:
         return np.arange(n) * self.frame_ms + self.base_ms + x
 
 
+@dataclass(frozen=True)
+class TraceJitter:
+    """Arrival times measured in a capture (``simulate --trace CAPTURE``): packet ``k`` is sent at
+    ``k * frame_ms`` and arrives ``delays_ms[k]`` later, the delays of the capture's packets in sequence order
+    (repeated, like the loss trace, when the experiment has more packets; cut when it has fewer). The seed plays
+    no part."""
+
+    delays_ms: tuple[float, ...]
+    frame_ms: float = 20.0
+    source: str = "trace"
+
+    def arrival_ms(self, n: int, seed: int = 0) -> np.ndarray:
+        d = np.asarray(self.delays_ms, np.float64)
+        if not len(d) or not np.isfinite(d).all() or (d < 0).any():
+            raise SimulateError(f"arrival trace {self.source}: delays must be finite and >= 0")
+        return np.arange(n) * self.frame_ms + np.resize(d, n)
+
+
 def jitter_events(events: Sequence[rx.Event], arrival_ms: np.ndarray) -> list[rx.Event]:
     """``events`` (one ``PacketArrived``/``PacketLost`` per packet, then ``EndOfStream``) in arrival
     order: sorted by ``arrival_ms[seq]``, ties by ``seq`` (a stable sort); ``EndOfStream`` last."""
@@ -379,7 +398,7 @@ def _packet_used(a: Any) -> int | None:
 
 def decode_with_loss(oracle: Any, packets: Sequence[bytes], flags: Iterable[int], rate: int, n_out: int, *,
                      policy: rx.Policy, complexity: int = 5, frame: int | None = None, depth: int = 0,
-                     jitter: Jitter | None = None, seed: int = 0) -> Decoded:
+                     jitter: Jitter | TraceJitter | None = None, seed: int = 0) -> Decoded:
     """Events from ``packets`` and ``flags`` (``receiver_oracle.packet_events``), put in arrival order
     by ``jitter`` (seeded by ``seed``; ``None``: in order), the receiver's actions (jitter-buffer
     ``depth``), executed on the build's decoder; the PCM on the frame grid, shifted by the
@@ -520,12 +539,13 @@ class SimResult:
     timings: dict = field(default_factory=dict)
     depth: int = 0
     jitter_ms: float | None = None  # mean exponential jitter; None: packets in order
+    arrivals: str | None = None  # where measured arrival times came from (a capture), when they drive the jitter
 
     def to_json(self) -> dict:
         return {
             "rate": self.rate, "bitrate": self.bitrate, "match": self.match, "build": self.build,
             "version": self.version, "policy": self.policy, "dec_complexity": self.dec_complexity,
-            "depth": self.depth, "jitter_ms": self.jitter_ms, "seed": self.seed, "clips": self.clips, "rows": [r.to_json() for r in self.rows],
+            "depth": self.depth, "jitter_ms": self.jitter_ms, "arrivals": self.arrivals, "seed": self.seed, "clips": self.clips, "rows": [r.to_json() for r in self.rows],
             "summary": summarize(self.rows), "claims": claims(summarize(self.rows)), "timings": self.timings,
         }
 
@@ -575,6 +595,7 @@ def simulate(
     configs: Sequence[str] = tuple(CONFIGS),
     oracle: Any = None,
     progress: Progress | None = None,
+    arrivals: TraceJitter | None = None,
 ) -> SimResult:
     """Run the experiment on ``clips`` (``(id, int16 pcm at rate)``).
 
@@ -585,6 +606,7 @@ def simulate(
     configuration. ``jitter_ms`` (None: in order) reorders the arriving packets of the lossy decode
     (:class:`Jitter`, seeded by ``seed``); ``depth`` is the receiver's jitter-buffer depth in frames
     (policy ``best`` only). The no-loss decode is always in order at depth 0. ``progress`` is called once per step (encode+decode+score of one configuration).
+    ``arrivals`` (a capture's measured arrival times, :class:`TraceJitter`) takes the place of ``jitter_ms``.
     """
     import time
 
@@ -599,7 +621,9 @@ def simulate(
     pol = resolve_policy(oracle, policy)
     if depth < 0 or (depth and not pol.allow_depth):
         raise SimulateError(f"policy {pol.name} takes no jitter-buffer depth (--depth {depth}); use --policy best")
-    jit = Jitter(float(jitter_ms)) if jitter_ms is not None else None
+    if arrivals is not None and jitter_ms is not None:
+        raise SimulateError("measured arrival times and --jitter exclude each other")
+    jit = arrivals if arrivals is not None else (Jitter(float(jitter_ms)) if jitter_ms is not None else None)
     specs = [loss] + [s for s in (loss.at_rate(r) for r in rates) if s.label != loss.label]
     specs.sort(key=lambda s: s.percent)
     frame = rate // 50
@@ -651,7 +675,7 @@ def simulate(
     last = np.asarray(clips[-1][1], np.int16)
     return SimResult(rate, bitrate, match, oracle.build.name, oracle.info().version_string, pol.name,
                      dec_complexity, seed, [c for c, _ in clips], rows, [conds[s.label] for s in specs], last, t,
-                     depth=depth, jitter_ms=jitter_ms)
+                     depth=depth, jitter_ms=jitter_ms, arrivals=arrivals.source if arrivals is not None else None)
 
 
 def steps(n_clips: int, loss: LossSpec, rates: Sequence[float], configs: Sequence[str] = tuple(CONFIGS)) -> int:

@@ -7,18 +7,24 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 import typer
 
+from opus_dred.bitstream._errors import BitstreamError
+from opus_dred.bitstream._extensions import find_dred
+from opus_dred.bitstream._formats import load_input, read_input
+from opus_dred.cli._inspect import capture_options, format_error, pool_map, print_warnings
 from opus_dred.conformance._adapters import adapter_names, make_adapter
 from opus_dred.conformance._fingerprint import fingerprint_report
 from opus_dred.conformance._report import print_summary, write_reports
 from opus_dred.conformance._runner import run_suite
 from opus_dred.vectors._expected import FEATURE_TOLERANCE
-from opus_dred.vectors._format import Case, iter_cases, load_case, suite_root
+from opus_dred.vectors._format import Case, iter_cases, load_case, suite_root, write_case
+from opus_dred.vectors._handlers import expected_for
 from opus_dred.vectors._official import read_official
 
 _OFFICIAL_RE = re.compile(r"^vector(\d+)_dred\.bit$")
@@ -50,8 +56,86 @@ def official_cases(path: Path, profile: str = "libopus-1.6.1") -> list[Any]:
     return out
 
 
-def load_suite(suite: Optional[Path], profile: Optional[str], handler: Optional[str] = None) -> tuple[str, list[Any]]:
-    """(suite label, cases) from a format-1 suite root, one case folder, or an official-layout directory."""
+#: the handlers a stream's DRED packets become cases of
+STREAM_HANDLERS = ("dred_payload", "dred_features")
+#: the sampling rate the cases of a stream ask for (Opus' RTP clock, RFC 7587 §4.1)
+STREAM_RATE = 48000
+
+
+def _case_name(text: str) -> str:
+    return re.sub(r"[^a-z0-9_.-]+", "-", text.lower()).strip("-.") or "stream"
+
+
+def stream_cases(path: Path, root: Path, *, options=None, profile: Optional[str] = None,
+                 handler: Optional[str] = None, max_packets: int = 0) -> list[Case]:
+    """The DRED packets of a stream file (a capture, a ``.bit``, an Ogg Opus file, raw packets) as cases of
+    :data:`STREAM_HANDLERS` in a suite written under ``root`` (suite ``stream``), each packet's expected values
+    from the reference (:func:`~opus_dred.vectors._handlers.expected_for`, as the generator computes them), the
+    whole request (every latent) at 48 kHz. A capture's packets are its Opus stream in sequence order
+    (``options``: :class:`~opus_dred.bitstream._capture.CaptureOptions`), each case's provenance naming the SSRC,
+    sequence number, timestamp, arrival and byte offset. ``max_packets`` (0: all) bounds the packets taken."""
+    inp = load_input(str(path))
+    with pool_map(0, len(inp.data)) as pmap:
+        contents = read_input(inp, capture_options=options, map=pmap)
+    print_warnings(contents.warnings)
+    if contents.error is not None:
+        typer.echo(f"warning: {format_error(contents.error.to_dict())} (the packets before it are used)", err=True)
+    if contents.kind != "packets":
+        raise typer.BadParameter(f"{path} holds DRED-only records, not Opus packets: give it as an official-layout "
+                                 "directory", param_hint="--suite")
+    stream = contents.stream
+    rtp = idx = seqs = None
+    if stream is not None:
+        seqs, _, _, idx = stream.in_sequence()
+        rtp = contents.capture.rtp
+    stem = _case_name(Path(path).stem)
+    handlers = [h for h in STREAM_HANDLERS if handler in (None, h)]
+    made = 0
+    for k, pkt in enumerate(contents.items):
+        if not pkt:
+            continue
+        try:
+            prof, loc = find_dred(pkt, profile)
+        except BitstreamError:
+            continue
+        if loc is None:
+            continue
+        prov: dict[str, Any] = {"inputs_from": f"{contents.fmt} file {Path(path).name}", "packet_index": k}
+        if stream is not None:
+            i = int(idx[k])
+            r = rtp.packet(int(stream.rtp[i]))
+            prov.update(ssrc=stream.ssrc, seq=r["seq"], ext_seq=int(seqs[k]), timestamp=r["timestamp"],
+                        arrival=r["arrival"], frame=r["frame"], opus_offset=stream.opus_offset[i])
+            name = f"{stem}.{stream.ssrc:08x}.s{int(seqs[k])}"
+        else:
+            name = f"{stem}.p{k:06d}"
+        params = {"max_dred_samples": prof.max_latents * 4 * STREAM_RATE // 100, "sampling_rate": STREAM_RATE}
+        for h in handlers:
+            expected, tolerance = expected_for(h, prof.name, {"packet": pkt}, params)
+            write_case(root, {"profile": prof.name, "handler": h, "suite": "stream", "case": name,
+                              "description": f"DRED of packet {k} of {Path(path).name}", "inputs": {"packet": pkt},
+                              "parameters": params, "expected": expected, "tolerance": tolerance,
+                              "provenance": {**prov, "expected_from": "opus-dred reference"}})
+        made += 1
+        if max_packets and made >= max_packets:
+            break
+    if not made:
+        raise typer.BadParameter(f"{path}: no packet carries DRED of a known profile", param_hint="--suite")
+    return list(iter_cases(root))
+
+
+def load_suite(suite: Optional[Path], profile: Optional[str], handler: Optional[str] = None, *,
+               scratch: Optional[Path] = None, options=None, max_packets: int = 0) -> tuple[str, list[Any]]:
+    """(suite label, cases) from a format-1 suite root, one case folder, an official-layout directory, or a stream
+    file (a capture, ``.bit``, Ogg Opus, raw packet: :func:`stream_cases`, written under ``scratch``)."""
+    if suite is not None and Path(suite).is_file():
+        if scratch is None:
+            raise typer.BadParameter("a stream file needs a folder for its cases", param_hint="--suite")
+        cases = stream_cases(Path(suite), scratch, options=options, profile=profile, handler=handler,
+                             max_packets=max_packets)
+        if profile:
+            cases = [c for c in cases if c.profile == profile]
+        return str(suite), cases
     root = Path(suite) if suite is not None else suite_root()
     if not root.exists():
         raise typer.BadParameter(f"{root}: no such directory", param_hint="--suite")
@@ -79,13 +163,21 @@ def resolve_impls(impls: list[str]) -> list[str]:
 
 def run_conform(impls: list[str], suite: Optional[Path], profile: Optional[str], handler: Optional[str] = None,
                 timeout: float = 20.0, progress: bool = False, *, strict: bool = False, fingerprint: bool = False,
-                **limits: Any):
+                capture=None, max_packets: int = 0, **limits: Any):
     """Run and return the :class:`~opus_dred.conformance._runner.RunReport` (``strict``: a partial pass fails;
     ``fingerprint``: with every implementation's numerics fingerprint); ``limits`` bound an external
     implementation (``start_timeout``, ``max_faults``, ``max_restarts``, ``deadline``: see
-    :class:`~opus_dred.conformance._adapters.ExternalAdapter`)."""
+    :class:`~opus_dred.conformance._adapters.ExternalAdapter`). A stream file as ``suite`` becomes a temporary
+    suite (:func:`stream_cases`; ``capture``: its capture options, ``max_packets``: how many DRED packets)."""
+    with tempfile.TemporaryDirectory(prefix="opus-dred-stream-") as scratch:
+        return _run_conform(impls, suite, profile, handler, timeout, progress, strict=strict,
+                            fingerprint=fingerprint, scratch=Path(scratch), capture=capture, max_packets=max_packets,
+                            **limits)
 
-    label, cases = load_suite(suite, profile, handler)
+
+def _run_conform(impls, suite, profile, handler, timeout, progress, *, strict, fingerprint, scratch, capture,
+                 max_packets, **limits):
+    label, cases = load_suite(suite, profile, handler, scratch=scratch, options=capture, max_packets=max_packets)
     adapters = []
     for name in resolve_impls(impls):
         try:
@@ -112,8 +204,10 @@ def conform(
     profile: Optional[str] = typer.Option(None, "--profile", help="Only this profile's cases."),
     handler: Optional[str] = typer.Option(None, "--handler", help="Only this handler's cases."),
     report: Optional[Path] = typer.Option(None, "--report", help="Write report.json and report.html here."),
-    suite: Optional[Path] = typer.Option(None, "--suite", help="Suite root, case folder, or a directory in libopus' "
-                                         "official layout (vectorN_dred.bit …). Default: the canonical suite."),
+    suite: Optional[Path] = typer.Option(None, "--suite", help="Suite root, case folder, a directory in libopus' "
+                                         "official layout (vectorN_dred.bit …), or a stream file (pcap/pcapng "
+                                         "capture, .bit, .opus): its DRED packets become cases. Default: the "
+                                         "canonical suite."),
     as_json: bool = typer.Option(False, "--json", help="Print the JSON report instead of the table."),
     timeout: float = typer.Option(20.0, "--timeout", help="Seconds an external implementation has per case."),
     start_timeout: float = typer.Option(30.0, "--start-timeout", help="Seconds an external implementation has "
@@ -129,13 +223,25 @@ def conform(
     fingerprint: bool = typer.Option(False, "--fingerprint/--no-fingerprint", help="Add each implementation's "
                                      "numerics fingerprint (which preset its features match bit for bit; about "
                                      "15 s on the canonical suite for the reference)."),
+    max_packets: int = typer.Option(0, "--max-packets", help="Stream file: DRED packets made into cases (0: all)."),
+    pt: Optional[int] = typer.Option(None, "--pt", help="Capture: the RTP payload type of the Opus packets."),
+    sdp: Optional[Path] = typer.Option(None, "--sdp", help="Capture: a session description naming the Opus payload types."),
+    ssrc: Optional[str] = typer.Option(None, "--ssrc", help="Capture: the Opus stream (default: the one with the most packets)."),
+    port: Optional[int] = typer.Option(None, "--port", help="Capture: only UDP datagrams to or from this port."),
 ) -> None:
     """Run implementations against the test vectors: pass/fail per case, the first differing field and its
     offset, dred_compare figures; a pass table, and JSON + HTML reports with --report. Exit status 1 when
     any case fails or errs."""
-    rep = run_conform(impl, suite, profile, handler, timeout, progress=not as_json, start_timeout=start_timeout,
-                      max_faults=max_faults, max_restarts=max_restarts, deadline=deadline, strict=strict,
-                      fingerprint=fingerprint)
+    if max_packets < 0:
+        raise typer.BadParameter("must not be negative", param_hint="--max-packets")
+    opts = capture_options(pt, sdp, ssrc, port)
+    try:
+        rep = run_conform(impl, suite, profile, handler, timeout, progress=not as_json, start_timeout=start_timeout,
+                          max_faults=max_faults, max_restarts=max_restarts, deadline=deadline, strict=strict,
+                          fingerprint=fingerprint, capture=opts, max_packets=max_packets)
+    except BitstreamError as exc:  # a stream file that is no format, or a capture's typed error
+        typer.echo(f"error: {format_error(exc.to_dict())}", err=True)
+        raise typer.Exit(2) from None
     if not rep.cases:
         typer.echo("no cases found", err=True)
         raise typer.Exit(2)

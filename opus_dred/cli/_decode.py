@@ -12,16 +12,20 @@ from opus_dred.bitstream._dredstream import chronological, read_stream_record
 from opus_dred.bitstream._errors import BitstreamError
 from opus_dred.bitstream._extensions import find_dred
 from opus_dred.bitstream._formats import FORMATS, StreamContents, load_input, read_input
-from opus_dred.cli._inspect import format_error
+from opus_dred.cli._inspect import capture_options, format_error, pool_map, print_warnings
 
 
-def _contents_of(path: str, fmt: Optional[str]) -> StreamContents:
-    """The packets (``.bit``/``.opus``/raw/hex) or records (DRED-only) of FILE, and where it broke off."""
+def _contents_of(path: str, fmt: Optional[str], options=None) -> StreamContents:
+    """The packets (``.bit``/``.opus``/raw/hex/capture) or records (DRED-only) of FILE, and where it broke off;
+    a capture's warnings are printed on stderr (as ``inspect`` words them)."""
     try:
         inp = load_input(path, fmt)
     except ValueError:
         raise typer.BadParameter(f"{path} is neither a file nor a hex packet") from None
-    return read_input(inp)
+    with pool_map(0, len(inp.data)) as pmap:
+        contents = read_input(inp, capture_options=options, map=pmap)
+    print_warnings(contents.warnings)
+    return contents
 
 
 def _fail(exc: BitstreamError, where: str = ""):
@@ -49,7 +53,7 @@ def _guess_profile(packets) -> str:
 
 
 def decode(
-    file: str = typer.Argument(..., help="An opus_demo .bit file, an Ogg Opus file, a DRED-only stream, a raw packet file, a folder of *.bin packets, or a packet in hex."),
+    file: str = typer.Argument(..., help="An opus_demo .bit file, an Ogg Opus file, a DRED-only stream, a pcap/pcapng capture of RTP, a raw packet file, a folder of *.bin packets, or a packet in hex."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write features to .f32 (dred_compare's layout), .npy or .json."),
     profile: Optional[str] = typer.Option(None, "--profile", "-p", help="Profile (default: from the DRED version byte)."),
     max_ms: int = typer.Option(1040, "--max-ms", help="DRED requested per packet, in ms (libopus' max_dred_samples)."),
@@ -57,13 +61,18 @@ def decode(
     numerics: str = typer.Option("libopus-avx2", "--numerics", help="libopus-avx2 (AMD RCPPS, the same answer everywhere) | libopus-avx2-intel | libopus-avx2-host (this CPU's RCPPS) | libopus-sse2[-intel|-host] | libopus-c | float."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object per DRED packet/record on stdout."),
     fmt: Optional[str] = typer.Option(None, "--format", "-f", help=f"{' | '.join(FORMATS)} (default: detected)."),
+    pt: Optional[int] = typer.Option(None, "--pt", help="Capture: the RTP payload type of the Opus packets (default: the SDP's, or detected)."),
+    sdp: Optional[Path] = typer.Option(None, "--sdp", help="Capture: a session description naming the Opus (and RED) payload types."),
+    ssrc: Optional[str] = typer.Option(None, "--ssrc", help="Capture: the Opus stream to decode (default: the one with the most packets)."),
+    port: Optional[int] = typer.Option(None, "--port", help="Capture: only UDP datagrams to or from this port."),
 ) -> None:
     """Decode every DRED payload of FILE into acoustic features (20 per 10 ms frame) with the reference decoder.
 
     Opus packets: each packet's features in libopus' fec_features order (newest frame first), packets in file
     order. DRED-only streams: each record's features in time order, exactly what `fargan_demo -dred-decoding`
-    writes, so `dred_compare -features` compares the two directly. A file that breaks off (a truncated .bit)
-    has its complete packets decoded, then its error reported.
+    writes, so `dred_compare -features` compares the two directly. A capture (pcap/pcapng of RTP): the
+    packets of one Opus stream in sequence order (lost ones skipped), its warnings on stderr. A file that breaks
+    off (a truncated .bit or capture) has its complete packets decoded, then its error reported.
     """
     import numpy as np
 
@@ -75,8 +84,9 @@ def decode(
         raise typer.BadParameter("must end in .f32, .npy or .json", param_hint="--out")
     if fmt is not None and fmt not in FORMATS:
         raise typer.BadParameter(f"must be one of {', '.join(FORMATS)}", param_hint="--format")
+    opts = capture_options(pt, sdp, ssrc, port)
     try:
-        contents = _contents_of(file, fmt)
+        contents = _contents_of(file, fmt, opts)
     except BitstreamError as exc:
         _file_error(exc)
     if contents.error is not None and not contents.items:
@@ -93,6 +103,8 @@ def decode(
                 r = decode_payload(payload, profile, numerics=numerics)
                 feats = chronological(r.features)
             else:
+                if not item:  # a lost packet (a .bit record of length 0, a capture's gap)
+                    continue
                 r = decode_dred(item, profile, max_dred_samples=max_ms * sampling_rate // 1000,
                                 sampling_rate=sampling_rate, numerics=numerics, strict=True)
                 if not r.found:

@@ -41,7 +41,9 @@ from opus_dred.bitstream._errors import BitstreamError
 from opus_dred.bitstream._formats import (
     DRED_STREAM_MAX_CHUNKS,
     OPUS_DEMO_MAX_PACKET,
+    read_opus_demo_bit,
     write_dred_stream,
+    write_ogg_opus,
     write_opus_demo_bit,
 )
 from opus_dred.bitstream._packet import parse_packet, write_packet
@@ -303,6 +305,28 @@ def encode_audio(audio: WavAudio, settings: EncodeSettings, *, progress=None) ->
     return res
 
 
+#: output names written as Ogg Opus
+OGG_SUFFIXES = (".opus", ".ogg", ".oga")
+
+
+def is_ogg_name(path: Path) -> bool:
+    return path.suffix.lower() in OGG_SUFFIXES
+
+
+def ogg_of(bit: bytes, fs: int, n_samples: int) -> bytes:
+    """The packets of an opus_demo ``.bit`` stream as Ogg Opus (RFC 7845): mono, the input rate in OpusHead,
+    pre-skip the encoder's look-ahead at 48 kHz (``Fs/400 + Fs/250`` for voip, OPUS_GET_LOOKAHEAD: 312), each
+    page's granule position the samples at 48 kHz of the packets so far, the last one trimmed to the pre-skip
+    plus the input's length (RFC 7845 §4.5)."""
+    packets = [r.data for r in read_opus_demo_bit(bit)]
+    durations = [parse_packet(p).duration_48k for p in packets]
+    pre_skip = 48000 // 400 + 48000 // 250
+    end = min(sum(durations), pre_skip + n_samples * 48000 // fs)
+    end = max(end, sum(durations) - (durations[-1] if durations else 0))
+    return write_ogg_opus(None, packets, durations, channels=1, input_sample_rate=fs, pre_skip=pre_skip,
+                          vendor="opus-dred encode", end_granule=end if packets else None)
+
+
 def _fail(exc: OpusDredError):
     """A typed error on stderr, exit status 2 (as ``decode`` and ``inspect``)."""
     msg = format_error(exc.to_dict()) if isinstance(exc, BitstreamError) else f"{type(exc).__name__}: {exc}"
@@ -312,7 +336,7 @@ def _fail(exc: OpusDredError):
 
 def encode(
     file: Path = typer.Argument(..., help="A mono 16-bit PCM WAV file at 8, 12, 16, 24 or 48 kHz."),
-    out: Path = typer.Option(..., "--out", "-o", help="The opus_demo .bit file (or DRED-only stream) to write."),
+    out: Path = typer.Option(..., "--out", "-o", help="The opus_demo .bit file (or DRED-only stream) to write; a .opus, .ogg or .oga name writes Ogg Opus (RFC 7845)."),
     profile: str = typer.Option(PROFILES[-1], "--profile", "-p", help=f"{' | '.join(PROFILES)}; the libopus build of the same name encodes the Opus frames."),
     duration: int = typer.Option(100, "--duration", help="DRED duration in 10 ms frames, 1..104 (OPUS_SET_DRED_DURATION)."),
     q0: int | None = typer.Option(None, "--q0", help="First quantizer level, 0..15 (default: libopus' choice for --bitrate)."),
@@ -327,7 +351,10 @@ def encode(
     dred_only: bool = typer.Option(False, "--dred-only", help="Write a DRED-only stream (fargan_demo -dred-decoding records) instead."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
 ) -> None:
-    """Encode a WAV file: Opus frames by libopus, DRED by the reference encoder, as an opus_demo .bit stream."""
+    """Encode a WAV file: Opus frames by libopus, DRED by the reference encoder, as an opus_demo .bit stream
+    (or Ogg Opus for a .opus/.ogg/.oga name)."""
+    if is_ogg_name(out) and dred_only:
+        raise typer.BadParameter("a DRED-only stream has no Ogg mapping: name a .bit file", param_hint="--out")
     try:
         audio = read_wav(file)
     except OSError as exc:
@@ -350,9 +377,12 @@ def encode(
             res = encode_audio(audio, settings, progress=lambda done, total: bar.update(task, completed=done))
     else:
         res = encode_audio(audio, settings)
-    out.write_bytes(res.data)
+    if is_ogg_name(out):
+        out.write_bytes(ogg_of(res.data, audio.sample_rate, audio.pcm.shape[0]))
+    else:
+        out.write_bytes(res.data)
     summary = res.summary(input=str(file), output=str(out), sample_rate=audio.sample_rate,
-                          seconds=audio.duration_s)
+                          seconds=audio.duration_s, container="ogg" if is_ogg_name(out) else "opus_demo")
     if as_json:
         typer.echo(json.dumps(summary))
         return

@@ -11,8 +11,12 @@ import math
 from pathlib import Path
 from typing import List, Optional
 
+import numpy as np
 import typer
 
+from opus_dred.bitstream._errors import BitstreamError
+from opus_dred.bitstream._formats import CAPTURE_FORMATS, load_input, read_input
+from opus_dred.cli._inspect import capture_options, format_error, pool_map, print_warnings
 from opus_dred.errors import OpusDredError
 from opus_dred.experiments import _plots as P
 from opus_dred.experiments import _simulate as S
@@ -39,6 +43,43 @@ def _inputs(speech_args: List[str], rate: int) -> list:
             raise typer.BadParameter(f"{n!r} is neither a clip id ({', '.join(sorted(ids))}, corpus) "
                                      "nor a WAV file", param_hint="SPEECH")
     return out
+
+
+def capture_trace(path: Path, options, frame_ms: float = 20.0) -> tuple[S.LossSpec, S.TraceJitter]:
+    """A capture's Opus stream as the experiment's loss trace and arrival times: one flag per packet in sequence
+    order (1 where the packet is missing, cut by the capture or no Opus packet) and each packet's delay
+    (:meth:`~opus_dred.bitstream._capture.OpusStream.arrival_delays_ms`). Warnings on stderr; the capture's typed
+    error (or a file that is no capture) is a usage error."""
+    try:
+        inp = load_input(str(path))
+    except ValueError:
+        raise typer.BadParameter(f"{path}: no such file", param_hint="--trace") from None
+    try:
+        with pool_map(0, len(inp.data)) as pmap:
+            contents = read_input(inp, capture_options=options, map=pmap)
+    except BitstreamError as exc:
+        raise typer.BadParameter(format_error(exc.to_dict()), param_hint="--trace") from None
+    if contents.fmt not in CAPTURE_FORMATS:
+        raise typer.BadParameter(f"{path} is a {contents.fmt} file, not a pcap/pcapng capture (a 0/1 loss trace "
+                                 "is --loss trace:FILE)", param_hint="--trace")
+    print_warnings(contents.warnings)
+    if contents.error is not None:
+        typer.echo(f"warning: {format_error(contents.error.to_dict())} (the packets before it are used)", err=True)
+    stream = contents.stream
+    if stream is None or not contents.items:
+        raise typer.BadParameter(f"{path}: no Opus packet before the file breaks off", param_hint="--trace")
+    flags = tuple(int(not p) for p in contents.items)
+    durations = [p for p in contents.items if p]
+    from opus_dred.bitstream._capture import packet_durations  # lazy: dpkt takes ~60 ms to import
+
+    frames = packet_durations(durations)
+    if len(frames) and int(np.median(frames)) != int(frame_ms * 48):
+        typer.echo(f"warning: the capture's packets last {np.median(frames) / 48:g} ms, the experiment's "
+                   f"{frame_ms:g} ms: its flags and delays are taken packet for packet", err=True)
+    pct = 100.0 * sum(flags) / len(flags)
+    spec = S.LossSpec("trace", pct, path=str(path), flags=flags)
+    delays = stream.arrival_delays_ms(frame_ms)
+    return spec, S.TraceJitter(tuple(float(x) for x in delays), frame_ms, source=f"capture:{Path(path).name}")
 
 
 def _clean(o):
@@ -104,7 +145,8 @@ def markdown(result_json: dict, command: str) -> str:
         f"`{command}`", "",
         f"Build {j['build']} ({j['version']}), receiver policy {j['policy']}, decoder complexity "
         f"{j['dec_complexity']}, jitter-buffer depth {j.get('depth', 0)}, "
-        + (f"network jitter exponential, mean {j['jitter_ms']:g} ms" if j.get("jitter_ms") is not None
+        + (f"arrival times measured in {j['arrivals']}" if j.get("arrivals")
+           else f"network jitter exponential, mean {j['jitter_ms']:g} ms" if j.get("jitter_ms") is not None
            else "no network jitter (packets in order)")
         + f", {j['rate']} Hz, 20 ms frames, total bitrate {j['bitrate'] / 1000:g} kb/s "
         f"matched by rule '{j['match']}', loss seed {j['seed']}; clips: {', '.join(j['clips'])}"
@@ -126,6 +168,11 @@ def markdown(result_json: dict, command: str) -> str:
 def simulate(
     speech: Optional[List[str]] = typer.Argument(None, help="Clip ids (opus-dred speech list), 'corpus' (default clip + ps-librivox-all) or 16-bit WAV files; default: the default clip."),
     loss: str = typer.Option("ge:bursty-20", "--loss", help="bernoulli:P | ge:bursty-N | ge:p,r,h,k | lossgen:P | trace:FILE (P in %)."),
+    trace: Optional[Path] = typer.Option(None, "--trace", help="A pcap/pcapng capture of an Opus RTP stream: its real losses and arrival times drive the experiment (instead of --loss and --jitter)."),
+    pt: Optional[int] = typer.Option(None, "--pt", help="--trace: the RTP payload type of the Opus packets."),
+    sdp: Optional[Path] = typer.Option(None, "--sdp", help="--trace: a session description naming the Opus payload types."),
+    ssrc: Optional[str] = typer.Option(None, "--ssrc", help="--trace: the Opus stream (default: the one with the most packets)."),
+    port: Optional[int] = typer.Option(None, "--port", help="--trace: only UDP datagrams to or from this port."),
     rates: str = typer.Option("", "--rates", help="Comma-separated loss rates (%) for the sweep, e.g. 10,20,30 (same loss family)."),
     bitrate: int = typer.Option(32000, "--bitrate", help="Total bitrate (b/s) every configuration is matched to."),
     match: str = typer.Option("measured", "--match", help="measured: adjust the encoder target until the mean packet bitrate is the total; target: same encoder target for all."),
@@ -158,8 +205,15 @@ def simulate(
         raise typer.BadParameter(">= 0", param_hint="--depth")
     if jitter is not None and not (math.isfinite(jitter) and jitter >= 0):
         raise typer.BadParameter("a mean delay in ms, >= 0", param_hint="--jitter")
+    arrivals = None
+    if trace is not None:
+        if jitter is not None or rates:
+            raise typer.BadParameter("a capture's arrival times and losses replace --jitter and --rates",
+                                     param_hint="--trace")
+        spec, arrivals = capture_trace(trace, capture_options(pt, sdp, ssrc, port))
     try:
-        spec = S.parse_loss(loss)
+        if trace is None:
+            spec = S.parse_loss(loss)
         sweep = [float(r) for r in rates.split(",") if r.strip()] if rates else []
         cfgs = [c.strip() for c in configs.split(",") if c.strip()]
         clips = _inputs(speech or [], rate)
@@ -175,7 +229,7 @@ def simulate(
         try:
             res = S.simulate(clips, loss=spec, rates=sweep, rate=rate, bitrate=bitrate, match=match, build=build,
                              policy=policy, dec_complexity=dec_complexity, seed=seed, configs=cfgs,
-                             depth=depth, jitter_ms=jitter,
+                             depth=depth, jitter_ms=jitter, arrivals=arrivals,
                              progress=lambda s: prog.update(task, advance=1, description=s))
         except OpusDredError as e:
             raise typer.BadParameter(str(e)) from None
@@ -210,7 +264,8 @@ def simulate(
     c = Console(width=max(Console().width, 200))
     t = Table(title=f"simulate: {', '.join(res.clips)} — {res.build}, {res.policy}, {bitrate / 1000:g} kb/s "
                     f"({match}), dec complexity {dec_complexity}, depth {depth}, "
-                    + (f"jitter {jitter:g} ms" if jitter is not None else "no jitter"))
+                    + (f"arrivals of {trace.name}" if trace is not None
+                       else f"jitter {jitter:g} ms" if jitter is not None else "no jitter"))
     for col in _COLS:
         left = col in ("loss", "configuration")
         t.add_column(col, justify="left" if left else "right", no_wrap=not left)

@@ -90,39 +90,45 @@ class LockstepEncoder:
         self.error = np.zeros(self.n, _I64)
 
     # -- output ----------------------------------------------------------------------------------
-    def _write(self, mask: np.ndarray, value: np.ndarray) -> None:
-        """``ec_write_byte`` where ``mask``: the byte at ``offs`` if it fits, else ``error = -1``."""
-        ok = mask & (self.offs < self.storage)
-        idx = np.nonzero(ok)[0]
-        if idx.size:
-            self.buf[idx, self.offs[idx]] = (value[idx] & 0xFF).astype(np.uint8)
-            self.offs[idx] += 1
-        self.error[mask & ~ok] = -1
+    def _write(self, idx: np.ndarray, value: np.ndarray) -> None:
+        """``ec_write_byte`` for the encoders ``idx`` (distinct): the byte at ``offs`` if it fits, else
+        ``error = -1``."""
+        ok = self.offs[idx] < self.storage[idx]
+        i = idx[ok]
+        if i.size:
+            self.buf[i, self.offs[i]] = (value[ok] & 0xFF).astype(np.uint8)
+            self.offs[i] += 1
+        self.error[idx[~ok]] = -1
 
-    def _carry_out(self, c: np.ndarray, mask: np.ndarray) -> None:
-        """``ec_enc_carry_out(c)`` where ``mask`` (RFC 6716 §5.1.1: 0xFF bytes are held back in ``ext``)."""
-        emit = mask & (c != EC_SYM_MAX)
-        if emit.any():
-            carry = c >> 8
-            self._write(emit & (self.rem >= 0), self.rem + carry)
-            run = emit & (self.ext > 0)
+    def _carry_out(self, c: np.ndarray, idx: np.ndarray) -> None:
+        """``ec_enc_carry_out(c)`` for the encoders ``idx`` (distinct), ``c`` theirs (RFC 6716 §5.1.1: 0xFF bytes
+        are held back in ``ext``)."""
+        emit = c != EC_SYM_MAX
+        e, ce = idx[emit], c[emit]
+        if e.size:
+            carry = ce >> 8
+            rem = self.rem[e]
+            held = rem >= 0
+            self._write(e[held], rem[held] + carry[held])
+            run = self.ext[e] > 0
             if run.any():
-                sym = (EC_SYM_MAX + carry) & EC_SYM_MAX
-                while run.any():
-                    self._write(run, sym)
-                    self.ext[run] -= 1
-                    run &= self.ext > 0
-            self.rem = np.where(emit, c & EC_SYM_MAX, self.rem)
-        self.ext = np.where(mask & (c == EC_SYM_MAX), self.ext + 1, self.ext)
+                r, sym = e[run], (EC_SYM_MAX + carry[run]) & EC_SYM_MAX
+                while r.size:
+                    self._write(r, sym)
+                    self.ext[r] -= 1
+                    more = self.ext[r] > 0
+                    r, sym = r[more], sym[more]
+            self.rem[e] = ce & EC_SYM_MAX
+        self.ext[idx[~emit]] += 1
 
     def _normalize(self, mask: np.ndarray) -> None:
-        m = mask & (self.rng <= EC_CODE_BOT)
-        while m.any():
-            self._carry_out(self.val >> EC_CODE_SHIFT, m)
-            self.val = np.where(m, (self.val << 8) & _MASK31, self.val)
-            self.rng = np.where(m, self.rng << 8, self.rng)
-            self.nbits_total = np.where(m, self.nbits_total + 8, self.nbits_total)
-            m &= self.rng <= EC_CODE_BOT
+        idx = np.nonzero(mask & (self.rng <= EC_CODE_BOT))[0]
+        while idx.size:
+            self._carry_out(self.val[idx] >> EC_CODE_SHIFT, idx)
+            self.val[idx] = (self.val[idx] << 8) & _MASK31
+            self.rng[idx] <<= 8
+            self.nbits_total[idx] += 8
+            idx = idx[self.rng[idx] <= EC_CODE_BOT]
 
     # -- symbols ---------------------------------------------------------------------------------
     def encode(self, fl, fh, ft, mask: np.ndarray) -> None:
@@ -159,7 +165,7 @@ class LockstepEncoder:
         """``ec_laplace_encode_p0(value, p0, decay)`` (``celt/laplace.c``) where ``mask``: the sign symbol
         (``{0, +, -}``, ``P(0) = p0 / 32768``), then the magnitude minus one in symbols of at most 7 of the
         ``decay`` table (:func:`~opus_dred.bitstream._rangecoder.laplace_p0_icdfs`), each 7 saying another
-        follows."""
+        follows. ``p0`` and ``decay``: one value for all encoders, or one per encoder."""
         value = np.asarray(value, _I64)
         s0 = 32768 - np.asarray(p0, _I64)
         half = s0 >> 1
@@ -169,15 +175,26 @@ class LockstepEncoder:
         left = np.where(mask, np.abs(value) - 1, -1)
         if not (left >= 0).any():
             return
-        mag = _laplace_mag(np.asarray(decay, _I64))  # [N, 8]
-        top = np.concatenate([np.full((self.n, 1), 32768, _I64), mag], axis=1)  # top[s] = icdf[s - 1]
-        rows = np.arange(self.n)
+        if np.ndim(decay) == 0:  # one table for every encoder (a position of the payload): index it
+            mag = np.array(_mag_row(int(decay)), _I64)
+            top = np.concatenate([[32768], mag[:-1]])  # top[s] = icdf[s - 1]
+
+            def entries(sym):
+                return top[sym], mag[sym]
+        else:
+            mags = _laplace_mag(np.asarray(decay, _I64))  # [N, 8]
+            tops = np.concatenate([np.full((self.n, 1), 32768, _I64), mags[:, :-1]], axis=1)
+            rows = np.arange(self.n)
+
+            def entries(sym):
+                return tops[rows, sym], mags[rows, sym]
         while True:
             m = left >= 0
             if not m.any():
                 return
             sym = np.minimum(np.maximum(left, 0), 7)
-            self.icdf15(top[rows, sym], mag[rows, sym], sym == 0, m)
+            hi, lo = entries(sym)
+            self.icdf15(hi, lo, sym == 0, m)
             left = np.where(m, left - 7, left)
 
     # -- position and state ------------------------------------------------------------------------
@@ -219,19 +236,20 @@ class LockstepEncoder:
         lg = np.where(wide, lg + 1, lg)
         msk = np.where(wide, msk >> 1, msk)
         end = np.where(wide, (self.val + msk) & ~msk, end)
-        m = mask & (lg > 0)
-        while m.any():
-            self._carry_out(end >> EC_CODE_SHIFT, m)
-            end = np.where(m, (end << 8) & _MASK31, end)
-            lg = np.where(m, lg - 8, lg)
-            m &= lg > 0
-        self._carry_out(np.zeros(self.n, _I64), mask & ((self.rem >= 0) | (self.ext > 0)))
+        idx = np.nonzero(mask & (lg > 0))[0]
+        while idx.size:
+            self._carry_out(end[idx] >> EC_CODE_SHIFT, idx)
+            end[idx] = (end[idx] << 8) & _MASK31
+            lg[idx] -= 8
+            idx = idx[lg[idx] > 0]
+        idx = np.nonzero(mask & ((self.rem >= 0) | (self.ext > 0)))[0]
+        self._carry_out(np.zeros(idx.size, _I64), idx)
+        cols = np.arange(self.buf.shape[1])
+        clear = (mask & (self.error == 0))[:, None] & (cols >= self.offs[:, None]) & (cols < self.storage[:, None])
+        self.buf[clear] = 0
         out: list[bytes | None] = [None] * self.n
         for i in np.nonzero(mask)[0]:
-            row = self.buf[i, :self.storage[i]]
-            if not self.error[i]:
-                row[self.offs[i]:] = 0
-            out[i] = row.tobytes()
+            out[i] = self.buf[i, :self.storage[i]].tobytes()
         return out
 
 
@@ -293,7 +311,7 @@ def _code_values(enc: LockstepEncoder, values: np.ndarray, coded: np.ndarray, p0
                 raise DredPayloadError(f"payload {i}: {what}[{j}] = {int(v[i])}, but the statistics give that "
                                        f"position zero probability", rule="dred: write", profile=prof.name)
             continue
-        enc.laplace_p0(v, np.full(enc.n, p0[j]), np.full(enc.n, r[j]), mask)
+        enc.laplace_p0(v, int(p0[j]), int(r[j]), mask)
 
 
 def code_payloads(profile, plan: PayloadPlan, state_q: np.ndarray, latents_q: np.ndarray) -> list[bytes]:
@@ -413,10 +431,21 @@ def to_16k(x: np.ndarray, fs: int, prof: Profile) -> np.ndarray:
     the reference's :class:`~opus_dred.refimpl._features.Resampler` (its filter memory carries from frame to
     frame, so one call over the stream equals one per frame)."""
     r = ref_features.Resampler(fs, prof)
-    if fs == 16000:
-        vs = None if r.very_small is None else float(r.very_small)
-        return np.asarray(_float2int16_jit(jnp.asarray(x, jnp.float32), very_small=vs))
-    return np.asarray(r.process(x), np.float32).reshape(x.shape[0], -1)
+    if fs != 16000:
+        return np.asarray(r.process(x), np.float32).reshape(x.shape[0], -1)
+    vs = None if r.very_small is None else float(r.very_small)
+    out = np.empty(x.shape, np.float32)
+    for i in range(0, x.shape[1], CONVERT_SAMPLES):  # one compiled shape: the last piece zero-padded
+        piece = x[:, i:i + CONVERT_SAMPLES]
+        m = piece.shape[1]
+        if m < CONVERT_SAMPLES:
+            piece = np.concatenate([piece, np.zeros((x.shape[0], CONVERT_SAMPLES - m), np.float32)], axis=1)
+        out[:, i:i + m] = np.asarray(_float2int16_jit(jnp.asarray(piece, jnp.float32), very_small=vs))[:, :m]
+    return out
+
+
+#: samples per stream converted per XLA call at 16 kHz
+CONVERT_SAMPLES = 16000
 
 
 #: rows per quantizer call (the last call's rows zero-padded): one compiled shape for any input

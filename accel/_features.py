@@ -285,7 +285,7 @@ def _windowed(mem_preemph, xprev, pcm, t: ref.Tables):
     prev = jnp.concatenate([mem_preemph[:, None], _mul(-ref._PREEMPH, pcm[:, :-1])], axis=1)
     x = pcm + prev
     xext = jnp.concatenate([xprev, x], axis=1)
-    win = xext[:, _windows(nt, WINDOW)]  # [B, T, 320]
+    win = _frame_windows(xext, 0, WINDOW, nt)  # [B, T, 320]
     hw = t.half_window
     win = jnp.concatenate([_mul(win[..., :FRAME], hw), _mul(win[..., FRAME:], hw[::-1])], axis=-1)
     return (_mul(-ref._PREEMPH, pcm[:, -1]), x[:, -FRAME:]), xext, win
@@ -387,9 +387,17 @@ def _lpc_from_autocorr(yr):
     return _lpcn_lpc(jnp.concatenate([ac0[..., None], rest], axis=-1))
 
 
-def _windows(nt: int, span: int) -> np.ndarray:
-    """Indices ``[nt, span]`` of ``span`` samples starting at each frame: ``f * 160 + j``."""
-    return FRAME * np.arange(nt)[:, None] + np.arange(span)
+def _frame_windows(stream, start: int, span: int, nt: int):
+    """``[B, nt, span]``: for each frame ``f`` the samples ``stream[:, start + 160 f : start + 160 f + span]``,
+    built from the stream cut into 160-sample rows (slices and one concatenation; a gather would be slower)."""
+    b, n = stream.shape
+    first, off = divmod(start, FRAME)
+    nb = -(-(off + span) // FRAME)
+    need = (first + nt - 1 + nb) * FRAME
+    if n < need:
+        stream = jnp.concatenate([stream, jnp.zeros((b, need - n), stream.dtype)], axis=1)
+    rows = stream[:, :need].reshape(b, need // FRAME, FRAME)
+    return jnp.concatenate([rows[:, first + j:first + j + nt] for j in range(nb)], axis=-1)[..., off:off + span]
 
 
 def _celt_fir(xext, lpc, kernels: str):
@@ -399,7 +407,7 @@ def _celt_fir(xext, lpc, kernels: str):
     b = xext.shape[0]
     nt = lpc.shape[1]
     start = FRAME - ref.TRAINING_OFFSET - LPC_ORDER  # 64
-    firin = xext[:, start + _windows(nt, FRAME + LPC_ORDER)]
+    firin = _frame_windows(xext, start, FRAME + LPC_ORDER, nt)
     rnum = lpc[..., ::-1]
     p = [_mul(firin[..., j:j + FRAME], rnum[..., j, None]) for j in range(LPC_ORDER)]
     x0 = firin[..., LPC_ORDER:]
@@ -443,9 +451,8 @@ def _residual(pitch_filt, exc_tail, lp_tail, lp_mem, xext, yr, kernels: str):
     lp, lp_mem = _biquad(res, lp_mem)
     excx = jnp.concatenate([exc_tail, exc], axis=1)
     lpx = jnp.concatenate([lp_tail, lp], axis=1)
-    idx = _windows(nt, HIST + FRAME)
-    excw = excx[:, idx]  # [B, T, 416]
-    lpw = lpx[:, idx]
+    excw = _frame_windows(excx, 0, HIST + FRAME, nt)  # [B, T, 416]
+    lpw = _frame_windows(lpx, 0, HIST + FRAME, nt)
     cur = excw[..., HIST:]
     ener0 = inner_prod(cur, cur, kernels)
     ener1 = inner_prod(excw[..., :FRAME], excw[..., :FRAME], kernels).astype(jnp.float64)
@@ -467,6 +474,7 @@ def _xcorr(excw, kernels: str):
     """``celt_pitch_xcorr`` of every frame: ``xcorr[k] = sum_j cur[j] y[j + k]``, ``cur`` the frame's excitation,
     ``y`` the window from 256 samples back; ``[..., 416]`` -> ``[..., 224]``.
 
+    Also returns each window's smallest non-zero magnitude (:func:`xcorr` checks it).
     ``"x86"``: ``celt_pitch_xcorr_avx2``, eight chains ``acc_l = fma(cur[8c + l], y[8c + l + k], acc_l)``
     written ``x * y + acc`` (XLA contracts them on an FMA host; :func:`xcorr_exact` checks), then
     ``((l0+l4) + (l1+l5)) + ((l2+l6) + (l3+l7))``. ``"c"``: one sequential sum of rounded products per lag."""
@@ -475,7 +483,7 @@ def _xcorr(excw, kernels: str):
         acc = jnp.zeros(excw.shape[:-1] + (NB_XCORR,), jnp.float32)
         for j in range(FRAME):
             acc = acc + _mul(cur[..., j, None], excw[..., j:j + NB_XCORR])
-        return acc
+        return acc, _smallest(excw)
     lanes = []
     for lane in range(8):
         acc = jnp.zeros(excw.shape[:-1] + (NB_XCORR,), jnp.float32)
@@ -484,7 +492,13 @@ def _xcorr(excw, kernels: str):
             acc = cur[..., j, None] * excw[..., j:j + NB_XCORR] + acc
         lanes.append(acc)
     a = lanes
-    return ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]))
+    return ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7])), _smallest(excw)
+
+
+def _smallest(w):
+    """The smallest non-zero magnitude of each window (``inf`` for an all-zero one)."""
+    a = jnp.abs(w)
+    return jnp.min(jnp.where(a > 0, a, jnp.inf), axis=-1)
 
 
 def _frame_corr_inputs(lpw, period, kernels: str):
@@ -510,12 +524,69 @@ def _stage_jits(pack_id: str):
 
 _band_gains_jit = jax.jit(_band_gains)
 _residual_jit = jax.jit(_residual, static_argnames=("kernels",))
-def _conv_memories(state, x):
-    """Each frame's two preceding input frames of a PitchDNN convolution: ``state [B, 2, C, H]`` (the frames
-    before the block) and ``x [B, T, C, H]`` -> ``[B, T, 2, C, H]``, and the state after the block."""
-    hist = jnp.concatenate([state, x], axis=1)  # [B, T + 2, C, H]
+def conv2d_block(p: dict, state, x, num: Numerics):
+    """``compute_conv2d`` (:func:`opus_dred.refimpl._nnet.conv2d`) on ``T`` consecutive input frames ``x [B, T,
+    C, H + 2]`` with the ``ktime - 1`` frames before them ``state [B, kt - 1, C, H + 2]``: ``([B, T, out, H]``
+    after the bias and tanh, the state after the block).
+
+    Frame ``f`` sees the frames ``f, f + 1, f + 2`` of ``[state, x]``, so each tap is a slice of that history.
+    The emulation presets' 3x3 kernel is ``nnet.conv2d``'s loop: per input channel the nine products in
+    (time, height) order (``fma(w0, x0, w1 x1)`` and fused onward with ``num.fma``, else all rounded), each
+    channel's sum added to the output, then the bias; other cases call ``nnet.conv2d`` on stacked memories."""
+    hist = jnp.concatenate([state, x], axis=1)  # [B, T + kt - 1, C, H + kh - 1]
     nt = x.shape[1]
-    return jnp.stack([hist[:, :nt], hist[:, 1:nt + 1]], axis=2), hist[:, -2:]
+    w = p["weight"].astype(x.dtype)
+    _, n_in, kt, kh = w.shape
+    if num.matmul != "int8" or (kt, kh) != (3, 3):
+        mem = jnp.stack([hist[:, j:j + nt] for j in range(kt - 1)], axis=2)
+        y, _ = nnet.conv2d(p, mem, x, num)
+        return y, hist[:, -(kt - 1):]
+    height = x.shape[-1] - kh + 1
+
+    def tap(t, m, h):
+        return hist[:, t:t + nt, m, None, h:h + height]
+
+    taps = [(t, h) for t in range(kt) for h in range(kh)]
+    y = None
+    for m in range(n_in):
+        (t0, h0), (t1, h1) = taps[0], taps[1]
+        sm = nnet._mad(w[:, m, t0, h0, None], tap(t0, m, h0), nnet._unfused(w[:, m, t1, h1, None] * tap(t1, m, h1)),
+                       num.fma)
+        for t, h in taps[2:]:
+            sm = nnet._mad(w[:, m, t, h, None], tap(t, m, h), sm, num.fma)
+        y = sm if y is None else y + sm
+    y = y + p["bias"].astype(x.dtype)[:, None]
+    return nnet.tanh(y, num), hist[:, -(kt - 1):]
+
+
+def _pd_if(params, if_features, num):
+    return nnet.dense(params["dense_if_upsampler_2"], nnet.dense(params["dense_if_upsampler_1"], if_features, num),
+                      num)
+
+
+def _pd_conv1(params, state, xcorr_features, num):
+    return conv2d_block(params["conv2d_1"], state, pdnn._pad_height(xcorr_features)[..., None, :], num)
+
+
+def _pd_conv2(params, state, c1, num):
+    return conv2d_block(params["conv2d_2"], state, pdnn._pad_height(c1), num)
+
+
+def _pd_down(params, c2, if2, num):
+    return nnet.dense(params["dense_downsampler"], jnp.concatenate([c2[..., 0, :], if2], axis=-1), num)
+
+
+def _pd_gru(params, h, down, num):
+    def step(h, d):
+        h = nnet.gru(params["gru_1_input"], params["gru_1_recurrent"], h, d, num)
+        return h, h
+
+    gru, hs = jax.lax.scan(step, h, jnp.swapaxes(down, 0, 1))
+    logits = nnet.dense(params["dense_final_upsampler"], jnp.swapaxes(hs, 0, 1), num, activation="linear")
+    return gru, pdnn.pitch_estimate(logits, num)
+
+
+_PD_JITS = tuple(jax.jit(f, static_argnames=("num",)) for f in (_pd_if, _pd_conv1, _pd_conv2, _pd_down, _pd_gru))
 
 
 def pitchdnn_block(params, state, if_features, xcorr_features, num: Numerics):
@@ -524,32 +595,24 @@ def pitchdnn_block(params, state, if_features, xcorr_features, num: Numerics):
     frame after frame.
 
     Only ``gru_1`` carries a state from frame to frame; the convolutions' memories are the frames' own
-    predecessors, known for the whole block. So every layer but the GRU is the reference's
-    (:func:`~opus_dred.refimpl._nnet.dense`, :func:`~opus_dred.refimpl._nnet.conv2d`) on all ``B * T`` frames
-    at once, the GRU (:func:`~opus_dred.refimpl._nnet.gru`) is one ``lax.scan`` over the block, and the
-    estimate is :func:`~opus_dred.refimpl._pitchdnn.pitch_estimate` on every frame."""
-    if1 = nnet.dense(params["dense_if_upsampler_1"], if_features, num)
-    if2 = nnet.dense(params["dense_if_upsampler_2"], if1, num)
-    x1 = pdnn._pad_height(xcorr_features)[..., None, :]  # [B, T, 1, 226]
-    mem1, conv1 = _conv_memories(state["conv1"], x1)
-    c1, _ = nnet.conv2d(params["conv2d_1"], mem1, x1, num)
-    x2 = pdnn._pad_height(c1)  # [B, T, 4, 226]
-    mem2, conv2 = _conv_memories(state["conv2"], x2)
-    c2, _ = nnet.conv2d(params["conv2d_2"], mem2, x2, num)
-    down = nnet.dense(params["dense_downsampler"], jnp.concatenate([c2[..., 0, :], if2], axis=-1), num)
-
-    def step(h, d):
-        h = nnet.gru(params["gru_1_input"], params["gru_1_recurrent"], h, d, num)
-        return h, h
-
-    gru, hs = jax.lax.scan(step, state["gru"], jnp.swapaxes(down, 0, 1))
-    logits = nnet.dense(params["dense_final_upsampler"], jnp.swapaxes(hs, 0, 1), num, activation="linear")
-    return {"gru": gru, "conv1": conv1, "conv2": conv2}, pdnn.pitch_estimate(logits, num)
+    predecessors, known for the whole block. So every layer but the GRU runs on all ``B * T`` frames at once
+    (the reference's :func:`~opus_dred.refimpl._nnet.dense`, and :func:`conv2d_block`), the GRU
+    (:func:`~opus_dred.refimpl._nnet.gru`) is one ``lax.scan`` over the block, and the estimate is
+    :func:`~opus_dred.refimpl._pitchdnn.pitch_estimate` on every frame. Each layer is its own XLA computation:
+    compiled together, XLA fuses a layer into the next one's integer matrix product and recomputes it there
+    (three times slower on the 2-core machine measured)."""
+    f_if, f_conv1, f_conv2, f_down, f_gru = _PD_JITS
+    if2 = f_if(params, if_features, num=num)
+    c1, conv1 = f_conv1(params, state["conv1"], xcorr_features, num=num)
+    c2, conv2 = f_conv2(params, state["conv2"], c1, num=num)
+    down = f_down(params, c2, if2, num=num)
+    gru, pitch = f_gru(params, state["gru"], down, num=num)
+    return {"gru": gru, "conv1": conv1, "conv2": conv2}, pitch
 
 
 _xcorr_jit = jax.jit(_xcorr, static_argnames=("kernels",))
 _frame_corr_jit = jax.jit(_frame_corr_inputs, static_argnames=("kernels",))
-_pitchdnn_jit = jax.jit(pitchdnn_block, static_argnames=("num",))
+_pitchdnn_jit = pitchdnn_block
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -574,7 +637,7 @@ def xcorr_exact(shape: tuple[int, ...]) -> bool:
         if ok is None:
             rng = np.random.default_rng(0)
             w = (rng.standard_normal(shape) * 1000).astype(_f32)
-            got = np.asarray(_xcorr_jit(jnp.asarray(w), kernels="x86")).reshape(-1, NB_XCORR)
+            got = np.asarray(_xcorr_jit(jnp.asarray(w), kernels="x86")[0]).reshape(-1, NB_XCORR)
             flat = w.reshape(-1, HIST + FRAME)
             rows = np.unique(np.r_[np.arange(min(16, len(flat))), np.arange(max(0, len(flat) - 16), len(flat))])
             want = ref.pitch_xcorr(flat[rows, HIST:], flat[rows, :FRAME + NB_XCORR - 1], NB_XCORR, "x86")
@@ -582,24 +645,28 @@ def xcorr_exact(shape: tuple[int, ...]) -> bool:
     return ok
 
 
+#: windows whose smallest non-zero magnitude lies below this are recomputed by the reference (:func:`xcorr`)
+XCORR_SAFE = 2.0 ** -40
+
+
 def xcorr(excw, kernels: str) -> np.ndarray:
     """:func:`_xcorr` on ``[B, T, 416]`` windows; with ``"x86"`` where :func:`xcorr_exact` fails for the shape,
-    the reference's exact emulation instead. Windows holding a value below 2^-126 (which XLA flushes to zero)
-    or products that small are recomputed by the reference too."""
-    excw = np.asarray(excw, _f32)
-    if kernels == "x86" and not xcorr_exact(excw.shape):
-        flat = excw.reshape(-1, HIST + FRAME)
+    the reference's exact emulation instead.
+
+    A window whose non-zero values all have magnitudes of at least 2^-40 keeps every product and every partial
+    sum a multiple of 2^-126 (the products of two float32 values >= 2^-40 are multiples of 2^-126, and so are
+    their sums and roundings), so no value of it is ever subnormal and XLA's flushing changes nothing; a window
+    with a smaller non-zero value is recomputed by the reference."""
+    if kernels == "x86" and not xcorr_exact(np.shape(excw)):
+        flat = np.asarray(excw, _f32).reshape(-1, HIST + FRAME)
         return ref.pitch_xcorr(flat[:, HIST:], flat[:, :FRAME + NB_XCORR - 1], NB_XCORR, "x86").reshape(
-            excw.shape[:-1] + (NB_XCORR,))
-    out = np.array(_xcorr_jit(jnp.asarray(excw), kernels=kernels))
-    a = np.abs(excw)
-    nz = np.where(a > 0, a, np.inf)
-    lo = nz.min(axis=-1)
-    hi = a.max(axis=-1)
-    risky = (lo < 2.0 ** -126) | ((lo.astype(_f64) * lo) < 2.0 ** -124) & (lo < np.inf) & (hi > 0)
+            np.shape(excw)[:-1] + (NB_XCORR,))
+    xc, lo = _xcorr_jit(excw, kernels=kernels)
+    out = np.array(xc)
+    risky = np.asarray(lo) < XCORR_SAFE
     if risky.any():
         idx = np.nonzero(risky)
-        w = excw[idx]
+        w = np.asarray(excw, _f32)[idx]
         out[idx] = ref.pitch_xcorr(w[:, HIST:], w[:, :FRAME + NB_XCORR - 1], NB_XCORR, kernels)
     return out
 
@@ -679,7 +746,6 @@ class BlockFeatureExtractor:
             gr, gi = _band_gains_jit(ex)
             yr, _ = fft(gr, gi)
             sr, lpc, excw, lpw, ener = _residual_jit(pf, exc_t, lp_t, lp_mem, xext, yr, kernels=k)
-            excw = np.asarray(excw)
             sa = s1 + s2
         lap("dsp")
         xc = xcorr(excw, k)

@@ -197,6 +197,9 @@ def _read_pcapng(data: bytes) -> RecordFile:
     ng = dpkt.pcapng
     while pos < n:
         if n - pos < 12:
+            if pos == 0:
+                raise CaptureError(f"pcapng section header needs 12 bytes, {n} given", byte_offset=0,
+                                   rule="pcapng: SHB")
             out.error = TruncatedError(f"pcapng block header needs 12 bytes, {n - pos} left", byte_offset=pos,
                                        rule="pcapng: block")
             break
@@ -647,7 +650,7 @@ def read_capture(data: bytes, options: CaptureOptions | None = None, *, map=map)
     _check_payload_type(ssrcs, rtp, opt)
     opus = [_opus_stream(s, rtp, warns) for s in ssrcs if s.codec == "opus"]
     opus = [o for o in opus if len(o)]
-    selected = _select(opus, opt, warns)
+    selected = _select(opus, opt, warns, rtp)
     for o in opus:
         _stream_warnings(o, rtp, warns)
     return RtpCapture(rf.fmt, len(data), len(rf.records), rf.linktypes, rf.snaplen, rtp, ssrcs, opus, selected,
@@ -680,9 +683,9 @@ def _opus_duration(pkt: bytes) -> int:
 
 
 def opus_evidence(payloads: list[bytes], ts: list[int], seq: list[int] | None = None) -> tuple[float, float]:
-    """``(share of payloads RFC 6716 §3.4 accepts, share of pairs of consecutive sequence numbers whose timestamp
-    step equals the first one's duration)``, over packets in sequence order with their RTP timestamps and
-    extended sequence numbers (``None``: all consecutive)."""
+    """``(share of payloads RFC 6716 §3.4 accepts, share of neighbouring pairs, at most 3 sequence numbers apart,
+    whose timestamp step is the first one's duration times that distance)``, over packets in sequence order with
+    their RTP timestamps and extended sequence numbers (``None``: all consecutive)."""
     durs: list[int | None] = []
     for p in payloads:
         try:
@@ -692,10 +695,11 @@ def opus_evidence(payloads: list[bytes], ts: list[int], seq: list[int] | None = 
     ok = sum(d is not None for d in durs)
     pairs = agree = 0
     for k in range(len(payloads) - 1):
-        if durs[k] is None or (seq is not None and seq[k + 1] != seq[k] + 1):
+        gap = 1 if seq is None else seq[k + 1] - seq[k]
+        if durs[k] is None or not 1 <= gap <= 3:
             continue
         pairs += 1
-        agree += (ts[k + 1] - ts[k]) & 0xFFFFFFFF == durs[k]
+        agree += (ts[k + 1] - ts[k]) & 0xFFFFFFFF == gap * durs[k]
     return (ok / len(payloads) if payloads else 0.0), (agree / pairs if pairs else 0.0)
 
 
@@ -912,7 +916,7 @@ def require_opus(cap: RtpCapture) -> OpusStream | None:
                        byte_offset=int(cap.rtp.offset[0]), rule="RFC7587 4.2")
 
 
-def _select(opus: list[OpusStream], opt: CaptureOptions, warns: list) -> OpusStream | None:
+def _select(opus: list[OpusStream], opt: CaptureOptions, warns: list, rtp: RtpColumns) -> OpusStream | None:
     if opt.ssrc is not None:
         for o in opus:
             if o.ssrc == opt.ssrc:
@@ -928,7 +932,7 @@ def _select(opus: list[OpusStream], opt: CaptureOptions, warns: list) -> OpusStr
         warns.append(StreamsWarning(
             f"{len(opus)} Opus streams: SSRC {best.ssrc:#010x} ({len(best)} packets) is used; the others: "
             + ", ".join(f"{o.ssrc:#010x} ({len(o)} packets)" for o in others) + " (choose one with --ssrc)",
-            byte_offset=min(o.opus_offset[0] for o in others), rule="RFC3550 5.1 SSRC", ssrc=best.ssrc,
+            byte_offset=min(int(rtp.offset[o.rtp[0]]) for o in others), rule="RFC3550 5.1 SSRC", ssrc=best.ssrc,
             count=len(opus)))
     return best
 

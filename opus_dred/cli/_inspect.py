@@ -161,7 +161,7 @@ def read_dred_chunk(args: tuple[str, list[bytes]]) -> dict:
 def batched_dred_reader(map=map, chunk: int = DRED_CHUNK):
     """A :data:`~opus_dred.bitstream._capture_inspect.DredReader` that reads chunks of ``chunk`` packets with
     :func:`read_dred_chunk` through ``map`` (a process pool's, to use every core): the same columns as
-    :func:`~opus_dred.bitstream._capture_inspect.scalar_dred_reader` (``tests/test_capture_cli.py`` checks it)."""
+    :func:`~opus_dred.bitstream._capture_inspect.scalar_dred_reader` (``tests/test_capture.py`` checks it)."""
 
     def reader(packets, profile: Profile):
         from opus_dred.bitstream._capture_inspect import DredColumns  # lazy: dpkt takes ~60 ms to import
@@ -209,6 +209,13 @@ def format_error(e: dict) -> str:
         where.append(f"bit {e['bit_offset']}")
     rule = f" [{e['rule']}]" if e.get("rule") else ""
     return f"{e['error']}: {e['message']}" + (f" at {', '.join(where)}" if where else "") + rule
+
+
+def _esc(text: str) -> str:
+    """``text`` for rich's markup: a rule in brackets (``[pcap: snaplen]``) is printed, not read as a style."""
+    from rich.markup import escape
+
+    return escape(text)
 
 
 def _exts(p: dict) -> str:
@@ -325,7 +332,7 @@ def _print(res, *, limit: int, bits: bool, fields: bool) -> None:
         for r in shown:
             t.add_row(str(r["index"]), str(r["offset"]), str(r["q0"]), str(r["nb_chunks"]), str(r["nb_bytes"]),
                       str(r["nb_latents"]), f"{r['coverage_ms']:g}", str(r["end_tell"]),
-                      format_error(r["error"]) if r["error"] else "")
+                      _esc(format_error(r["error"])) if r["error"] else "")
         c.print(t)
     elif shown:
         t = Table(title="packets")
@@ -355,7 +362,7 @@ def _print(res, *, limit: int, bits: bool, fields: bool) -> None:
             errs = [x for x in (p["error"], p["extension_error"]) if x]
             t.add_row(str(p["index"]), "" if p["offset"] is None else str(p["offset"]), str(p["length"]), tocs,
                       frs, str(p["padding"]["length"]) if p["padding"] else "", _exts(p), ds, cov,
-                      "; ".join(format_error(e) for e in errs))
+                      _esc("; ".join(format_error(e) for e in errs)))
         c.print(t)
         if bits or fields:
             for p in shown:
@@ -391,7 +398,7 @@ def _print(res, *, limit: int, bits: bool, fields: bool) -> None:
         t.add_row(k.replace("_", " "), str(v))
     c.print(t)
     if res.error:
-        c.print(f"[red]file error[/red]: {format_error(j['error'])}"
+        c.print(f"[red]file error[/red]: {_esc(format_error(j['error']))}"
                 + (f" (the {len(items)} items before it are shown)" if items else ""))
 
 
@@ -461,10 +468,10 @@ def _print_capture(res, *, limit: int, bits: bool, fields: bool) -> None:
     for s in h["ssrcs"]:
         pts = ", ".join(f"{k}×{v}" for k, v in s["payload_types"].items())
         opus = "" if s["codec"] != "opus" else (f"pt {s['opus_pt']}" + (f", RED {s['red_pt']}" if s["red_pt"] else ""))
-        t.add_row(s["ssrc_hex"], f"{s['src']} → {s['dst']}", str(s["packets"]), pts, opus, s["reason"])
+        t.add_row(s["ssrc_hex"], f"{s['src']} → {s['dst']}", str(s["packets"]), pts, opus, _esc(s["reason"]))
     c.print(t)
     for w in res.warnings:
-        c.print(f"[yellow]warning[/yellow]: {format_warning(w)}")
+        c.print(f"[yellow]warning[/yellow]: {_esc(format_warning(w))}")
     for st in res.streams:
         r = st.report
         d = r["dred"]
@@ -531,7 +538,7 @@ def _print_capture(res, *, limit: int, bits: bool, fields: bool) -> None:
                 t.add_row(str(p["index"]), str(rtp["frame"]), rtp["arrival"], str(rtp["seq"]), str(rtp["timestamp"]),
                           "M" if rtp["marker"] else "", str(p["length"]), tocs, ds,
                           _ms(dd["coverage_ms"]) if "coverage_ms" in dd else "",
-                          "; ".join(format_error(e) for e in errs))
+                          _esc("; ".join(format_error(e) for e in errs)))
             c.print(t)
             if fields:
                 for it, _ in items:
@@ -541,7 +548,7 @@ def _print_capture(res, *, limit: int, bits: bool, fields: bool) -> None:
     s = res.summary()
     c.print("summary: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in s.items()))
     if res.error:
-        c.print(f"[red]file error[/red]: {format_error(res.error)} (the packets before it are shown)")
+        c.print(f"[red]file error[/red]: {_esc(format_error(res.error))} (the packets before it are shown)")
 
 
 def register(app: typer.Typer) -> None:

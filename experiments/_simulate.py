@@ -4,7 +4,9 @@ Real speech is encoded by one libopus build (the oracle) in four configurations 
 bitrate (:data:`CONFIGS`, :func:`encode_matched`); the same loss pattern (:func:`parse_loss`) is
 applied to each stream; each is decoded by the receiver (:mod:`opus_dred.refimpl._receiver`, policy
 of the build's ``opus_demo`` by default) executed on the build's decoder
-(:class:`~opus_dred.libopus._receiver.LibopusExecutor`), and the result is scored with
+(:class:`~opus_dred.libopus._receiver.LibopusExecutor`; with the ``jax`` engine,
+:mod:`opus_dred.experiments._engine`, the neural concealment's samples are our PLC's and FARGAN's,
+spliced into that decoder), and the result is scored with
 wideband PESQ (ITU-T P.862.2, the ``pesq`` package) and STOI (Taal et al. 2011, ``pystoi``) against
 the clean input and against the same configuration decoded without loss (:func:`metrics`).
 
@@ -34,9 +36,10 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 from opus_dred.bitstream._errors import FormatError, OpusDredError
+from opus_dred.experiments import _engine as engines
 from opus_dred.experiments import _loss as lossmod
 from opus_dred.libopus._oracle import Oracle
-from opus_dred.libopus._receiver import LibopusExecutor, opus_demo_policy, packet_events
+from opus_dred.libopus._receiver import opus_demo_policy, packet_events
 from opus_dred.refimpl import _receiver as rx
 
 #: Encoder application; the lookahead below assumes it.
@@ -380,6 +383,8 @@ class Decoded:
     after: list = field(default_factory=list, repr=False)  # for each action, the index of the event that released it
     late: list = field(default_factory=list)  # packets that arrived after their frame was decided
     reordered: int = 0  # packets that arrived after a packet with a higher sequence number
+    engine: str = "libopus"  # who synthesised the neural concealment (experiments._engine)
+    engine_stats: dict = field(default_factory=dict)  # engine jax: the SpliceStats
 
 
 def resolve_policy(oracle: Any, policy: str) -> rx.Policy:
@@ -398,11 +403,14 @@ def _packet_used(a: Any) -> int | None:
 
 def decode_with_loss(oracle: Any, packets: Sequence[bytes], flags: Iterable[int], rate: int, n_out: int, *,
                      policy: rx.Policy, complexity: int = 5, frame: int | None = None, depth: int = 0,
-                     jitter: Jitter | TraceJitter | None = None, seed: int = 0) -> Decoded:
+                     jitter: Jitter | TraceJitter | None = None, seed: int = 0, engine: str = "libopus",
+                     numerics: str | None = None) -> Decoded:
     """Events from ``packets`` and ``flags`` (``receiver_oracle.packet_events``), put in arrival order
     by ``jitter`` (seeded by ``seed``; ``None``: in order), the receiver's actions (jitter-buffer
     ``depth``), executed on the build's decoder; the PCM on the frame grid, shifted by the
-    lookahead, ``n_out`` samples long.
+    lookahead, ``n_out`` samples long. ``engine`` (:data:`~opus_dred.experiments._engine.ENGINES`):
+    ``"jax"`` splices our neural PLC and DRED synthesis into the decode (:mod:`opus_dred.experiments._engine`),
+    with ``numerics`` (a preset of ``opus_dred.refimpl._nnet.NUMERICS``; default: the build's on this host).
 
     Every action that reads a packet is checked to come after that packet's arrival (the receiver
     guarantees it; a violation raises :class:`SimulateError`)."""
@@ -418,7 +426,7 @@ def decode_with_loss(oracle: Any, packets: Sequence[bytes], flags: Iterable[int]
     after: list[int] = []
     arrived: set[int] = set()
     grid = np.zeros((len(packets) + 1) * frame + lookahead(rate) + n_out, np.int16)
-    with LibopusExecutor(oracle, rate, complexity=complexity) as ex:
+    with engines.executor(engine, oracle, rate, complexity=complexity, numerics=numerics) as ex:
         for i, e in enumerate(events):
             if isinstance(e, rx.PacketArrived):
                 arrived.add(e.seq)
@@ -441,7 +449,8 @@ def decode_with_loss(oracle: Any, packets: Sequence[bytes], flags: Iterable[int]
     for a in actions:
         k = type(a).__name__
         counts[k] = counts.get(k, 0) + 1
-    return Decoded(out, actions, counts, events, after, list(r.late), reordered_packets(events))
+    stats = ex.splice.stats.to_json() if engine == "jax" else {}
+    return Decoded(out, actions, counts, events, after, list(r.late), reordered_packets(events), engine, stats)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -498,6 +507,9 @@ class Row:
     stoi_clean_noloss: float
     stoi_clean: float
     stoi_noloss: float
+    engine: str = "libopus"  # who synthesised the neural concealment (experiments._engine.ENGINES)
+    engine_stats: dict = field(default_factory=dict)  # engine jax: the lossy decode's SpliceStats
+    identical_pcm: bool | None = None  # several engines: this decode's PCM equals the first engine's
     leading_lost: int = 0  # lost packets before the first one that arrives
     trailing_lost: int = 0  # lost packets after the last one that arrives (opus_demo drops them)
     late: int = 0  # packets that arrived after their frame was decided (jitter)
@@ -518,8 +530,9 @@ class Condition:
 
     spec: LossSpec
     flags: np.ndarray
-    decoded: dict  # config -> int16 PCM with loss (of the last clip)
+    decoded: dict  # config -> int16 PCM with loss (of the last clip), decoded by the first engine
     noloss: dict  # config -> int16 PCM without loss (of the last clip)
+    by_engine: dict = field(default_factory=dict)  # engine -> config -> int16 PCM with loss (of the last clip)
 
 
 @dataclass
@@ -540,27 +553,34 @@ class SimResult:
     depth: int = 0
     jitter_ms: float | None = None  # mean exponential jitter; None: packets in order
     arrivals: str | None = None  # where measured arrival times came from (a capture), when they drive the jitter
+    engines: tuple = ("libopus",)  # the engines of the lossy decodes (experiments._engine.ENGINES), in order
+    numerics: str | None = None  # engine jax: the numerics preset given (None: the build's on this host)
 
     def to_json(self) -> dict:
+        summary = summarize(self.rows)
         return {
             "rate": self.rate, "bitrate": self.bitrate, "match": self.match, "build": self.build,
             "version": self.version, "policy": self.policy, "dec_complexity": self.dec_complexity,
-            "depth": self.depth, "jitter_ms": self.jitter_ms, "arrivals": self.arrivals, "seed": self.seed, "clips": self.clips, "rows": [r.to_json() for r in self.rows],
-            "summary": summarize(self.rows), "claims": claims(summarize(self.rows)), "timings": self.timings,
+            "depth": self.depth, "jitter_ms": self.jitter_ms, "arrivals": self.arrivals, "seed": self.seed,
+            "engines": list(self.engines), "numerics": self.numerics,
+            "clips": self.clips, "rows": [r.to_json() for r in self.rows],
+            "summary": summary, "claims": claims(summary), "engine_comparison": compare_engines(self.rows),
+            "timings": self.timings,
         }
 
 
 def summarize(rows: Sequence[Row]) -> list[dict]:
     """Means over clips for each (loss condition, configuration), in the rows' order."""
-    groups: dict[tuple[str, str], list[Row]] = {}
+    groups: dict[tuple[str, str, str], list[Row]] = {}
     for r in rows:
-        groups.setdefault((r.loss, r.config), []).append(r)
+        groups.setdefault((r.loss, r.config, r.engine), []).append(r)
     keys = ("loss_percent", "target_kbps", "actual_kbps", "lbrr_fraction", "dred_fraction", "dred_ms",
             "pesq_clean_noloss", "pesq_clean", "pesq_noloss", "stoi_clean_noloss", "stoi_clean", "stoi_noloss",
             "pesq_drop")
     out = []
-    for (loss, config), rs in groups.items():
-        d: dict[str, Any] = {"loss": loss, "config": config, "label": rs[0].label, "clips": len(rs)}
+    for (loss, config, engine), rs in groups.items():
+        d: dict[str, Any] = {"loss": loss, "config": config, "engine": engine, "label": rs[0].label,
+                             "clips": len(rs)}
         for k in keys:
             vals = [getattr(r, k) for r in rs]
             d[k] = float(np.nanmean(vals)) if not all(math.isnan(v) for v in vals) else float("nan")
@@ -571,7 +591,51 @@ def summarize(rows: Sequence[Row]) -> list[dict]:
         d["counts"] = cnt
         for k in ("leading_lost", "trailing_lost", "late", "reordered"):  # totals over clips
             d[k] = int(sum(getattr(r, k) for r in rs))
+        st: dict[str, int] = {}
+        for r in rs:
+            for a, n in r.engine_stats.items():
+                st[a] = max(st.get(a, 0), n) if a == "max_abs_diff" else st.get(a, 0) + n
+        d["engine_stats"] = st
         out.append(d)
+    return out
+
+
+def compare_engines(rows: Sequence[Row], reference: str = "libopus") -> list[dict]:
+    """For each (loss condition, configuration) decoded by ``reference`` and another engine: the means over
+    clips of PESQ and STOI (with loss, against the clean input) of both, the differences (other minus
+    reference), the largest difference of one clip, and whether the PCM of every clip was equal."""
+    by: dict[tuple[str, str], dict[str, dict[str, Row]]] = {}
+    for r in rows:
+        by.setdefault((r.loss, r.config), {}).setdefault(r.engine, {})[r.clip] = r
+    out = []
+    for (loss, config), engs in by.items():
+        ref = engs.get(reference)
+        if ref is None:
+            continue
+        for eng, rs in engs.items():
+            if eng == reference:
+                continue
+            clips = [c for c in rs if c in ref]
+            if not clips:
+                continue
+            e: dict[str, Any] = {"loss": loss, "config": config, "label": rs[clips[0]].label, "engine": eng,
+                                 "reference": reference, "clips": len(clips),
+                                 "loss_percent": float(np.mean([rs[c].loss_percent for c in clips]))}
+            for k in ("pesq_clean", "stoi_clean"):
+                a = np.array([getattr(ref[c], k) for c in clips], np.float64)
+                b = np.array([getattr(rs[c], k) for c in clips], np.float64)
+                e[f"{k}_{reference}"] = float(np.nanmean(a)) if not np.isnan(a).all() else float("nan")
+                e[f"{k}_{eng}"] = float(np.nanmean(b)) if not np.isnan(b).all() else float("nan")
+                d = b - a
+                e[f"{k}_diff"] = float(np.nanmean(d)) if not np.isnan(d).all() else float("nan")
+                e[f"{k}_max_abs_diff"] = float(np.nanmax(np.abs(d))) if not np.isnan(d).all() else float("nan")
+            e["identical_pcm"] = all(rs[c].identical_pcm for c in clips)
+            st: dict[str, int] = {}
+            for c in clips:
+                for a, n in rs[c].engine_stats.items():
+                    st[a] = max(st.get(a, 0), n) if a == "max_abs_diff" else st.get(a, 0) + n
+            e["engine_stats"] = st
+            out.append(e)
     return out
 
 
@@ -596,6 +660,8 @@ def simulate(
     oracle: Any = None,
     progress: Progress | None = None,
     arrivals: TraceJitter | None = None,
+    engine: str | Sequence[str] = "libopus",
+    numerics: str | None = None,
 ) -> SimResult:
     """Run the experiment on ``clips`` (``(id, int16 pcm at rate)``).
 
@@ -607,6 +673,10 @@ def simulate(
     (:class:`Jitter`, seeded by ``seed``); ``depth`` is the receiver's jitter-buffer depth in frames
     (policy ``best`` only). The no-loss decode is always in order at depth 0. ``progress`` is called once per step (encode+decode+score of one configuration).
     ``arrivals`` (a capture's measured arrival times, :class:`TraceJitter`) takes the place of ``jitter_ms``.
+    ``engine``: one engine or several (:data:`~opus_dred.experiments._engine.ENGINES`); each lossy decode runs
+    on each, from the same stream and loss pattern, and every row names its engine (the no-loss decode runs no
+    concealment, so it is the build's decoder alone). ``numerics``: the ``jax`` engine's preset
+    (``opus_dred.refimpl._nnet.NUMERICS``; ``None``: the one that reproduces the build on this host).
     """
     import time
 
@@ -617,6 +687,7 @@ def simulate(
             raise SimulateError(f"configuration {c!r}: one of {', '.join(CONFIGS)}")
     if not clips:
         raise SimulateError("no input")
+    engs = check_engines(engine, numerics)
     oracle = oracle or Oracle.for_build(build)
     pol = resolve_policy(oracle, policy)
     if depth < 0 or (depth and not pol.allow_depth):
@@ -628,7 +699,7 @@ def simulate(
     specs.sort(key=lambda s: s.percent)
     frame = rate // 50
     rows: list[Row] = []
-    conds = {s.label: Condition(s, np.zeros(0, np.uint8), {}, {}) for s in specs}
+    conds = {s.label: Condition(s, np.zeros(0, np.uint8), {}, {}, {e: {} for e in engs}) for s in specs}
     t = {"encode_s": 0.0, "decode_s": 0.0, "metrics_s": 0.0, "frames": 0}
     for clip_id, pcm in clips:
         pcm = np.asarray(pcm, np.int16)
@@ -649,33 +720,68 @@ def simulate(
                 t1 = time.perf_counter()
                 clean_dec = decode_with_loss(oracle, enc.packets, np.zeros(nfr, np.uint8), rate, len(pcm),
                                              policy=pol, complexity=dec_complexity)
-                lossy = decode_with_loss(oracle, enc.packets, flags, rate, len(pcm), policy=pol,
-                                         complexity=dec_complexity, depth=depth, jitter=jit, seed=seed)
+                t["encode_s"] += t1 - t0
+                t["decode_s"] += time.perf_counter() - t1
                 t2 = time.perf_counter()
                 m_nl = metrics(pcm, clean_dec.pcm, rate)
-                m_c = metrics(pcm, lossy.pcm, rate)
-                m_n = metrics(clean_dec.pcm, lossy.pcm, rate)
-                t3 = time.perf_counter()
-                t["encode_s"] += t1 - t0
-                t["decode_s"] += t2 - t1
-                t["metrics_s"] += t3 - t2
-                t["frames"] += nfr
-                cond.decoded[name] = lossy.pcm
+                t["metrics_s"] += time.perf_counter() - t2
                 cond.noloss[name] = clean_dec.pcm
-                rows.append(Row(
-                    clip=clip_id, loss=spec.label, loss_percent=measured, config=name, label=cfg.label,
-                    target_kbps=enc.target_bitrate / 1000.0, actual_kbps=enc.mean_bitrate / 1000.0,
-                    lbrr_fraction=enc.lbrr_fraction, dred_fraction=enc.dred_fraction, dred_ms=enc.dred_ms,
-                    counts=lossy.counts, pesq_clean_noloss=m_nl["pesq"], pesq_clean=m_c["pesq"],
-                    pesq_noloss=m_n["pesq"], stoi_clean_noloss=m_nl["stoi"], stoi_clean=m_c["stoi"],
-                    stoi_noloss=m_n["stoi"], leading_lost=lead, trailing_lost=trail, late=len(lossy.late),
-                    reordered=lossy.reordered))
+                first: np.ndarray | None = None
+                for eng in engs:
+                    t1 = time.perf_counter()
+                    lossy = decode_with_loss(oracle, enc.packets, flags, rate, len(pcm), policy=pol,
+                                             complexity=dec_complexity, depth=depth, jitter=jit, seed=seed,
+                                             engine=eng, numerics=numerics)
+                    t2 = time.perf_counter()
+                    m_c = metrics(pcm, lossy.pcm, rate)
+                    m_n = metrics(clean_dec.pcm, lossy.pcm, rate)
+                    t3 = time.perf_counter()
+                    t["decode_s"] += t2 - t1
+                    t["metrics_s"] += t3 - t2
+                    t[f"decode_{eng}_s"] = t.get(f"decode_{eng}_s", 0.0) + t2 - t1
+                    t["frames"] += nfr
+                    if first is None:
+                        first = lossy.pcm
+                        cond.decoded[name] = lossy.pcm
+                    cond.by_engine[eng][name] = lossy.pcm
+                    rows.append(Row(
+                        clip=clip_id, loss=spec.label, loss_percent=measured, config=name, label=cfg.label,
+                        target_kbps=enc.target_bitrate / 1000.0, actual_kbps=enc.mean_bitrate / 1000.0,
+                        lbrr_fraction=enc.lbrr_fraction, dred_fraction=enc.dred_fraction, dred_ms=enc.dred_ms,
+                        counts=lossy.counts, pesq_clean_noloss=m_nl["pesq"], pesq_clean=m_c["pesq"],
+                        pesq_noloss=m_n["pesq"], stoi_clean_noloss=m_nl["stoi"], stoi_clean=m_c["stoi"],
+                        stoi_noloss=m_n["stoi"], engine=eng, engine_stats=lossy.engine_stats,
+                        identical_pcm=bool(np.array_equal(lossy.pcm, first)) if len(engs) > 1 else None,
+                        leading_lost=lead, trailing_lost=trail, late=len(lossy.late), reordered=lossy.reordered))
                 if progress:
                     progress(f"{clip_id} {spec.label} {cfg.label}")
     last = np.asarray(clips[-1][1], np.int16)
     return SimResult(rate, bitrate, match, oracle.build.name, oracle.info().version_string, pol.name,
                      dec_complexity, seed, [c for c, _ in clips], rows, [conds[s.label] for s in specs], last, t,
-                     depth=depth, jitter_ms=jitter_ms, arrivals=arrivals.source if arrivals is not None else None)
+                     depth=depth, jitter_ms=jitter_ms, arrivals=arrivals.source if arrivals is not None else None,
+                     engines=tuple(engs), numerics=numerics)
+
+
+def check_engines(engine: str | Sequence[str], numerics: str | None = None) -> list[str]:
+    """``engine`` as a list of distinct engine names (a string may list several, comma-separated), checked
+    with ``numerics``: a preset name of ``opus_dred.refimpl._nnet.NUMERICS``, for the ``jax`` engine only."""
+    names = [e.strip() for e in engine.split(",")] if isinstance(engine, str) else [str(e).strip() for e in engine]
+    names = [e for e in names if e]
+    if not names:
+        raise engines.EngineError("no engine given: one or more of " + ", ".join(engines.ENGINES))
+    for e in names:
+        if e not in engines.ENGINES:
+            raise engines.EngineError(f"engine {e!r}: one of {', '.join(engines.ENGINES)}")
+    if len(set(names)) != len(names):
+        raise engines.EngineError(f"engine {','.join(names)}: each engine once")
+    if numerics is not None:
+        if "jax" not in names:
+            raise engines.EngineError(f"numerics {numerics!r}: only the jax engine takes a numerics preset")
+        from opus_dred.refimpl import _nnet as nnet  # lazy: loads JAX, which the libopus engine does not need
+
+        if numerics not in nnet.NUMERICS:
+            raise engines.EngineError(f"numerics {numerics!r}: one of {', '.join(nnet.NUMERICS)}")
+    return names
 
 
 def steps(n_clips: int, loss: LossSpec, rates: Sequence[float], configs: Sequence[str] = tuple(CONFIGS)) -> int:
@@ -721,12 +827,13 @@ def claims(summary: Sequence[Mapping]) -> list[dict]:
     how far LBRR + DRED with loss stays below the codec without loss (the claim: about 0.1 MOS), both
     below its own no-loss decode and below the PLC-only (all bits to the primary) no-loss decode."""
     out = []
-    by: dict[str, dict[str, Mapping]] = {}
+    by: dict[tuple[str, str], dict[str, Mapping]] = {}
     for d in summary:
-        by.setdefault(d["loss"], {})[d["config"]] = d
-    for loss, cs in by.items():
+        by.setdefault((d["loss"], d.get("engine", "libopus")), {})[d["config"]] = d
+    for (loss, engine), cs in by.items():
         order = sorted(cs, key=lambda c: cs[c]["pesq_clean"])
-        e: dict[str, Any] = {"loss": loss, "loss_percent": next(iter(cs.values()))["loss_percent"], "order": order}
+        e: dict[str, Any] = {"loss": loss, "engine": engine, "loss_percent": next(iter(cs.values()))["loss_percent"],
+                             "order": order}
         if "plc" in cs and "dred" in cs and cs["plc"]["pesq_drop"] > 0:
             e["dred_over_plc_drop"] = cs["dred"]["pesq_drop"] / cs["plc"]["pesq_drop"]
         if "lbrr+dred" in cs:

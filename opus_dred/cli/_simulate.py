@@ -108,12 +108,12 @@ def frames_cell(counts: dict) -> str:
     return "/".join(str(counts.get(k, 0)) for k in FRAME_KINDS)
 
 
-def _table_rows(summary: list[dict]) -> list[list[str]]:
+def _table_rows(summary: list[dict], engines: bool = False) -> list[list[str]]:
     rows = []
     for d in summary:
         acts = frames_cell(d["counts"])
         rows.append([
-            f"{d['loss']} ({d['loss_percent']:.1f} %)", d["label"],
+            f"{d['loss']} ({d['loss_percent']:.1f} %)", d["label"] + (f" ({d.get('engine', 'libopus')})" if engines else ""),
             f"{d['actual_kbps']:.1f} ({d['target_kbps']:.1f})", f"{100 * d['lbrr_fraction']:.0f} %",
             f"{d['dred_ms']:.0f}", acts, f"{d.get('leading_lost', 0)}/{d.get('trailing_lost', 0)}",
             f"{d.get('late', 0)} ({d.get('reordered', 0)})", _fmt(d["pesq_clean_noloss"], ".2f"), _fmt(d["pesq_clean"], ".2f"),
@@ -123,10 +123,36 @@ def _table_rows(summary: list[dict]) -> list[list[str]]:
     return rows
 
 
-def _claim_lines(cl: list[dict], labels: dict[str, str]) -> list[str]:
+_ENGINE_COLS = ["loss", "configuration", "engine", "clips", "PESQ libopus", "PESQ engine", "Δ PESQ", "max |Δ PESQ|",
+                "STOI libopus", "STOI engine", "Δ STOI", "max |Δ STOI|", "PCM", "concealed (DRED) / equal",
+                "DRED rows"]
+
+
+def engine_rows(comparison: list[dict]) -> list[list[str]]:
+    """The engine comparison (``experiments._simulate.compare_engines``) as table cells: means over clips of
+    each engine's PESQ and STOI with loss, their differences and the largest of one clip, whether the PCM was
+    equal, and the splice's counts (10 ms frames concealed, of which from DRED, and equal to libopus')."""
+    rows = []
+    for e in comparison:
+        eng, ref = e["engine"], e["reference"]
+        st = e.get("engine_stats", {})
+        rows.append([
+            f"{e['loss']} ({e['loss_percent']:.1f} %)", e["label"], eng, str(e["clips"]),
+            _fmt(e[f"pesq_clean_{ref}"], ".3f"), _fmt(e[f"pesq_clean_{eng}"], ".3f"), _fmt(e["pesq_clean_diff"], "+.3f"),
+            _fmt(e["pesq_clean_max_abs_diff"], ".3f"), _fmt(e[f"stoi_clean_{ref}"], ".4f"),
+            _fmt(e[f"stoi_clean_{eng}"], ".4f"), _fmt(e["stoi_clean_diff"], "+.4f"),
+            _fmt(e["stoi_clean_max_abs_diff"], ".4f"), "equal" if e["identical_pcm"] else "differs",
+            f"{st.get('concealed', 0)} ({st.get('from_dred', 0)}) / {st.get('identical', 0)}" if st else "—",
+            str(st.get("dred_rows", 0)) if st else "—",
+        ])
+    return rows
+
+
+def _claim_lines(cl: list[dict], labels: dict[str, str], engines: bool = False) -> list[str]:
     out = []
     for e in cl:
-        s = f"{e['loss']} ({e['loss_percent']:.1f} %): order (worst → best) " + " < ".join(
+        s = (f"{e.get('engine', 'libopus')} engine, " if engines else "") + \
+            f"{e['loss']} ({e['loss_percent']:.1f} %): order (worst → best) " + " < ".join(
             labels.get(c, c) for c in e["order"])
         if "dred_over_plc_drop" in e:
             s += f"; DRED's PESQ drop = {e['dred_over_plc_drop']:.2f} × PLC's"
@@ -140,6 +166,7 @@ def _claim_lines(cl: list[dict], labels: dict[str, str]) -> list[str]:
 def markdown(result_json: dict, command: str) -> str:
     """The Markdown report: settings, the table (means over clips), the claim figures."""
     j = result_json
+    many = len(j.get("engines", ["libopus"])) > 1
     lines = [
         "# opus-dred simulate", "",
         f"`{command}`", "",
@@ -150,10 +177,10 @@ def markdown(result_json: dict, command: str) -> str:
            else "no network jitter (packets in order)")
         + f", {j['rate']} Hz, 20 ms frames, total bitrate {j['bitrate'] / 1000:g} kb/s "
         f"matched by rule '{j['match']}', loss seed {j['seed']}; clips: {', '.join(j['clips'])}"
-        + (" (means over clips)" if len(j["clips"]) > 1 else "") + ".", "",
+        + (" (means over clips)" if len(j["clips"]) > 1 else "") + "; " + engine_words(j) + ".", "",
         "| " + " | ".join(_COLS) + " |", "|" + "---|" * len(_COLS),
     ]
-    lines += ["| " + " | ".join(r) + " |" for r in _table_rows(j["summary"])]
+    lines += ["| " + " | ".join(r) + " |" for r in _table_rows(j["summary"], many)]
     lines += ["", "Frames: N normal, L LBRR, D DRED, DP DRED call without a feature for the frame (libopus "
               "predicts it, as PLC), P PLC, drop (not decoded). Lost lead/trail: lost packets before the first and "
               "after the last packet that arrives. Late: packets that arrived after their frame was decided "
@@ -161,8 +188,26 @@ def markdown(result_json: dict, command: str) -> str:
               "MOS-LQO against the clean input; '0 %': the same configuration decoded without loss; Δ = PESQ 0 % − PESQ; "
               "'PESQ vs 0 % dec': with loss against the no-loss decode. STOI against the clean input.", ""]
     labels = {d["config"]: d["label"] for d in j["summary"]}
-    lines += [f"- {s}" for s in _claim_lines(j["claims"], labels)]
+    lines += [f"- {s}" for s in _claim_lines(j["claims"], labels, many)]
+    if j.get("engine_comparison"):
+        lines += ["", "## Engines", "",
+                  "| " + " | ".join(_ENGINE_COLS) + " |", "|" + "---|" * len(_ENGINE_COLS)]
+        lines += ["| " + " | ".join(r) + " |" for r in engine_rows(j["engine_comparison"])]
+        lines += ["", "PESQ and STOI with loss against the clean input, means over clips; Δ = engine − libopus; "
+                  "PCM: whether every clip's lossy decode was equal sample for sample; concealed: 10 ms frames of "
+                  "the neural PLC the engine synthesised (from DRED: those that read DRED features), equal: of them, "
+                  "equal to libopus' own bit for bit; DRED rows: DRED feature frames queued."]
     return "\n".join(lines) + "\n"
+
+
+def engine_words(j: dict) -> str:
+    """The engines of a result in words (``--engine``, ``--numerics``)."""
+    engs = j.get("engines", ["libopus"])
+    num = j.get("numerics")
+    words = {"libopus": "the libopus engine (the build's decoder)",
+             "jax": "the jax engine (our PLC and FARGAN spliced into the build's decoder, numerics "
+                    + (f"preset {num!r}" if num else "of the build on this host") + ")"}
+    return "lossy decodes by " + " and by ".join(words.get(e, e) for e in engs)
 
 
 def simulate(
@@ -188,6 +233,8 @@ def simulate(
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Write PNG plots."),
     wavs: bool = typer.Option(True, "--wavs/--no-wavs", help="Write WAV files (the last clip)."),
     as_json: bool = typer.Option(False, "--json", help="Print the JSON result instead of the table."),
+    engine: str = typer.Option("libopus", "--engine", help="Who synthesises the neural PLC and DRED frames: libopus (the build's decoder) or jax (our PLC and FARGAN spliced into the build's decoder); libopus,jax runs both on the same streams and losses and compares them. The WAVs come from the engine(s) given."),
+    numerics: Optional[str] = typer.Option(None, "--numerics", help="--engine jax: the numerics preset of our PLC, FARGAN and DRED decoder (avx2, sse2, c, float, avx2-intel, sse2-intel); default: the one that reproduces the build on this host."),
 ) -> None:
     """The loss experiment: PLC only, LBRR, DRED 1 s and LBRR + DRED under the same packet loss.
 
@@ -216,12 +263,16 @@ def simulate(
             spec = S.parse_loss(loss)
         sweep = [float(r) for r in rates.split(",") if r.strip()] if rates else []
         cfgs = [c.strip() for c in configs.split(",") if c.strip()]
+        engs = S.check_engines(engine, numerics)
         clips = _inputs(speech or [], rate)
         total = S.steps(len(clips), spec, sweep, cfgs)
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
     except OpusDredError as e:
         raise typer.BadParameter(str(e)) from None
+    if "jax" in engs and dec_complexity < 5:
+        typer.echo(f"warning: --engine jax: libopus runs its neural PLC only at decoder complexity >= 5 "
+                   f"(--dec-complexity {dec_complexity}), so the jax engine has nothing to synthesise", err=True)
     err = Console(stderr=True)
     with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err, transient=True) as prog:
@@ -229,7 +280,7 @@ def simulate(
         try:
             res = S.simulate(clips, loss=spec, rates=sweep, rate=rate, bitrate=bitrate, match=match, build=build,
                              policy=policy, dec_complexity=dec_complexity, seed=seed, configs=cfgs,
-                             depth=depth, jitter_ms=jitter, arrivals=arrivals,
+                             depth=depth, jitter_ms=jitter, arrivals=arrivals, engine=engs, numerics=numerics,
                              progress=lambda s: prog.update(task, advance=1, description=s))
         except OpusDredError as e:
             raise typer.BadParameter(str(e)) from None
@@ -244,8 +295,10 @@ def simulate(
         for cond in res.conditions:
             tag = cond.spec.label.replace(":", "_").replace("/", "_")
             S.write_trace_file(out / f"loss-{tag}.txt", cond.flags)
-            for name, pcm in cond.decoded.items():
-                S.write_wav(out / f"{tag}-{name}.wav", pcm, rate)
+            for eng, decoded in cond.by_engine.items():
+                for name, pcm in decoded.items():
+                    suffix = f"-{eng}" if len(engs) > 1 else ""
+                    S.write_wav(out / f"{tag}-{name}{suffix}.wav", pcm, rate)
         for name, pcm in res.conditions[0].noloss.items():
             S.write_wav(out / f"noloss-{name}.wav", pcm, rate)
     if plots:
@@ -265,15 +318,23 @@ def simulate(
     t = Table(title=f"simulate: {', '.join(res.clips)} — {res.build}, {res.policy}, {bitrate / 1000:g} kb/s "
                     f"({match}), dec complexity {dec_complexity}, depth {depth}, "
                     + (f"arrivals of {trace.name}" if trace is not None
-                       else f"jitter {jitter:g} ms" if jitter is not None else "no jitter"))
+                       else f"jitter {jitter:g} ms" if jitter is not None else "no jitter")
+                    + f", engine {','.join(engs)}" + (f" (numerics {numerics})" if numerics else ""))
     for col in _COLS:
         left = col in ("loss", "configuration")
         t.add_column(col, justify="left" if left else "right", no_wrap=not left)
-    for r in _table_rows(j["summary"]):
+    for r in _table_rows(j["summary"], len(engs) > 1):
         t.add_row(*r)
     c.print(t)
-    for s in _claim_lines(j["claims"], {d["config"]: d["label"] for d in j["summary"]}):
+    for s in _claim_lines(j["claims"], {d["config"]: d["label"] for d in j["summary"]}, len(engs) > 1):
         c.print(s)
+    if j.get("engine_comparison"):
+        te = Table(title="engines: " + engine_words(j))
+        for col in _ENGINE_COLS:
+            te.add_column(col, justify="left" if col in ("loss", "configuration", "engine") else "right")
+        for r in engine_rows(j["engine_comparison"]):
+            te.add_row(*r)
+        c.print(te)
     c.print(f"written to {out}/ (results.json, results.md" + (", WAVs" if wavs else "") +
             (", plots" if plots else "") + ")")
 

@@ -699,3 +699,84 @@ def test_bad_input_is_worded_alike_by_every_command(tmp_path, case):
         assert "no-such-clip" in s.stderr  # it got as far as the speech
     else:
         assert _flat(err) in _flat(s.stderr)
+
+
+def test_simulate_trace_takes_the_capture_losses_and_arrivals(loopback):
+    """``simulate --trace``'s reading of the loopback capture: a flag per sequence number, set where a packet was
+    not sent, and the arrival delays the capture measured (the swapped packets arrive after their neighbours)."""
+    from opus_dred.cli._simulate import capture_trace
+
+    spec, arrivals = capture_trace(loopback["path"], CaptureOptions(ssrc=SSRC_A))
+    n = len(loopback["pk_a"])
+    assert spec.flags == tuple(int(k in (7, 20, 21, 40, 41, 42)) for k in range(n))
+    sent = {k for k, _ in loopback["a"]}
+    cap = read_capture(loopback["data"], CaptureOptions(ssrc=SSRC_A))
+    first = {int(s) - loopback["seq0"]: int(t) for s, t, dup in zip(cap.selected.ext_seq, cap.selected.arrival_ns,
+                                                                     cap.selected.duplicate) if not dup}
+    t0 = min(first.values())
+    d = np.array([(first[k] - t0) / 1e6 - 20.0 * k if k in sent else np.nan for k in range(n)])
+    d -= np.nanmin(d)
+    np.testing.assert_allclose(np.asarray(arrivals.delays_ms)[list(sorted(sent))], d[sorted(sent)], atol=1e-9)
+
+
+def test_encode_writes_ogg_opus_that_opusinfo_and_opusdec_accept(tmp_path):
+    """``opus-dred encode -o x.opus``: opusinfo reads it without a warning (pre-skip 312, the input rate, the
+    input's length), opusdec gives back exactly the input's samples, in time with it (pre-skip right), our
+    Ogg reader gives each page's granule position as the 48 kHz samples so far (the last trimmed to the
+    input), and each packet's DRED is what opus_dred_parse finds."""
+    from opus_dred.bitstream._formats import read_ogg_opus
+    from opus_dred.bitstream._packet import parse_packet
+    from opus_dred.bitstream._wav import read_wav, write_wav
+    from opus_dred.speech._corpus import load_clip
+
+    if not (shutil.which("opusinfo") and shutil.which("opusdec")):
+        pytest.skip("opus-tools (Debian package opus-tools: opusinfo, opusdec) is not installed")
+    n = 16000 * 3 // 10 + 77  # not a whole number of 20 ms frames: the last granule is trimmed
+    pcm = np.asarray(load_clip(None, rate=16000)[8000:8000 + n], np.int16)
+    write_wav(tmp_path / "in.wav", pcm, 16000)
+    r = _cli("encode", tmp_path / "in.wav", "-o", tmp_path / "x.opus", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["container"] == "ogg"
+    info = subprocess.run(["opusinfo", str(tmp_path / "x.opus")], capture_output=True, text=True, timeout=60)
+    assert info.returncode == 0 and "WARNING" not in info.stdout + info.stderr, info.stdout + info.stderr
+    assert "Pre-skip: 312" in info.stdout and "Original sample rate: 16000 Hz" in info.stdout
+    assert f"Playback length: 0m:{n * 1000 // 16000 / 1000:06.3f}s" in info.stdout  # opusinfo truncates to ms
+    dec = subprocess.run(["opusdec", "--rate", "16000", str(tmp_path / "x.opus"), str(tmp_path / "out.wav")],
+                         capture_output=True, timeout=60)
+    assert dec.returncode == 0, dec.stderr
+    out = read_wav(tmp_path / "out.wav").pcm.reshape(-1).astype(np.float64)
+    assert len(out) == n
+    a = pcm.astype(np.float64)
+    lags = range(-40, 41)
+    xc = [np.dot(a[1000:n - 100], out[1000 + k:n - 100 + k]) for k in lags]
+    # in time: SILK moves the correlation peak by a sample or two; a pre-skip missing either part of libopus'
+    # look-ahead (2.5 ms, 4 ms) would put it 40 or 64 samples off
+    assert abs(lags[int(np.argmax(xc))]) <= 3
+    ogg = read_ogg_opus((tmp_path / "x.opus").read_bytes())
+    assert (ogg.head.pre_skip, ogg.head.input_sample_rate, ogg.head.channels) == (312, 16000, 1)
+    ends = np.cumsum([parse_packet(p).duration_48k for p in ogg.packets])
+    assert ogg.granules[:-1] == ends[:-1].tolist() and ogg.granules[-1] == 312 + 3 * n <= ends[-1]
+    o = _oracle("libopus-1.6.1")
+    found = 0
+    for p in ogg.packets:
+        with o.dred_parse(p, sampling_rate=48000, defer_processing=True) as ref:
+            loc = find_dred_extension(p, get_profile("libopus-1.6.1"))
+            assert (loc is not None) == (ref.nb_latents > 0)
+            found += loc is not None
+    assert found >= len(ogg.packets) - 1
+
+
+def test_decode_reads_a_folder_of_packets_as_the_same_bit_file(tmp_path):
+    """``decode FOLDER`` (``*.bin`` raw packets, in name order) writes the features ``decode`` writes for the
+    same packets in an opus_demo ``.bit``, and ``decode packet.bin`` those of its one packet."""
+    pk = _packets("libopus-1.6.1")[10:14]
+    folder = tmp_path / "pk"
+    folder.mkdir()
+    for k, p in enumerate(pk):
+        (folder / f"{k:03d}.bin").write_bytes(p)
+    (tmp_path / "same.bit").write_bytes(write_opus_demo_bit([(p, 0) for p in pk]))
+    for src, out in ((folder, "a.f32"), (tmp_path / "same.bit", "b.f32"), (folder / "000.bin", "c.f32")):
+        r = _cli("decode", src, "-o", tmp_path / out, "--max-ms", 40)
+        assert r.exit_code == 0, r.output
+    a, b, c = (np.fromfile(tmp_path / f, "<f4") for f in ("a.f32", "b.f32", "c.f32"))
+    assert len(a) and np.array_equal(a, b) and np.array_equal(c, a[:len(c)]) and 0 < len(c) < len(a)

@@ -12,8 +12,8 @@ computation over all ``B * T`` frames:
    floor, DCT, the inverse DCT of ``lpc_from_cepstrum``);
 2. ``pow(10, .)`` of ``lpc_from_cepstrum`` in numpy with the reference's own function (glibc's result near a
    rounding boundary: :func:`opus_dred.refimpl._features._pow10_comp`);
-3. :func:`_residual` (band gains, inverse FFT, Levinson-Durbin, ``celt_fir``, the excitation, the biquad as one
-   ``lax.scan`` over the block's samples, the lag energies);
+3. :func:`_residual` (band gains, inverse FFT, Levinson-Durbin, ``celt_fir``, the excitation, the lag energies)
+   and :func:`_lowpass` (the biquad as one ``lax.scan`` over the block's samples);
 4. :func:`_xcorr` (``celt_pitch_xcorr``, the 224 lags of every frame);
 5. PitchDNN (:func:`pitchdnn_block`: the reference's layers on every frame of the block at once, its GRU as one
    ``lax.scan`` over the block);
@@ -434,31 +434,28 @@ def _biquad(x, mem):
     return x + m0s.T, jnp.stack([m0, m1], axis=1)
 
 
-def _residual(pitch_filt, exc_tail, lp_tail, lp_mem, xext, yr, kernels: str):
+def _residual(pitch_filt, exc_tail, xext, yr, kernels: str):
     """Stage 3 on the inverse transforms ``yr [B, T, 320]`` of the band gains: the LPC of every frame, the
-    residual, the excitation and the low-passed residual, and the denominators of the normalised
-    cross-correlation.
+    residual, the excitation and the denominators of the normalised cross-correlation.
 
-    State in: the residual's last sample ``pitch_filt [B]``, the last 256 samples of the excitation and of the
-    low-passed residual ``exc_tail/lp_tail [B, 256]``, the biquad memory ``lp_mem [B, 2]``. Returns the new
-    state, ``lpc [B, T, 16]``, the excitation windows ``[B, T, 416]`` (256 samples of history, then the frame),
-    the low-passed windows ``[B, T, 416]`` and ``1 + E0 + E1[k]`` rounded to float ``[B, T, 224]``."""
+    State in: the residual's last sample ``pitch_filt [B]`` and the last 256 samples of the excitation
+    ``exc_tail [B, 256]``. Returns the new state, ``lpc [B, T, 16]``, the residual ``[B, T*160]``, the
+    excitation windows ``[B, T, 416]`` (256 samples of history, then the frame) and ``1 + E0 + E1[k]`` rounded to
+    float ``[B, T, 224]``."""
     nt = yr.shape[1]
     lpc = _lpc_from_autocorr(yr)
     res = _celt_fir(xext, lpc, kernels)
     lag1 = jnp.concatenate([pitch_filt[:, None], res[:, :-1]], axis=1)
     exc = res + _mul(ref._0P7, lag1)
-    lp, lp_mem = _biquad(res, lp_mem)
     excx = jnp.concatenate([exc_tail, exc], axis=1)
-    lpx = jnp.concatenate([lp_tail, lp], axis=1)
     excw = _frame_windows(excx, 0, HIST + FRAME, nt)  # [B, T, 416]
-    lpw = _frame_windows(lpx, 0, HIST + FRAME, nt)
     cur = excw[..., HIST:]
     ener0 = inner_prod(cur, cur, kernels)
     ener1 = inner_prod(excw[..., :FRAME], excw[..., :FRAME], kernels).astype(jnp.float64)
     e64 = excw.astype(jnp.float64)
     d = _mul(e64[..., FRAME:FRAME + NB_XCORR - 1], e64[..., FRAME:FRAME + NB_XCORR - 1]) - _mul(
         e64[..., :NB_XCORR - 1], e64[..., :NB_XCORR - 1])
+
     def lag(acc, dk):
         acc = acc + dk
         return acc, acc
@@ -466,8 +463,16 @@ def _residual(pitch_filt, exc_tail, lp_tail, lp_mem, xext, yr, kernels: str):
     _, rest = jax.lax.scan(lag, ener1, jnp.moveaxis(d, -1, 0))
     ener1s = jnp.concatenate([ener1[..., None], jnp.moveaxis(rest, 0, -1)], axis=-1)
     ener = ((_f32(1) + ener0)[..., None].astype(jnp.float64) + ener1s).astype(jnp.float32)
-    state = (res[:, -1], excx[:, -HIST:], lpx[:, -HIST:], lp_mem)
-    return state, lpc, excw, lpw, ener
+    return (res[:, -1], excx[:, -HIST:]), lpc, res, excw, ener
+
+
+def _lowpass(lp_tail, lp_mem, res):
+    """The low-passed residual (the biquad, a ``lax.scan`` over the block's samples) as ``[B, T, 416]`` windows
+    (256 samples of history, then the frame), with the state ``(lp_tail [B, 256], lp_mem [B, 2])`` in and out.
+    Its own XLA computation: only ``frame_corr`` reads it, so it runs while the xcorr and PitchDNN do."""
+    lp, lp_mem = _biquad(res, lp_mem)
+    lpx = jnp.concatenate([lp_tail, lp], axis=1)
+    return (lpx[:, -HIST:], lp_mem), _frame_windows(lpx, 0, HIST + FRAME, res.shape[1] // FRAME)
 
 
 def _xcorr(excw, kernels: str):
@@ -524,6 +529,7 @@ def _stage_jits(pack_id: str):
 
 _band_gains_jit = jax.jit(_band_gains)
 _residual_jit = jax.jit(_residual, static_argnames=("kernels",))
+_lowpass_jit = jax.jit(_lowpass)
 def conv2d_block(p: dict, state, x, num: Numerics):
     """``compute_conv2d`` (:func:`opus_dred.refimpl._nnet.conv2d`) on ``T`` consecutive input frames ``x [B, T,
     C, H + 2]`` with the ``ktime - 1`` frames before them ``state [B, kt - 1, C, H + 2]``: ``([B, T, out, H]``
@@ -745,7 +751,9 @@ class BlockFeatureExtractor:
             ex = ref._pow10_comp(np.asarray(e).reshape(-1, NB_BANDS), ref.COMPENSATION).reshape(b, nt, NB_BANDS)
             gr, gi = _band_gains_jit(ex)
             yr, _ = fft(gr, gi)
-            sr, lpc, excw, lpw, ener = _residual_jit(pf, exc_t, lp_t, lp_mem, xext, yr, kernels=k)
+            (pf, exc_t), lpc, res, excw, ener = _residual_jit(pf, exc_t, xext, yr, kernels=k)
+            (lp_t, lp_mem), lpw = _lowpass_jit(lp_t, lp_mem, res)
+            sr = (pf, exc_t, lp_t, lp_mem)
             sa = s1 + s2
         lap("dsp")
         xc = xcorr(excw, k)

@@ -57,7 +57,17 @@ from opus_dred.libopus._builds import cache_dir
 from opus_dred.libopus._encoder import LibopusDredEncoder, LibopusFeatureExtractor
 from opus_dred.libopus._oracle import Oracle
 from opus_dred.refimpl._decode import DEFAULT_NUMERICS
-from opus_dred.vectors._expected import dred_stream_features, encoder_frames, encoder_pcm, parse_layer
+from opus_dred.vectors._expected import (
+    ListeningInputError,
+    check_vocoder_features,
+    demo_output,
+    demo_sequence,
+    dred_stream_features,
+    encoder_frames,
+    encoder_pcm,
+    parse_layer,
+    plc_events,
+)
 from opus_dred.vectors._handlers import HANDLERS, Needs, expected_for
 
 #: the JSON-lines protocol spoken by :class:`ExternalAdapter`: its name (which carries the major version) and
@@ -190,10 +200,10 @@ class LibopusAdapter:
     (``Handler.needs``) libopus meets, one method ``_<handler>`` each, from the case's inputs and parameters
     only: a field libopus cannot give is left out or named in ``not_reported``, never taken from the case."""
 
-    #: what libopus offers: its parsers and range coder, its DRED decoder and the DRED half of its encoder
-    #: (``DREDEnc``, the LPCNet feature extractor); no receiver object (its one policy lives in opus_demo's
-    #: main loop) and no vocoder entry point here
-    NEEDS_MET = frozenset({Needs.BITSTREAM, Needs.DECODER, Needs.ENCODER})
+    #: what libopus offers: its parsers and range coder, its DRED decoder, the DRED half of its encoder
+    #: (``DREDEnc``, the LPCNet feature extractor) and its listening side (FARGAN, the neural PLC, through the
+    #: shim: :mod:`opus_dred.libopus._listen`); no receiver object (its one policy lives in opus_demo's main loop)
+    NEEDS_MET = frozenset({Needs.BITSTREAM, Needs.DECODER, Needs.ENCODER, Needs.VOCODER})
     #: the numerics preset (``opus_dred.refimpl._nnet.NUMERICS``) each build variant's neural arithmetic is on
     #: an x86 CPU with AVX2 and FMA, before the ``RCPPS`` table is set for the CPU (``nnet.for_host``)
     VARIANT_NUMERICS: ClassVar[dict[str, str]] = {"default": "avx2", "generic": "sse2"}
@@ -418,6 +428,64 @@ class LibopusAdapter:
             finally:
                 d.close()
         return Result(unsupported=True, reason=f"layer {layer}")
+
+    # -- the listening side --
+
+    def _listening_skip(self, case: Any) -> Result | None:
+        """A ``vocoder`` or ``plc`` case runs only where this build's arithmetic on this host is the case's
+        numerics preset: FARGAN is chaotic, so libopus' own default and ``-generic`` builds end up further apart
+        than the audio rule allows (docs/vector-format.md); elsewhere it is skipped with both presets named."""
+        want = str(case.parameters.get("numerics"))
+        have, how = self.encoder_numerics()
+        if have != want:
+            return Result(unsupported=True, reason=f"the case's audio is made with numerics {want!r}; "
+                                                   f"{self.name} on this host computes {how}")
+        return None
+
+    def _vocoder(self, case: Any) -> Result:
+        """``fargan_demo -fargan-synthesis`` through the shim (:class:`~opus_dred.libopus._listen.LibopusFargan`):
+        ``fargan_init``, ``fargan_cont`` on zeros and five copies of the first vector, ``fargan_synthesize`` of
+        each vector that program synthesizes, rounded as it rounds them."""
+        from opus_dred.libopus._listen import LibopusFargan
+
+        skip = self._listening_skip(case)
+        if skip is not None:
+            return skip
+        try:
+            first = check_vocoder_features(case.inputs["features"])[:1]
+            seq = demo_sequence(case.inputs["features"])
+        except ListeningInputError as exc:
+            return Result(error=_error_info(exc))
+        v = LibopusFargan(self.oracle)
+        v.cont(np.zeros(v.layout.cont_samples, np.float32), np.repeat(first, v.layout.cont_vectors, axis=0))
+        synth = np.concatenate([v.synthesize_int(f) for f in seq])
+        return Result(values={"audio": demo_output(synth, seq.shape[0] - 1)})
+
+    def _plc(self, case: Any) -> Result:
+        """The case's events on one ``LPCNetPLCState`` of the build (:class:`~opus_dred.libopus._listen.LibopusPlc`):
+        ``lpcnet_plc_update``, ``lpcnet_plc_conceal``, ``lpcnet_plc_fec_add``, ``lpcnet_plc_fec_clear``."""
+        from opus_dred.libopus._listen import LibopusPlc
+
+        skip = self._listening_skip(case)
+        if skip is not None:
+            return skip
+        try:
+            events = plc_events(case.inputs["events"], case.inputs["pcm"], case.inputs.get("features"))
+        except ListeningInputError as exc:
+            return Result(error=_error_info(exc))
+        plc = LibopusPlc(self.oracle)
+        out = []
+        for e in events:
+            if e[0] == "good":
+                plc.update(e[1])
+                out.append(np.asarray(e[1], np.int16))
+            elif e[0] == "lost":
+                out.append(plc.conceal())
+            elif e[0] == "fec":
+                plc.fec_add(e[1])
+            else:
+                plc.fec_clear()
+        return Result(values={"audio": np.concatenate(out) if out else np.zeros(0, np.int16)})
 
     # -- the encoder half --
 

@@ -40,7 +40,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 from opus_dred.bitstream._profiles import get_profile
-from opus_dred.conformance._metric import FeatureThresholds, MetricError, compare_features
+from opus_dred.conformance._metric import AudioThresholds, FeatureThresholds, MetricError, compare_audio, compare_features
 from opus_dred.vectors._checks import COUNT_FIELDS, case_checks
 from opus_dred.vectors._handlers import HANDLERS, in_compare_order
 
@@ -48,6 +48,7 @@ from opus_dred import __version__
 
 STATUSES = ("pass", "behaviour", "fail", "skip", "error")
 FEATURE_METRIC = "dred_compare-features"
+AUDIO_METRIC = "dred_compare-audio"
 
 
 @dataclass
@@ -306,6 +307,34 @@ def _compare_features(exp: np.ndarray, got: np.ndarray, tol: dict, path: str, ex
     return None
 
 
+def _compare_audio(exp: np.ndarray, got: Any, tol: dict, path: str, extra: dict) -> Difference | None:
+    """16 kHz int16 audio: equal samples pass; otherwise ``dred_compare -audio`` of the expected signal (the
+    reference) and the answer, within the case's thresholds (err4, err16, pitch)."""
+    g = _as_array(got, exp)
+    if g is None or g.ndim != 1:
+        return Difference(path, None, _short(exp), _short(got), "not 1-D int16 samples")
+    if g.shape != exp.shape:
+        return Difference(path, min(len(exp), len(g)), f"{len(exp)} samples", f"{len(g)} samples", "length")
+    th = AudioThresholds(float(tol.get("err4", 0.25)), float(tol.get("err16", 1.0)), float(tol.get("pitch", 0.15)))
+    fig: dict = {"thresholds": [th.err4, th.err16, th.pitch], "samples": int(len(exp))}
+    if np.array_equal(exp, g):
+        extra["metric"] = {**fig, "err4": 0.0, "err16": 0.0, "pitch": 0.0, "passed": True, "bit_exact": True}
+        return None
+    try:
+        m = compare_audio(exp, g, th)
+    except MetricError as exc:
+        return Difference(path, None, _short(exp), _short(g), str(exc))
+    first = int(np.argmax(exp != g))
+    extra["metric"] = {**fig, "err4": m.err4, "err16": m.err16, "pitch": m.pitch, "frames": m.frames,
+                       "pitch_frames": m.pitch_frames, "passed": m.passed, "bit_exact": False,
+                       "first_difference": first}
+    if not m.passed:
+        return Difference(path, first, "within dred_compare -audio thresholds " +
+                          " ".join(f"{t:g}" for t in fig["thresholds"]),
+                          f"err4 {m.err4:.4g}, err16 {m.err16:.4g}, pitch {m.pitch:.4g}", "first differing sample at offset")
+    return None
+
+
 def compare_values(expected: Any, got: Any, path: str = "", *, tolerance: dict | None = None,
                    extra: dict | None = None, missing: list[str] | None = None) -> Difference | None:
     """First difference between ``expected`` and ``got`` (``None`` if equal), walking dicts in key order, lists
@@ -332,6 +361,8 @@ def compare_values(expected: Any, got: Any, path: str = "", *, tolerance: dict |
         if tol.get("metric") == FEATURE_METRIC and expected.dtype.kind == "f" and expected.ndim == 2 \
                 and expected.shape[1] == 20:
             return _compare_features(expected, got, tol, path, extra)
+        if tol.get("metric") == AUDIO_METRIC and expected.dtype == np.int16 and expected.ndim == 1:
+            return _compare_audio(expected, got, tol, path, extra)
         g = _as_array(got, expected)
         if g is None:
             return Difference(path, None, _short(expected), _short(got), "not an array")

@@ -318,7 +318,7 @@ def test_one_handler_registry():
             assert callable(getattr(LibopusAdapter, f"_{name}", None)), name
     assert not ref.supports("no_such_handler", "libopus-1.6.1")
     with pytest.raises(ValueError):
-        expected_for("vocoder", "libopus-1.6.1", {}, {})
+        expected_for("no_such_handler", "libopus-1.6.1", {}, {})
     assert HANDLERS["receiver"].needs is Needs.RECEIVER
     # the format's handler table: one row per handler, in the registry's order, naming each field
     rows = []

@@ -382,3 +382,167 @@ def encode_payloads(profile: str, pcm, activity, params: dict) -> list[bytes]:
 def expected_dred_encode(profile, inputs, params):
     payloads = encode_payloads(profile, inputs["pcm"], inputs["activity"], params)
     return {"payloads": Part("payloads.json", [p.hex() for p in payloads])}, None
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the listening side: vocoder, plc
+# ----------------------------------------------------------------------------------------------------------
+#: The tolerance of a ``vocoder`` or ``plc`` case: libopus' vocoder rule (tests/dred_vectors.sh: dred_compare
+#: -audio -thresholds 0.25 1.0 0.15), applied between the expected audio and the implementation's. Equal samples
+#: pass whatever the figures.
+AUDIO_TOLERANCE = {"metric": "dred_compare-audio", "err4": 0.25, "err16": 1.0, "pitch": 0.15}
+
+#: ``fargan_demo -fargan-synthesis`` halves its first and last frames (it writes from sample 80 of the first one)
+DEMO_SKIP = 80
+#: the reference runs the vocoder over a whole number of these frames (the sequence padded with its last feature
+#: vector, the padding's samples dropped), so that a few compiled lengths serve every input
+VOCODER_BUCKET = 64
+
+
+class ListeningInputError(BitstreamError):
+    """Vocoder or PLC input a case (or a command) cannot run: too few feature frames, an unknown event, a
+    numerics preset that does not exist; ``parameter`` names the offending input, ``value`` what it was."""
+
+    def __init__(self, parameter: str, value, message: str, *, byte_offset: int | None = None) -> None:
+        self.parameter = parameter
+        self.value = value
+        super().__init__(f"{parameter}={value!r}: {message}", byte_offset=byte_offset, rule="listening: input")
+
+
+def listening_numerics(name: str):
+    """The ``Numerics`` preset ``name`` of :data:`opus_dred.refimpl._nnet.NUMERICS` for FARGAN and the PLC (typed
+    error for another name)."""
+    from opus_dred.refimpl import _nnet as nnet  # lazy: loads JAX
+
+    if name not in nnet.NUMERICS:
+        raise ListeningInputError("numerics", name, f"must be one of {', '.join(nnet.NUMERICS)}")
+    return nnet.NUMERICS[name]
+
+
+def check_vocoder_features(features, what: str = "features") -> np.ndarray:
+    """``features`` as float32 ``[T, 20]`` with ``T >= 2`` (``fargan_demo`` primes on the first frame and
+    synthesizes from the second; with fewer it reads uninitialised memory)."""
+    a = np.asarray(features, np.float32)
+    if a.ndim == 1 and a.size % 20 == 0:
+        a = a.reshape(-1, 20)
+    if a.ndim != 2 or a.shape[1] != 20:
+        raise ListeningInputError(what, f"shape {list(a.shape)}", "must be feature frames of 20 values")
+    if a.shape[0] < 2:
+        raise ListeningInputError(what, a.shape[0], "frames: the vocoder needs at least 2 (the first primes it)",
+                                  byte_offset=a.shape[0] * 80)
+    return a
+
+
+def demo_sequence(features: np.ndarray) -> np.ndarray:
+    """The feature vectors ``fargan_demo -fargan-synthesis`` synthesizes, in order, for a file of ``T`` vectors:
+    vectors 1 .. T-1, then the last one twice more (after the end of the file the previous vector stays)."""
+    f = check_vocoder_features(features)
+    return np.concatenate([f[1:], f[-1:], f[-1:]])
+
+
+def demo_output(synth: np.ndarray, frames: int) -> np.ndarray:
+    """The int16 samples ``fargan_demo`` writes from the ``frames + 1`` synthesized frames ``synth`` (flat): from
+    sample 80 of the first, ``160 * frames`` in all (the last frame's first half)."""
+    return np.asarray(synth, np.int16)[DEMO_SKIP:DEMO_SKIP + 160 * frames]
+
+
+def vocoder_synthesis(profile: str, features, numerics: str = "avx2", *, batch: bool = False) -> np.ndarray:
+    """``fargan_demo -fargan-synthesis`` with the reference FARGAN (:func:`opus_dred.refimpl._fargan.vocode`
+    under the preset ``numerics``): ``fargan_cont`` on 320 zero samples and five copies of the first vector,
+    ``fargan_synthesize`` of each vector of :func:`demo_sequence`, the samples as ``fargan_synthesize_int``
+    rounds them, cut as the program writes them (:func:`demo_output`): int16 ``[160 T]`` at 16 kHz.
+
+    ``batch``: ``features`` is ``[S, T, 20]`` (S streams of one length) and the result ``[S, 160 T]``, the
+    streams synthesized together (``jax.vmap``)."""
+    import jax.numpy as jnp  # lazy: loads JAX
+
+    from opus_dred.refimpl import _fargan as fg
+
+    num = listening_numerics(numerics)
+    streams = [np.asarray(s, np.float32) for s in features] if batch else [features]
+    seqs = np.stack([demo_sequence(s) for s in streams])
+    frames = seqs.shape[1] - 1
+    pad = -seqs.shape[1] % VOCODER_BUCKET
+    seqs = np.concatenate([seqs, np.repeat(seqs[:, -1:], pad, axis=1)], axis=1)
+    params = fg._cached_params(get_profile(profile).name)
+    pcm0 = jnp.zeros((seqs.shape[0], fg.CONT_SAMPLES), jnp.float32)
+    f0 = jnp.asarray(np.repeat(np.stack([check_vocoder_features(s)[:1] for s in streams]), fg.CONT_VECTORS, axis=1))
+    out = np.asarray(_vocode_streams(num, params, jnp.asarray(seqs), pcm0, f0))
+    res = np.stack([demo_output(o, frames) for o in out])
+    return res if batch else res[0]
+
+
+def _vocode_streams_impl(num, params, seqs, pcm0, features0):
+    import jax
+
+    from opus_dred.refimpl import _fargan as fg
+
+    return fg.to_int16(jax.vmap(lambda f, x0, f0: fg.vocode(params, f, num, pcm0=x0, features0=f0))(
+        seqs, pcm0, features0))
+
+
+_VOCODE_JIT: dict = {}
+
+
+def _vocode_streams(num, params, seqs, pcm0, features0):
+    """``vocode`` of each stream (``jax.vmap``), jitted once per preset."""
+    import jax
+
+    fn = _VOCODE_JIT.get("fn")
+    if fn is None:
+        fn = _VOCODE_JIT["fn"] = jax.jit(_vocode_streams_impl, static_argnums=0)
+    return fn(num, params, seqs, pcm0, features0)
+
+
+def expected_vocoder(profile, inputs, params):
+    audio = vocoder_synthesis(profile, inputs["features"], str(params["numerics"]))
+    return {"audio": Part("audio.sw", audio)}, dict(AUDIO_TOLERANCE)
+
+
+#: the events of a ``plc`` case (``events.json``)
+PLC_EVENTS = ("good", "lost", "fec", "fec_clear")
+
+
+def plc_events(events, pcm, features) -> list[tuple]:
+    """The events of a ``plc`` case as :func:`opus_dred.refimpl._plc.apply_event` takes them: ``{"type": "good",
+    "frame": k}`` (frame ``k`` of ``pcm``, 160 samples), ``{"type": "lost"}``, ``{"type": "fec", "row": k}``
+    (row ``k`` of ``features``; ``null``: a frame DRED does not cover) and ``{"type": "fec_clear"}``. Raises
+    :class:`ListeningInputError` naming the event for anything else."""
+    x = np.asarray(pcm)
+    if x.ndim != 1 or x.dtype != np.int16 or x.shape[0] % 160:
+        raise ListeningInputError("pcm", f"{x.dtype}{list(x.shape)}", "must be int16 frames of 160 samples")
+    frames = x.reshape(-1, 160)
+    f = np.zeros((0, 20), np.float32) if features is None else np.asarray(features, np.float32).reshape(-1, 20)
+    out: list[tuple] = []
+    for i, e in enumerate(events):
+        t = e.get("type") if isinstance(e, dict) else None
+        if t not in PLC_EVENTS:
+            raise ListeningInputError(f"events[{i}]", repr(e)[:60], f"type must be one of {', '.join(PLC_EVENTS)}")
+        if t == "good":
+            k = e.get("frame")
+            if not isinstance(k, int) or isinstance(k, bool) or not 0 <= k < frames.shape[0]:
+                raise ListeningInputError(f"events[{i}].frame", k, f"must index the {frames.shape[0]} pcm frames")
+            out.append(("good", frames[k]))
+        elif t == "fec":
+            k = e.get("row")
+            if k is not None and (not isinstance(k, int) or isinstance(k, bool) or not 0 <= k < f.shape[0]):
+                raise ListeningInputError(f"events[{i}].row", k, f"must be null or index the {f.shape[0]} feature rows")
+            out.append(("fec", None if k is None else f[k]))
+        else:
+            out.append((t,))
+    return out
+
+
+def plc_audio(profile: str, events, pcm, features, numerics: str = "avx2") -> np.ndarray:
+    """A fresh reference PLC (:func:`opus_dred.refimpl._plc.run_plc`, FARGAN, PitchDNN and the network under
+    ``numerics``, the feature extractor's kernels of that build) through the case's events: int16, 160 samples
+    per ``good`` (the frame) and ``lost`` (the concealment) event."""
+    from opus_dred.refimpl._plc import run_plc  # lazy: loads JAX
+
+    listening_numerics(numerics)
+    return run_plc(get_profile(profile).name, plc_events(events, pcm, features), numerics=numerics)
+
+
+def expected_plc(profile, inputs, params):
+    audio = plc_audio(profile, inputs["events"], inputs["pcm"], inputs.get("features"), str(params["numerics"]))
+    return {"audio": Part("audio.sw", audio)}, dict(AUDIO_TOLERANCE)

@@ -8,7 +8,9 @@ Inputs come from three places, each recorded in a case's provenance:
 * seeded pseudo-random generators (``basic`` range-coder operations, ``patterns`` of arrivals and losses,
   ``mutations`` of valid bytes);
 * real recorded speech with digital silence around it (``encoder``: the PCM the encoder handlers take);
-* the packets of another profile's writer and encoder (``cross_version``: another version's DRED is no DRED).
+* the packets of another profile's writer and encoder (``cross_version``: another version's DRED is no DRED);
+* real recorded speech and the reference feature extractor's features of it (``listening``: the vocoder's and
+  the PLC's inputs).
 
 Expected values are always computed by :mod:`opus_dred.vectors._expected` (the reference), never copied from
 libopus. What libopus does with an ``invalid`` case's bytes is recorded in its provenance, as information.
@@ -1002,6 +1004,119 @@ def _encoder(profile: str) -> Iterator[dict]:
 
 
 # ----------------------------------------------------------------------------------------------------------
+# listening: vocoder, plc
+# ----------------------------------------------------------------------------------------------------------
+#: The presets the listening cases are made with (one case each): a default x86 build's and a ``-generic`` one's
+LISTENING_NUMERICS = ("avx2", "sse2")
+#: ``vocoder`` cases: (name, clip, start s, length s, leading digital silence s)
+VOCODER_POINTS: tuple[tuple[str, str, float, float, float], ...] = (
+    ("codec2_start", "codec2-speech-orig-16k", 0.0, 1.5, 0.0),
+    ("librivox_0870", "ps-librivox-0870", 1.0, 1.5, 0.0),
+    ("numbers", "ps-numbers", 0.5, 1.5, 0.0),
+    ("goforward_after_silence", "ps-goforward", 0.3, 1.2, 0.3),
+)
+#: ``plc`` cases: (name, clip, start s, description, frames (10 ms), plan); a plan is a list of (frame, what):
+#: ``("lost", n)`` n frames lost, ``("dred", n, rows)`` a new DRED batch (``fec_clear``, then ``rows`` queued:
+#: offsets from the frame, ``None`` for a frame DRED does not cover) and n frames lost
+PLC_POINTS: tuple = (
+    ("isolated", "codec2-speech-orig-16k", 0.2, "single lost frames and one pair, no DRED", 100,
+     ((25, ("lost", 1)), (50, ("lost", 2)), (80, ("lost", 1)))),
+    ("burst_12", "ps-librivox-0870", 1.0, "12 frames lost: the attenuation table and beyond, no DRED", 100,
+     ((40, ("lost", 12)),)),
+    ("dred_burst", "ps-numbers", 0.5, "8 frames lost, each covered by a queued DRED frame", 100,
+     ((40, ("dred", 8, tuple(range(8)))),)),
+    ("dred_gap", "ps-goforward", 0.3, "two DRED batches: one with an uncovered frame and fewer rows than losses "
+     "(predictions after them), then a short one", 100,
+     ((30, ("dred", 8, (0, 1, None, 3))), (70, ("dred", 3, (0, 1, 2))))),
+    ("start_and_long", "ps-librivox-0880", 0.5, "the first 4 frames lost (no history), then 24 lost: the "
+     "attenuation floor", 100, ((0, ("lost", 4)), (55, ("lost", 24)))),
+)
+
+
+def _listening_clip(clip: str, start: float, length: float, lead: float = 0.0) -> np.ndarray:
+    x = load_clip(clip, rate=16000)
+    pcm = np.concatenate([np.zeros(round(lead * 16000), np.int16),
+                          x[round(start * 16000):round((start + length) * 16000)]]).astype(np.int16)
+    return pcm[: len(pcm) // 160 * 160]
+
+
+def _listening_speech(clip: str, start: float, length: float, lead: float, pcm: np.ndarray) -> dict:
+    c = next(c for c in list_clips() if c.id == clip)
+    return {"clip": c.id, "package": c.package, "package_version": c.version, "file": c.file, "licence": c.licence,
+            "pcm_sha256": c.pcm_sha256, "segment_s": [start, length], "leading_silence_s": lead,
+            "input_sha256": hashlib.sha256(pcm.astype("<i2").tobytes()).hexdigest()}
+
+
+def listening_features(profile: str, pcm: np.ndarray) -> np.ndarray:
+    """The 20 features of each 10 ms frame of 16 kHz int16 ``pcm`` as ``fargan_demo -features`` computes them
+    (``lpcnet_compute_single_frame_features`` from a fresh ``LPCNetEncState``), with the reference extractor
+    (:class:`~opus_dred.refimpl._features.FeatureExtractor`, a default x86 build's kernels, PitchDNN avx2)."""
+    from opus_dred.refimpl._features import FeatureExtractor  # lazy: loads JAX
+
+    fe = FeatureExtractor(get_profile(profile), kernels="x86", pitch="avx2")
+    return np.asarray(fe.frames(np.asarray(pcm, np.float32)).features, np.float32)[:, :20]
+
+
+def _plc_plan(frames: int, plan) -> tuple[list[dict], list[int], list[int]]:
+    """(events, the frames whose pcm the good events take, the frames whose features the DRED rows hold)."""
+    at = dict(plan)
+    events: list[dict] = []
+    good: list[int] = []
+    rows: list[int] = []
+    k = 0
+    while k < frames:
+        if k in at:
+            what = at[k]
+            n = what[1]
+            if what[0] == "dred":
+                events.append({"type": "fec_clear"})
+                for off in what[2]:
+                    if off is None:
+                        events.append({"type": "fec", "row": None})
+                    else:
+                        events.append({"type": "fec", "row": len(rows)})
+                        rows.append(k + off)
+            events += [{"type": "lost"}] * n
+            k += n
+            continue
+        events.append({"type": "good", "frame": len(good)})
+        good.append(k)
+        k += 1
+    return events, good, rows
+
+
+def _listening(profile: str) -> Iterator[dict]:
+    for name, clip, start, length, lead in VOCODER_POINTS:
+        pcm = _listening_clip(clip, start, length, lead)
+        feats = listening_features(profile, pcm)
+        for num in LISTENING_NUMERICS:
+            prov = {"inputs_from": "real speech (corpus): the reference feature extractor's features of it (as "
+                                   "fargan_demo -features computes them; refimpl FeatureExtractor, x86 kernels, "
+                                   "PitchDNN avx2)", "seed": 0, "speech": _listening_speech(clip, start, length, lead, pcm),
+                    "expected_from": f"opus-dred reference FARGAN (refimpl._fargan, numerics {num}) as "
+                                     "fargan_demo -fargan-synthesis runs it"}
+            yield _case(profile, "vocoder", "listening", f"{name}.{num}",
+                        f"{feats.shape[0]} feature frames of real speech ({clip}) to 16 kHz audio; numerics {num}",
+                        {"features": Part("features.f32", feats)}, {"numerics": num}, prov)
+    for name, clip, start, what, frames, plan in PLC_POINTS:
+        pcm = _listening_clip(clip, start, frames / 100)
+        feats = listening_features(profile, pcm)
+        events, good, rows = _plc_plan(frames, plan)
+        x = pcm.reshape(-1, 160)
+        for num in LISTENING_NUMERICS:
+            prov = {"inputs_from": "real speech (corpus): the good frames' samples; the DRED rows are the reference "
+                                   "feature extractor's features of the lost frames' speech (what DRED carries, "
+                                   "unquantized)", "seed": 0, "speech": _listening_speech(clip, start, frames / 100, 0.0, pcm),
+                    "good_frames": good, "dred_rows_of_frames": rows,
+                    "expected_from": f"opus-dred reference PLC (refimpl._plc.run_plc with its FARGAN, numerics {num})"}
+            yield _case(profile, "plc", "listening", f"{name}.{num}",
+                        f"{frames} frames of real speech ({clip}), {what}; numerics {num}",
+                        {"events": Part("events.json", events), "pcm": Part("pcm.sw", x[good].reshape(-1)),
+                         "features": Part("features.f32", feats[rows] if rows else np.zeros((0, 20), np.float32))},
+                        {"numerics": num}, prov)
+
+
+# ----------------------------------------------------------------------------------------------------------
 # cross_version: another profile's DRED
 # ----------------------------------------------------------------------------------------------------------
 CROSS_SEED = SEED + 900
@@ -1059,6 +1174,7 @@ SUITES: dict[str, Callable[[str], Iterator[dict]]] = {
     "limits": _limits,
     "encoder": _encoder,
     "cross_version": _cross_version,
+    "listening": _listening,
 }
 
 

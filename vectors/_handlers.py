@@ -16,9 +16,10 @@ A case's ``handler`` (``<profile>/<handler>/<suite>/<case>/``, ``docs/vector-for
   them is *partial*. Every other field is required; ``opus-dred conform --strict`` fails a case with any
   expected field not reported, required or optional;
 - ``expected``: the reference's function ``(profile, inputs, parameters) -> (expected, tolerance)``
-  (:mod:`opus_dred.vectors._expected`), or ``None`` where opus-dred has no reference (``vocoder``). The
-  encoder's handlers (``features``, ``dred_encode``) take the numerics preset from the case's parameters: the
-  encoder is not normative, and its bytes depend on the arithmetic that made them.
+  (:mod:`opus_dred.vectors._expected`), or ``None`` where opus-dred has no reference. The encoder's handlers
+  (``features``, ``dred_encode``) and the listening ones (``vocoder``, ``plc``) take the numerics preset from
+  the case's parameters: neither the encoder nor the vocoder is normative, and their output depends on the
+  arithmetic that made it.
 
 The format (its documentation), the generator, ``opus-dred vectors verify``, the adapters and the runner all
 read this table; nothing else lists the handlers.
@@ -39,8 +40,10 @@ from opus_dred.vectors._expected import (
     expected_features,
     expected_invalid,
     expected_packet,
+    expected_plc,
     expected_range_coder,
     expected_receiver,
+    expected_vocoder,
 )
 
 
@@ -50,7 +53,7 @@ class Needs(enum.Enum):
     BITSTREAM = "bitstream"  # reads or writes bits: range coder, framing, extensions, the DRED payload syntax
     DECODER = "decoder"  # the DRED decoder: quantized latents to 20 acoustic features per 10 ms
     RECEIVER = "receiver"  # a receiver's choice per frame of normal decoding, LBRR, DRED or PLC
-    VOCODER = "vocoder"  # features to audio
+    VOCODER = "vocoder"  # features to audio: the vocoder, and the PLC that drives it
     ENCODER = "encoder"  # the DRED encoder: PCM to the 20 features per 10 ms, and to the payload of each frame
 
 
@@ -103,7 +106,10 @@ HANDLERS: dict[str, Handler] = {h.name: h for h in (
             optional=("error.class", "error.byte_offset")),
     Handler("dred_stream", Needs.DECODER, ("features",), expected_dred_stream,
             "a DRED-only stream decoded to features in time order (libopus' official DRED decoding vectors)"),
-    Handler("vocoder", Needs.VOCODER, ("audio",), None, "features to audio (no reference yet)"),
+    Handler("vocoder", Needs.VOCODER, ("audio",), expected_vocoder,
+            "features to 16 kHz audio as fargan_demo -fargan-synthesis makes it (FARGAN)"),
+    Handler("plc", Needs.VOCODER, ("audio",), expected_plc,
+            "good frames, DRED feature rows and losses to 16 kHz audio (the neural PLC, lpcnet_plc_*)"),
     Handler("features", Needs.ENCODER, ("features",), expected_features,
             "PCM to the DRED encoder's 20 features per 10 ms (16 kHz conversion, LPCNet features, PitchDNN)"),
     Handler("dred_encode", Needs.ENCODER, ("payloads",), expected_dred_encode,

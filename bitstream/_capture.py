@@ -307,6 +307,12 @@ def udp_payload(linktype: int, buf: bytes) -> tuple[int, int, bytes, bytes, int,
     """``(start, end, src, dst, sport, dport)`` of the UDP payload a record's ``buf`` carries (``end`` may lie past
     the captured bytes when the capture cut the record), or None for anything else: other protocols, IPv4
     fragments, a record too short for its headers."""
+    got = _udp_parse(linktype, buf)
+    return None if got is None else got[:6]
+
+
+def _udp_parse(linktype: int, buf: bytes) -> tuple[int, int, bytes, bytes, int, int, int, int] | None:
+    """:func:`udp_payload`'s answer and two more: where the IP header starts and its version (4 or 6)."""
     try:
         got = _network(linktype, buf)
     except (dpkt.UnpackError, struct.error, ValueError, IndexError):
@@ -320,14 +326,66 @@ def udp_payload(linktype: int, buf: bytes) -> tuple[int, int, bytes, bytes, int,
     if isinstance(ip, dpkt.ip.IP):
         if ip.p != dpkt.ip.IP_PROTO_UDP or ip.mf or ip.offset:  # not UDP, or a fragment
             return None
-        start = base + 4 * ip.hl + 8
+        start, version = base + 4 * ip.hl + 8, 4
     elif isinstance(ip, dpkt.ip6.IP6):
         if ip.p != dpkt.ip.IP_PROTO_UDP:
             return None
-        start = base + 40 + ip.plen - udp.ulen + 8  # UDP is the last header: it ends with the IPv6 payload
+        start, version = base + 40 + ip.plen - udp.ulen + 8, 6  # UDP is the last header: it ends the payload
     else:
         return None
-    return start, start + max(0, udp.ulen - 8), ip.src, ip.dst, udp.sport, udp.dport
+    return start, start + max(0, udp.ulen - 8), ip.src, ip.dst, udp.sport, udp.dport, base, version
+
+
+@dataclass(slots=True)
+class _Shape:
+    """How ``dpkt`` read one record down to its UDP payload, to read the records laid out the same way without
+    it: those of the same link type whose bytes up to the payload (``length``) equal this record's in every
+    range of ``same`` (everything but IPv4's total length, identification and checksum, IPv6's payload length,
+    and UDP's length and checksum) take dpkt's answer, ``(src, dst, sport, dport)`` and ``length`` as the start,
+    with the end from their own UDP length. A record whose lengths dpkt would read differently (a UDP length
+    under 8; an IPv4 total length too short for the UDP header; an IPv6 payload length of 0 or not ending with
+    the UDP datagram) is left to dpkt."""
+
+    linktype: int
+    length: int
+    same: tuple[tuple[int, int, bytes], ...]
+    len_at: int  # offset of IPv4's total length or IPv6's payload length
+    version: int
+    ip_base: int
+    flow: tuple[bytes, bytes, int, int]
+
+    @classmethod
+    def of(cls, linktype: int, buf: bytes, got: tuple) -> "_Shape | None":
+        start, _, src, dst, sport, dport, base, version = got
+        if not base + 20 <= start - 8 <= len(buf) - 8:
+            return None
+        cuts = ((0, base + 2), (base + 6, base + 10), (base + 12, start - 4)) if version == 4 else \
+            ((0, base + 4), (base + 6, start - 4))
+        return cls(linktype, start, tuple((a, b, buf[a:b]) for a, b in cuts), base + (2 if version == 4 else 4),
+                   version, base, (src, dst, sport, dport))
+
+    def read(self, buf: bytes) -> tuple[int, int] | None:
+        """``(start, end)`` of ``buf``'s UDP payload when ``buf`` is laid out as this shape, else None."""
+        n = self.length
+        if len(buf) < n:
+            return None
+        for a, b, v in self.same:
+            if buf[a:b] != v:
+                return None
+        ulen = (buf[n - 4] << 8) | buf[n - 3]
+        if ulen < 8:
+            return None
+        ln = (buf[self.len_at] << 8) | buf[self.len_at + 1]
+        if self.version == 4:
+            if ln and ln < n - self.ip_base:
+                return None
+        elif not ln or self.ip_base + 40 + ln - ulen + 8 != n:
+            return None
+        return n, n + ulen - 8
+
+
+#: layouts :func:`scan_records` remembers per chunk (a capture of a few calls has a few: one per flow)
+MAX_SHAPES = 16
 
 
 #: the per-packet columns of :class:`RtpColumns`, in order
@@ -392,18 +450,27 @@ def scan_records(chunk: tuple[bytes, int, list[tuple[int, int, int, int, int, in
     the file from offset ``base`` on and ``records`` their ``(index, data_offset, ts_ns, caplen, origlen,
     linktype)``. Returns plain columns (lists), picklable, for :func:`merge_scans` (a worker process may run it)."""
     data, base, records, port = chunk
-    cols: list[list] = [[] for _ in RTP_COLUMNS]
+    rows: list[tuple] = []
     payloads: list[bytes] = []
     flows: dict[tuple, int] = {}
     bad: list[tuple[RtpError, int]] = []
     udp = 0
+    shapes: list[_Shape] = []
     for index, doff, ts_ns, caplen, origlen, linktype in records:
         rel = doff - base
         buf = data[rel:rel + caplen]
-        got = udp_payload(linktype, buf)
-        if got is None:
-            continue
-        start, end, src, dst, sport, dport = got
+        for sh in shapes:
+            if sh.linktype == linktype and (se := sh.read(buf)) is not None:
+                start, end = se
+                src, dst, sport, dport = sh.flow
+                break
+        else:
+            got = _udp_parse(linktype, buf)
+            if got is None:
+                continue
+            start, end, src, dst, sport, dport = got[:6]
+            if len(shapes) < MAX_SHAPES and (sh := _Shape.of(linktype, buf, got)) is not None:
+                shapes.append(sh)
         if port is not None and port not in (sport, dport):
             continue
         udp += 1
@@ -428,9 +495,9 @@ def scan_records(chunk: tuple[bytes, int, list[tuple[int, int, int, int, int, in
         f = flows.get(key)
         if f is None:
             f = flows[key] = len(flows)
-        for col, v in zip(cols, (index, where, ts_ns, f, pt, marker, seq, ts, ssrc, hl, pad, cc, ext, cut)):
-            col.append(v)
+        rows.append((index, where, ts_ns, f, pt, marker, seq, ts, ssrc, hl, pad, cc, ext, cut))
         payloads.append(body)
+    cols = [list(c) for c in zip(*rows)] if rows else [[] for _ in RTP_COLUMNS]
     return cols, payloads, [(_addr(a), sp, _addr(b), dp) for (a, sp, b, dp) in flows], udp, bad
 
 
@@ -843,7 +910,13 @@ def _opus_stream(s: SsrcStream, rtp: RtpColumns, warns: list) -> OpusStream:
     cuts = rtp.cut[sel].tolist()
     is_red = (rtp.pt[sel] == s.red_pt).tolist() if s.red_pt is not None else [False] * len(sel)
     payloads = rtp.payloads
-    for i, base, cut, red_pkt in zip(sel.tolist(), bases, cuts, is_red):
+    if not any(is_red):  # no RED: the payloads as they are, a cut one as None
+        sel_l = sel.tolist()
+        opus = [None if c else payloads[i] for i, c in zip(sel_l, cuts)] if any(cuts) else \
+            [payloads[i] for i in sel_l]
+        offs = bases
+        red = [[] for _ in sel_l]
+    for i, base, cut, red_pkt in zip(sel.tolist() if any(is_red) else [], bases, cuts, is_red):
         payload = payloads[i]
         if cut:
             opus.append(None)

@@ -780,3 +780,37 @@ def test_decode_reads_a_folder_of_packets_as_the_same_bit_file(tmp_path):
         assert r.exit_code == 0, r.output
     a, b, c = (np.fromfile(tmp_path / f, "<f4") for f in ("a.f32", "b.f32", "c.f32"))
     assert len(a) and np.array_equal(a, b) and np.array_equal(c, a[:len(c)]) and 0 < len(c) < len(a)
+
+
+def _scan(data: bytes):
+    from opus_dred.bitstream._capture import scan_capture
+
+    r = scan_capture(data, read_records(data).records)
+    return ([getattr(r, c).tolist() for c in ("record", "offset", "arrival_ns", "flow", "pt", "marker", "seq",
+                                              "timestamp", "ssrc", "header_length", "padding_length", "csrc_count",
+                                              "ext_profile", "cut")],
+            r.payloads, r.flows, r.udp, [(e.to_dict(), i) for e, i in r.bad])
+
+
+@pytest.mark.parametrize("fmt, link, kw, addr", LAYOUTS)
+def test_records_read_by_layout_are_what_dpkt_reads(monkeypatch, fmt, link, kw, addr):
+    """The RTP scan reads records laid out like one dpkt has read without dpkt (``_Shape``): on every layout,
+    with header bytes of some records changed at random (lengths, flags, protocol, addresses, link headers),
+    its packets are those dpkt's reading of every record gives."""
+    import opus_dred.bitstream._capture as C
+
+    pk = _packets("libopus-1.6.1")[:60]
+    rng = np.random.default_rng(link + len(fmt))
+    frames = []
+    for k, r in enumerate(_rtp_set(pk, csrc=(3,))):
+        f = bytearray(udp_frame(r, src=addr, dst=addr, sport=PORT + k % 2, dport=PORT, linktype=link,
+                                vlan=7 if k % 5 == 0 else None))
+        if k % 4 == 3:  # a header byte (link, IP or UDP) changed
+            i = int(rng.integers(0, min(len(f), 70)))
+            f[i] = int(rng.integers(0, 256)) if k % 8 == 3 else (f[i] ^ 1 << int(rng.integers(0, 8)))
+        frames.append((T0 + 20_000_000 * k, bytes(f)))
+    data = write_capture(frames, fmt=fmt, linktype=link, **kw)
+    fast = _scan(data)
+    monkeypatch.setattr(C, "MAX_SHAPES", 0)
+    assert fast == _scan(data)
+    assert fast[3] >= 30  # most records are still UDP

@@ -168,3 +168,21 @@ def encode(
                                       bitrate=bitrate, loss=loss, duration=duration, vbr=not cbr, path=path,
                                       workers=workers or None)
     bench_encode_mod.print_report(r, as_json=as_json)
+
+
+@app.command("inspect")
+def inspect_bench(
+    packets: int = typer.Option(180_000, "--packets", help="RTP packets of 20 ms Opus with DRED in the capture (180,000: one hour)."),
+    profile: str = typer.Option("libopus-1.6.1", "--profile", help="Profile; the libopus build of the same name encodes the speech and is timed."),
+    repeats: int = typer.Option(3, "--repeats", help="Timed runs of the command; the best is reported."),
+    workers: int = typer.Option(0, "--workers", help="inspect's worker processes (0: one per core)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """`opus-dred inspect` on a synthesised capture of real speech (pcap, RTP, DRED): its time, packets/s and
+    stages, against libopus' opus_dred_parse on the same payloads (target: one hour in under 10 s)."""
+    from opus_dred.bench import _inspect as bench_inspect_mod  # lazy: dpkt takes ~60 ms to import
+
+    if packets < 100 or repeats < 1 or workers < 0:
+        raise typer.BadParameter("--packets must be at least 100, --repeats positive, --workers not negative")
+    bench_inspect_mod.print_report(bench_inspect_mod.bench_inspect(packets, profile, repeats, workers),
+                                   as_json=as_json)

@@ -117,7 +117,7 @@ def persistent_jax_cache() -> None:
         import jax  # lazy: loads JAX, which the libopus engine does not need
 
         if not jax.config.jax_compilation_cache_dir:
-            from opus_dred.libopus._builds import cache_dir
+            from opus_dred.libopus._builds import cache_dir  # lazy: only when the jax engine runs
 
             d = cache_dir() / "jax"
             d.mkdir(parents=True, exist_ok=True)

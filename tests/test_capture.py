@@ -814,3 +814,29 @@ def test_records_read_by_layout_are_what_dpkt_reads(monkeypatch, fmt, link, kw, 
     monkeypatch.setattr(C, "MAX_SHAPES", 0)
     assert fast == _scan(data)
     assert fast[3] >= 30  # most records are still UDP
+
+
+def test_bench_inspect_reports_its_figures():
+    """``opus-dred bench inspect`` on a small capture: the figures it reports (not their speed) are those of the
+    capture it made (packets, losses, DRED packets as libopus counts them), the ratio is libopus' time over the
+    command's, and the CPU is this machine's."""
+    from opus_dred.bench._encode import cpu_model
+    from opus_dred.bench._inspect import loss_plan, speech_packets
+
+    r = _cli("bench", "inspect", "--packets", 300, "--repeats", 1, "--json")
+    assert r.exit_code == 0, r.output
+    j = json.loads(r.stdout)
+    order, dup = loss_plan(300)
+    assert (j["packets"], j["lost"], j["cpu"], j["repeats"]) == (300, 300 - len(set(order.tolist())), cpu_model(), 1)
+    speech = speech_packets("libopus-1.6.1")
+    o = _oracle("libopus-1.6.1")
+    with_dred = 0
+    for k in order.tolist():  # in arrival order: the duplicated packet counts twice (it arrived twice)
+        with o.dred_parse(speech[k % len(speech)], sampling_rate=48000, defer_processing=True) as ref:
+            with_dred += ref.nb_latents > 0
+    assert j["dred_packets"] == with_dred and order.tolist().count(dup) == 2
+    assert j["ratio"] == pytest.approx(j["libopus_s"] / j["command_s"])
+    assert j["packets_per_s"] == pytest.approx(300 / j["command_s"]) and j["media_s"] == 6.0
+    assert 0 < j["startup_s"] and 0 < j["command_cpu_s"] and len(j["command_runs_s"]) == 1
+    assert set(j["stages_s"]) >= {"records", "RTP scan", "DRED and report (inspect_capture)"}
+    assert j["under_target"] == (j["command_s"] < 10.0)

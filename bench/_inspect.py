@@ -1,0 +1,267 @@
+"""Capture-inspection benchmark (``opus-dred bench inspect``): an hour of a call, as ``inspect`` reads it.
+
+The capture is synthesised here from real speech: the default corpus clip encoded by libopus (the profile's
+build, through the oracle: 16 kHz, 20 ms, 32 kb/s, DRED 1 s, 20 % expected loss), its packets repeated for as
+many 20 ms packets as asked (180,000: one hour) as RTP (RFC 3550, RFC 7587: payload type 111, one SSRC, the
+sequence number and timestamp running on, so both wrap) over UDP/IPv4/Ethernet in a pcap file, each packet
+arriving 20 ms after the one before with a little jitter, a few packets lost (runs of 1 to 3) and one duplicated.
+The link, IP and UDP headers of a payload length are built once (``dpkt``, through
+:func:`~opus_dred.bitstream._capture.udp_frame`) and the RTP headers packed per packet.
+
+Timed, in one run:
+
+* **ours**: ``opus-dred inspect FILE --limit 0`` as a user runs it, in a fresh interpreter (start-up, the
+  records and RTP scan and the DRED reading in worker processes, the report): wall time, best of ``repeats``;
+  then the same in this process, stage by stage (records, RTP scan, streams, DRED, report), for where the time
+  goes.
+* **libopus**: ``opus_dred_parse(..., defer_processing=1)`` of the profile's build on the same Opus payloads
+  (the DRED reading alone: packet parse, extension lookup, entropy decoding), one ``OpusDRED`` reused, the
+  ctypes entry point called in a tight loop.
+
+The report checks what inspect found (packets, losses, duplicate, wraps, DRED packets) against what was
+synthesised, and libopus' ``nb_latents`` against ours on every distinct payload, before it reports a time.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import resource
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from opus_dred.bench._encode import cpu_model
+from opus_dred.bitstream._capture import read_capture, read_records, scan_capture, udp_frame
+from opus_dred.bitstream._profiles import get_profile
+from opus_dred.libopus._oracle import Oracle
+
+#: packets of one hour of 20 ms packets
+HOUR_PACKETS = 180_000
+#: the target: an hour's capture inspected in under this many seconds
+TARGET_S = 10.0
+PT, SSRC = 111, 0x5EED0DED
+T0_NS = 1_790_000_000_000_000_000
+SEQ0, TS0 = 65_000, (1 << 32) - 960 * 1000  # both wrap within the first minute
+
+
+@dataclass
+class InspectBench:
+    """Figures of one ``bench inspect`` run (seconds)."""
+
+    profile: str
+    build: str
+    cpu: str
+    cores: int
+    packets: int
+    distinct_payloads: int
+    capture_bytes: int
+    lost: int
+    dred_packets: int
+    repeats: int
+    command_s: float  # ``opus-dred inspect FILE --limit 0`` in a fresh interpreter, best of repeats
+    command_runs_s: list[float]
+    command_cpu_s: float  # CPU seconds (user + system, workers included) of that best run
+    startup_s: float  # ``opus-dred --help`` in a fresh interpreter: the command's start-up alone
+    stages_s: dict[str, float]  # the same work in this process, stage by stage
+    libopus_s: float  # opus_dred_parse (deferred) on every payload
+    load_avg: tuple[float, float] = (0.0, 0.0)  # 1-minute load average before and after
+    target_s: float = TARGET_S
+
+    @property
+    def packets_per_s(self) -> float:
+        return self.packets / self.command_s
+
+    @property
+    def libopus_pps(self) -> float:
+        return self.packets / self.libopus_s
+
+    @property
+    def ratio(self) -> float:
+        """Our whole inspection's packets/s over libopus' DRED parsing's (above 1: faster than libopus)."""
+        return self.libopus_s / self.command_s
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d.update(packets_per_s=self.packets_per_s, libopus_pps=self.libopus_pps, ratio=self.ratio,
+                 media_s=self.packets * 0.02, under_target=self.command_s < self.target_s)
+        return d
+
+
+def speech_packets(profile: str, oracle: Oracle | None = None) -> list[bytes]:
+    """libopus' packets of the default corpus clip (16 kHz, 20 ms, 32 kb/s, DRED 1 s, 20 % expected loss)."""
+    from opus_dred.speech._corpus import load_clip
+
+    oracle = oracle or Oracle.for_build(profile)
+    pcm = np.asarray(load_clip(None, rate=16000))
+    enc = oracle.encode(pcm, fs=16000, bitrate=32000, frame_ms=20, complexity=10, dred_duration=100,
+                        loss_perc=20, application="voip")
+    return [e.data for e in enc]
+
+
+def loss_plan(n: int, seed: int = 1) -> tuple[np.ndarray, int]:
+    """``(indices of the packets sent, in arrival order, index duplicated)``: about 1 % lost in runs of 1 to 3,
+    one packet sent twice (the copy right after it)."""
+    rng = np.random.default_rng(seed)
+    keep = np.ones(n, bool)
+    starts = rng.choice(np.arange(1, n - 4), size=max(1, n // 200), replace=False)
+    for s, r in zip(starts, rng.integers(1, 4, len(starts))):
+        keep[s:s + r] = False
+    sent = np.flatnonzero(keep)
+    dup = int(sent[len(sent) // 2])
+    return np.insert(sent, len(sent) // 2 + 1, dup), dup
+
+
+def synth_capture(speech: list[bytes], n: int, *, seed: int = 1) -> tuple[bytes, dict]:
+    """A pcap of ``n`` RTP packets of ``speech`` repeated (see the module docstring) and what it holds:
+    ``{"sent", "lost", "duplicate", "seq_wraps", "ts_wraps"}``."""
+    order, dup = loss_plan(n, seed)
+    rng = np.random.default_rng(seed + 1)
+    jitter = rng.integers(0, 2_000_000, len(order))  # up to 2 ms late
+    heads: dict[int, bytes] = {}
+    rec = struct.Struct("<IIII").pack
+    rtp = struct.Struct(">BBHII").pack
+    out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
+    for j, k in enumerate(order.tolist()):
+        p = speech[k % len(speech)]
+        h = heads.get(len(p))
+        if h is None:  # Ethernet, IPv4, UDP for this length (dpkt's headers and IP checksum), RTP left out
+            f = udp_frame(bytes(12 + len(p)))
+            h = heads[len(p)] = f[:len(f) - 12 - len(p)]
+        t = T0_NS + 20_000_000 * k + int(jitter[j])
+        sec, ns = divmod(t, 1_000_000_000)
+        body = rtp(0x80, PT | (0x80 if k == 0 else 0), (SEQ0 + k) & 0xFFFF, (TS0 + 960 * k) & 0xFFFFFFFF, SSRC)
+        size = len(h) + 12 + len(p)
+        out.append(rec(sec, ns // 1000, size, size))
+        out += (h, body, p)
+    last = n - 1
+    return b"".join(out), {"sent": len(order), "lost": n - len(set(order.tolist())), "duplicate": dup,
+                           "seq_wraps": ((SEQ0 + last) >> 16) - (SEQ0 >> 16),
+                           "ts_wraps": ((TS0 + 960 * last) >> 32) - (TS0 >> 32)}
+
+
+def _run(args: list[str]) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system of the child and its workers) of ``python -m opus_dred.cli ARGS``."""
+    cmd = [sys.executable, "-m", "opus_dred.cli", *args]
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    wall = time.perf_counter() - t
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+
+
+def _stages(data: bytes, workers: int) -> tuple[dict[str, float], object]:
+    """The inspection in this process, as the command runs it, timed stage by stage; and its result."""
+    from opus_dred.bitstream._capture_inspect import inspect_capture
+    from opus_dred.cli._inspect import batched_dred_reader, pool_map
+
+    st: dict[str, float] = {}
+    t = time.perf_counter()
+    with pool_map(workers, len(data)) as pmap:
+        st["pool start"] = time.perf_counter() - t
+        t = time.perf_counter()
+        rf = read_records(data)
+        st["records"] = time.perf_counter() - t
+        t = time.perf_counter()
+        scan_capture(data, rf.records, map=pmap)
+        st["RTP scan"] = time.perf_counter() - t
+        t = time.perf_counter()
+        cap = read_capture(data, map=pmap)
+        st["records, RTP scan and streams (read_capture)"] = time.perf_counter() - t
+        t = time.perf_counter()
+        res = inspect_capture(data, detail=0, dred_reader=batched_dred_reader(pmap), capture=cap)
+        st["DRED and report (inspect_capture)"] = time.perf_counter() - t
+    st["total: read_capture + inspect_capture"] = st["records, RTP scan and streams (read_capture)"] + \
+        st["DRED and report (inspect_capture)"]
+    return st, res
+
+
+def _libopus(oracle: Oracle, packets: list[bytes], profile: str) -> float:
+    prof = get_profile(profile)
+    sr = 48000
+    mds = prof.max_latents * 4 * sr // 100
+    lib = oracle._lib
+    dred = oracle.dred_parse(packets[0], defer_processing=True)
+    end = ctypes.c_int(0)
+    fn, dec, ptr, endp = lib.opus_dred_parse, oracle._dred_dec, dred.ptr, ctypes.byref(end)
+    bufs = [(bytes(p), len(p)) for p in packets]
+    t = time.perf_counter()
+    for b, n in bufs:
+        fn(dec, ptr, b, n, mds, sr, endp, 1)
+    s = time.perf_counter() - t
+    dred.close()
+    return s
+
+
+def bench_inspect(packets: int = HOUR_PACKETS, profile: str = "libopus-1.6.1", repeats: int = 3,
+                  workers: int = 0) -> InspectBench:
+    """One run (see the module docstring)."""
+    load0 = os.getloadavg()[0]
+    oracle = Oracle.for_build(profile)
+    speech = speech_packets(profile, oracle)
+    data, truth = synth_capture(speech, packets)
+    # the same answers first: libopus' latents on every distinct payload against ours, and what inspect found
+    st, res = _stages(data, workers)
+    (s,) = res.streams
+    r = s.report
+    got = (r["packets"], r["lost"], r["duplicates"], r["seq_wraps"], r["ts_wraps"])
+    want = (truth["sent"], truth["lost"], 1, truth["seq_wraps"], truth["ts_wraps"])
+    if got != want:
+        raise RuntimeError(f"inspect found (packets, lost, duplicates, seq wraps, ts wraps) {got}, {want} were sent")
+    seen = {}
+    for k, p in enumerate(s.stream.opus[:len(speech)]):
+        seen.setdefault(p, k)
+    for p, k in seen.items():
+        with oracle.dred_parse(p, sampling_rate=48000, defer_processing=True) as ref:
+            if ref.nb_latents != (int(s.dred.nb_latents[k]) if s.dred.found[k] else 0):
+                raise RuntimeError(f"packet {k}: libopus reads {ref.nb_latents} latents, inspect "
+                                   f"{int(s.dred.nb_latents[k])}; not timing")
+    payloads = [speech[k % len(speech)] for k in range(packets)]
+    lib_s = min(_libopus(oracle, payloads, profile) for _ in range(repeats))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "hour.pcap"
+        path.write_bytes(data)
+        runs = [_run(["inspect", str(path), "--limit", "0", "--workers", str(workers)]) for _ in range(repeats)]
+    startup = min(_run(["--help"])[0] for _ in range(repeats))
+    best = min(runs)
+    return InspectBench(profile, oracle.build.name, cpu_model(), os.cpu_count() or 1, packets, len(speech),
+                        len(data), truth["lost"], int(s.dred.found.sum()), repeats, best[0], [w for w, _ in runs],
+                        best[1], startup, st, lib_s, (load0, os.getloadavg()[0]))
+
+
+def print_report(b: InspectBench, *, as_json: bool = False) -> None:
+    """The figures of one run as a table (or JSON)."""
+    if as_json:
+        print(json.dumps(b.to_json(), indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    c = Console()
+    if not c.is_terminal:
+        c = Console(width=160)
+    t = Table(title=f"bench inspect: {b.packets:,} RTP packets ({b.packets * 0.02 / 3600:.2f} h of 20 ms Opus with "
+                    f"DRED, {b.capture_bytes / 1e6:.1f} MB pcap), {b.profile}")
+    for col in ("what", "seconds", "packets/s"):
+        t.add_column(col, justify="left" if col == "what" else "right")
+    t.add_row(f"opus-dred inspect FILE --limit 0 (fresh process, best of {b.repeats})", f"{b.command_s:.2f}",
+              f"{b.packets_per_s:,.0f}")
+    t.add_row(f"  its CPU time (user + system, workers included; {b.cores} core(s))", f"{b.command_cpu_s:.2f}", "")
+    t.add_row("  its start-up (opus-dred --help)", f"{b.startup_s:.2f}", "")
+    for name, s in b.stages_s.items():
+        t.add_row(f"  in process: {name}", f"{s:.2f}", "")
+    t.add_row(f"libopus {b.build} opus_dred_parse (deferred), the same payloads", f"{b.libopus_s:.2f}",
+              f"{b.libopus_pps:,.0f}")
+    c.print(t)
+    verdict = "[green]under[/green]" if b.command_s < b.target_s else "[red]over[/red]"
+    c.print(f"ratio (our whole inspection / libopus' DRED parsing, packets/s): [bold]{b.ratio:.2f}[/bold]; "
+            f"{verdict} the {b.target_s:g} s target; {b.lost} lost, {b.dred_packets:,} packets with DRED; "
+            f"CPU {b.cpu}, {b.cores} core(s), load average {b.load_avg[0]:.1f} -> {b.load_avg[1]:.1f}")

@@ -38,6 +38,7 @@ _GROUPS = [
 _COMMANDS = [
     "opus_dred.cli._inspect",
     "opus_dred.cli._decode",
+    "opus_dred.cli._vocode",
     "opus_dred.cli._encode",
     "opus_dred.cli._agreement",
     "opus_dred.cli._simulate",

@@ -9,6 +9,7 @@ import typer
 from opus_dred.bench import _bitstream as bench_bitstream_mod
 from opus_dred.bench import _encode as bench_encode_mod
 from opus_dred.bench import _simulate as bench_simulate_mod
+from opus_dred.bench import _vocoder as bench_vocoder_mod
 from opus_dred.bench._decode import NUMERICS_CHOICES, PIPELINE_CHOICES, StreamSpec, bench_decode, hoist_small_loops
 from opus_dred.cli._conform import run_conform
 
@@ -186,3 +187,28 @@ def inspect_bench(
         raise typer.BadParameter("--packets must be at least 100, --repeats positive, --workers not negative")
     bench_inspect_mod.print_report(bench_inspect_mod.bench_inspect(packets, profile, repeats, workers),
                                    as_json=as_json)
+
+
+@app.command("vocoder")
+def vocoder(
+    streams: int = typer.Option(16, "--streams", help="Streams of real speech vocoded (the batch of ours)."),
+    seconds: float = typer.Option(5.0, "--seconds", help="Seconds of audio per stream."),
+    profile: str = typer.Option("libopus-1.6.1", "--profile", help="Profile; the libopus build of the same name is timed."),
+    numerics: str = typer.Option("avx2", "--numerics", help="avx2 (bit-exact with the default build, which is timed) or sse2 (the -generic build's arithmetic; that build is timed)."),
+    path: str = typer.Option(bench_vocoder_mod.PATH_CHOICES[0], "--path", help=f"Ours: {' | '.join(bench_vocoder_mod.PATH_CHOICES)} (bench/_vocoder.py)."),
+    repeats: int = typer.Option(3, "--repeats", help="Timed passes; the best is reported."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """FARGAN: features of N streams of real speech -> 16 kHz audio, by libopus (per stream) and by ours, one
+    stream at a time and batched over the streams (compile excluded); x real time, per core (CPU time), the
+    ratio against libopus in the same run, the CPU, and the streams bit-exact with libopus."""
+    if numerics not in bench_vocoder_mod.NUMERICS_CHOICES:
+        raise typer.BadParameter(f"must be one of {', '.join(bench_vocoder_mod.NUMERICS_CHOICES)}",
+                                 param_hint="--numerics")
+    if path not in bench_vocoder_mod.PATH_CHOICES:
+        raise typer.BadParameter(f"must be one of {', '.join(bench_vocoder_mod.PATH_CHOICES)}", param_hint="--path")
+    if streams < 1 or seconds < 0.02 or repeats < 1:
+        raise typer.BadParameter("--streams and --repeats must be positive, --seconds at least 0.02")
+    r = bench_vocoder_mod.bench_vocoder(streams=streams, seconds=seconds, profile=profile, numerics=numerics,
+                                        path=path, repeats=repeats)
+    bench_vocoder_mod.print_report(r, as_json=as_json)

@@ -65,6 +65,7 @@ def decode(
     sdp: Optional[Path] = typer.Option(None, "--sdp", help="Capture: a session description naming the Opus (and RED) payload types."),
     ssrc: Optional[str] = typer.Option(None, "--ssrc", help="Capture: the Opus stream to decode (default: the one with the most packets)."),
     port: Optional[int] = typer.Option(None, "--port", help="Capture: only UDP datagrams to or from this port."),
+    audio: Optional[Path] = typer.Option(None, "--audio", help="Also synthesize the features with the reference FARGAN and write them as speech: .wav (16 kHz mono) or .sw."),
 ) -> None:
     """Decode every DRED payload of FILE into acoustic features (20 per 10 ms frame) with the reference decoder.
 
@@ -73,6 +74,10 @@ def decode(
     writes, so `dred_compare -features` compares the two directly. A capture (pcap/pcapng of RTP): the
     packets of one Opus stream in sequence order (lost ones skipped), its warnings on stderr. A file that breaks
     off (a truncated .bit or capture) has its complete packets decoded, then its error reported.
+
+    --audio: what the payloads carry, as speech: each packet's (or record's) features in time order, one
+    packet after another in file order, through the reference FARGAN as `opus-dred vocode` runs it (the same
+    --numerics preset; `float` runs the float vocoder).
     """
     import numpy as np
 
@@ -84,6 +89,10 @@ def decode(
         raise typer.BadParameter("must end in .f32, .npy or .json", param_hint="--out")
     if fmt is not None and fmt not in FORMATS:
         raise typer.BadParameter(f"must be one of {', '.join(FORMATS)}", param_hint="--format")
+    if audio is not None:
+        from opus_dred.cli._vocode import check_audio_out
+
+        check_audio_out(audio, "--audio")
     opts = capture_options(pt, sdp, ssrc, port)
     try:
         contents = _contents_of(file, fmt, opts)
@@ -131,8 +140,39 @@ def decode(
             f"{file}: profile {profile}, {len(rows)} DRED {'records' if kind == 'dred' else 'packets'} of "
             f"{len(items)}, {allf.shape[0]} feature frames" + (f" → {out}" if out else "")
         )
+    if audio is not None:
+        _write_audio(audio, profile, [c if kind == "dred" else chronological(c) for c in chunks], numerics)
     if contents.error is not None:
         _file_error(contents.error)
+
+
+def _vocoder_numerics(numerics: str) -> str:
+    """The vocoder preset (``opus_dred.refimpl._nnet.NUMERICS``) of a decoder numerics name (``libopus-avx2``,
+    ``libopus-sse2-host`` (this CPU's RCPPS table), ``float``, ...)."""
+    from opus_dred.refimpl._nnet import NUMERICS, for_host
+
+    name = numerics[len("libopus-"):] if numerics.startswith("libopus-") else numerics
+    if name.endswith("-host"):
+        return next(k for k, v in NUMERICS.items() if v == for_host(NUMERICS[name[:-len("-host")]]))
+    return name
+
+
+def _write_audio(path: Path, profile: str, chunks, numerics: str) -> None:
+    """The features of ``chunks`` (time order within each) through the reference FARGAN into ``path``."""
+    import numpy as np
+
+    from opus_dred.cli._vocode import synthesize, write_audio
+
+    feats = np.concatenate(chunks) if chunks else np.zeros((0, 20), np.float32)
+    if feats.shape[0] < 2:
+        typer.echo(f"error: --audio: {feats.shape[0]} feature frame(s) decoded; the vocoder needs at least 2",
+                   err=True)
+        raise typer.Exit(2)
+    voc = _vocoder_numerics(numerics)
+    pcm = synthesize(profile, feats, voc)
+    write_audio(path, pcm)
+    typer.echo(f"{feats.shape[0]} feature frames → {path} ({pcm.shape[0] / 16000:.2f} s at 16 kHz, FARGAN of "
+               f"{profile}, numerics {voc})", err=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -169,6 +169,7 @@ class JaxSplice:
         self._queue: list[int | None] | None = None
         self._expected_queue: list[int | None] | None = None
         self._queue_args: tuple[int, ...] | None = None
+        self._decoded: dict[bytes, Any] = {}  # packet -> our whole DRED decode of it
 
     def plc_for(self, state: int):
         """Our :class:`~opus_dred.refimpl._plc.NeuralPlc` mirroring the libopus PLC state at ``state``."""
@@ -184,13 +185,19 @@ class JaxSplice:
     def begin_dred(self, packet: bytes, parse: DredParse, action: rx.Action) -> None:
         """Before ``opus_decoder_dred_decode``: our features of ``packet`` for the queue; the queue
         :func:`dred_queue` expects is computed at the decode's first ``lpcnet_plc_fec_clear``, with the
-        ``blend`` libopus then reads."""
-        ours = decode_dred(packet, self.profile, max_dred_samples=action.max_dred_samples, sampling_rate=self.rate,
-                           numerics=self.decode_numerics)
-        if ours.nb_latents != parse.nb_latents:
-            raise EngineError(f"packet {action.seq}: our DRED decoder reads {ours.nb_latents} latents, "
-                              f"libopus {parse.nb_latents}")
-        self._dred = (parse, ours.features)
+        ``blend`` libopus then reads.
+
+        Each packet's DRED is decoded once, whole (``max_dred_samples=None``), and cut to the latents libopus'
+        parse kept for this action: the RDO-VAE decoder runs from the newest latent to the oldest, so a parse
+        bounded by ``max_dred_samples`` has the first rows of the whole one."""
+        ours = self._decoded.get(packet)
+        if ours is None:
+            ours = self._decoded[packet] = decode_dred(packet, self.profile, max_dred_samples=None,
+                                                       sampling_rate=self.rate, numerics=self.decode_numerics)
+        if ours.nb_latents < parse.nb_latents or ours.dred_offset != parse.dred_offset:
+            raise EngineError(f"packet {action.seq}: our DRED decoder reads {ours.nb_latents} latents at offset "
+                              f"{ours.dred_offset}, libopus {parse.nb_latents} at {parse.dred_offset}")
+        self._dred = (parse, ours.features[: 4 * parse.nb_latents])
         self._queue = []
         self._expected_queue = None
         self._queue_args = (int(action.samples), self.rate, int(action.offset_samples), parse.dred_offset,

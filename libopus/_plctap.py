@@ -125,6 +125,8 @@ class TappedOracle(Oracle):
         if self._lib.shim_layout(vals, 22) != 22:
             raise OracleError("shim_layout returned an unexpected count")
         self.layout = ShimLayout._from(list(vals))
+        #: ``sizeof(LPCNetPLCState)`` in this build (the tap reads the state's counters in C, not from Python)
+        self.plc_state_size = int(self._lib.shim_tap_sizeof_plc())
         err = ctypes.c_int(0)
         self._dred_dec = self._lib.opus_dred_decoder_create(ctypes.byref(err))
         if not self._dred_dec or err.value != OPUS_OK:

@@ -38,7 +38,7 @@ SHIM_API int shim_tap_abi_version(void) { return 1; }
 
 SHIM_API void shim_tap_set(shim_tap_hook hook) { tap_hook = hook; }
 
-/* The state's own size, so that Python can check that it reads the same layout. */
+/* sizeof(LPCNetPLCState) as this build lays it out (TappedOracle.plc_state_size). */
 SHIM_API int shim_tap_sizeof_plc(void) { return (int)sizeof(LPCNetPLCState); }
 
 static void tap_counters(const LPCNetPLCState *st, int *c)

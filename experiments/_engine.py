@@ -28,8 +28,9 @@ history (its samples are discarded); before each call the splice checks that our
 libopus' (``blend`` excepted: ``celt_decode_with_ec_dred`` resets it by a direct write when a CELT packet
 arrives, which is mirrored), so a bookkeeping difference stops the decode instead of passing unnoticed.
 
-With the numerics preset that reproduces the build on this host (the default), our samples equal libopus' bit
-for bit and the two engines give the same PCM; :class:`SpliceStats` counts the frames and how many were equal.
+With the numerics preset that reproduces the build on this host (the default: the build's variant with this
+CPU's ``RCPPS`` table), our samples equal libopus' bit for bit wherever that table is the CPU's own
+(``tests/test_engine.py``), and the two engines give the same PCM; :class:`SpliceStats` counts the frames and how many were equal.
 """
 
 from __future__ import annotations

@@ -76,3 +76,18 @@ def test_bad_options_exit_2():
                 ["encode", "--path", "fast"], ["encode", "--workers", "-1"]):
         r = CliRunner().invoke(app, bad)
         assert r.exit_code == 2, (bad, r.output)
+
+
+def test_corpus_comparison_counts_each_clips_own_frames(require_native_emulation):
+    """``compare_corpus`` on two clips of different lengths (the shorter looped to the longer in our batch):
+    one packet per whole 20 ms frame of each clip, every one libopus' bytes, the first frame of each without
+    DRED."""
+    from opus_dred.bench._encode import compare_corpus
+    from opus_dred.speech import load_clip
+
+    clips = ["ps-cards-001", "ps-cards-003"]
+    r = compare_corpus("libopus-1.6.1", "avx2", clips=clips, workers=1)
+    frames = [len(load_clip(c, rate=16000)) // 320 for c in clips]
+    assert (r.clips, r.packets, r.build) == (2, sum(frames), "libopus-1.6.1")
+    assert r.nonempty == r.packets - 2
+    assert r.identical == r.packets and r.differing == [] and r.share == 1.0

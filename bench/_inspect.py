@@ -12,20 +12,22 @@ Timed, in one run:
 
 * **ours**: ``opus-dred inspect FILE --limit 0`` as a user runs it, in a fresh interpreter (start-up, the
   records and RTP scan and the DRED reading in worker processes, the report): wall time, best of ``repeats``;
-  then the same in this process, stage by stage (records, RTP scan, streams, DRED, report), for where the time
-  goes.
+  then its work in this process, stage by stage (records, RTP scan, streams, the DRED reading by accel's
+  numpy lanes; the pool as the command's), for where the time goes.
 * **libopus**: ``opus_dred_parse(..., defer_processing=1)`` of the profile's build on the same Opus payloads
   (the DRED reading alone: packet parse, extension lookup, entropy decoding), one ``OpusDRED`` reused, the
   ctypes entry point called in a tight loop.
 
-The report checks what inspect found (packets, losses, duplicate, wraps, DRED packets) against what was
-synthesised, and libopus' ``nb_latents`` against ours on every distinct payload, before it reports a time.
+The figures are checked first: the capture read (``read_capture``) holds the packets, losses, duplicate and
+wraps sent, and accel's reader (what ``inspect`` runs) reads libopus' ``nb_latents`` from every distinct
+payload.
 """
 
 from __future__ import annotations
 
 import ctypes
 import json
+import multiprocessing
 import os
 import resource
 import struct
@@ -33,15 +35,18 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
+from opus_dred.accel._bitstream import locate_dred_payloads, read_dred_payloads
 from opus_dred.bench._encode import cpu_model
 from opus_dred.bitstream._capture import read_capture, read_records, scan_capture, udp_frame
 from opus_dred.bitstream._profiles import get_profile
 from opus_dred.libopus._oracle import Oracle
+from opus_dred.speech._corpus import load_clip
 
 #: packets of one hour of 20 ms packets
 HOUR_PACKETS = 180_000
@@ -50,6 +55,8 @@ TARGET_S = 10.0
 PT, SSRC = 111, 0x5EED0DED
 T0_NS = 1_790_000_000_000_000_000
 SEQ0, TS0 = 65_000, (1 << 32) - 960 * 1000  # both wrap within the first minute
+#: packets per chunk of the DRED reading (as ``inspect``'s)
+DRED_CHUNK = 4096
 
 
 @dataclass
@@ -97,8 +104,6 @@ class InspectBench:
 
 def speech_packets(profile: str, oracle: Oracle | None = None) -> list[bytes]:
     """libopus' packets of the default corpus clip (16 kHz, 20 ms, 32 kb/s, DRED 1 s, 20 % expected loss)."""
-    from opus_dred.speech._corpus import load_clip
-
     oracle = oracle or Oracle.for_build(profile)
     pcm = np.asarray(load_clip(None, rate=16000))
     enc = oracle.encode(pcm, fs=16000, bitrate=32000, frame_ms=20, complexity=10, dred_duration=100,
@@ -158,30 +163,39 @@ def _run(args: list[str]) -> tuple[float, float]:
     return wall, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
 
 
-def _stages(data: bytes, workers: int) -> tuple[dict[str, float], object]:
-    """The inspection in this process, as the command runs it, timed stage by stage; and its result."""
-    from opus_dred.bitstream._capture_inspect import inspect_capture
-    from opus_dred.cli._inspect import batched_dred_reader, pool_map
+def read_dred_chunk(args: tuple[str, list[bytes]]) -> tuple[np.ndarray, np.ndarray]:
+    """``(found, nb_latents)`` of one chunk of packets by accel's numpy lanes (a worker process runs it)."""
+    name, packets = args
+    prof = get_profile(name)
+    loc = locate_dred_payloads(packets, prof)
+    ids = np.flatnonzero(loc.found)
+    nb = np.zeros(len(packets), np.int64)
+    if len(ids):
+        nb[ids] = read_dred_payloads([loc.payload[i] for i in ids], prof,
+                                     dred_frame_offset=loc.dred_frame_offset[ids]).nb_latents
+    return loc.found, nb
 
+
+def _stages(data: bytes, profile: str, workers: int) -> tuple[dict[str, float], object, np.ndarray, np.ndarray]:
+    """The command's work in this process, stage by stage, in a pool of ``workers`` processes (0: one per core)
+    as the command's: ``(seconds per stage, the capture read, found and nb_latents per packet of its stream)``."""
     st: dict[str, float] = {}
-    t = time.perf_counter()
-    with pool_map(workers, len(data)) as pmap:
-        st["pool start"] = time.perf_counter() - t
+    n = workers or os.cpu_count() or 1
+    with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork")) as ex:
         t = time.perf_counter()
         rf = read_records(data)
         st["records"] = time.perf_counter() - t
         t = time.perf_counter()
-        scan_capture(data, rf.records, map=pmap)
+        scan_capture(data, rf.records, map=ex.map)
         st["RTP scan"] = time.perf_counter() - t
         t = time.perf_counter()
-        cap = read_capture(data, map=pmap)
+        cap = read_capture(data, map=ex.map)
         st["records, RTP scan and streams (read_capture)"] = time.perf_counter() - t
+        pk = cap.selected.opus
         t = time.perf_counter()
-        res = inspect_capture(data, detail=0, dred_reader=batched_dred_reader(pmap), capture=cap)
-        st["DRED and report (inspect_capture)"] = time.perf_counter() - t
-    st["total: read_capture + inspect_capture"] = st["records, RTP scan and streams (read_capture)"] + \
-        st["DRED and report (inspect_capture)"]
-    return st, res
+        parts = list(ex.map(read_dred_chunk, [(profile, pk[a:a + DRED_CHUNK]) for a in range(0, len(pk), DRED_CHUNK)]))
+        st["DRED reading (accel's numpy lanes)"] = time.perf_counter() - t
+    return st, cap, np.concatenate([f for f, _ in parts]), np.concatenate([nb for _, nb in parts])
 
 
 def _libopus(oracle: Oracle, packets: list[bytes], profile: str) -> float:
@@ -208,22 +222,23 @@ def bench_inspect(packets: int = HOUR_PACKETS, profile: str = "libopus-1.6.1", r
     oracle = Oracle.for_build(profile)
     speech = speech_packets(profile, oracle)
     data, truth = synth_capture(speech, packets)
-    # the same answers first: libopus' latents on every distinct payload against ours, and what inspect found
-    st, res = _stages(data, workers)
-    (s,) = res.streams
-    r = s.report
-    got = (r["packets"], r["lost"], r["duplicates"], r["seq_wraps"], r["ts_wraps"])
+    # the same answers first: what the capture holds is what was sent, and libopus' latents are ours on every
+    # distinct payload
+    st, cap, found, nb = _stages(data, profile, workers)
+    o = cap.selected
+    got = (len(o), len(o.lost), int(o.duplicate.sum()), int((o.ext_seq.max() >> 16) - (o.ext_seq.min() >> 16)),
+           int((o.ext_ts.max() >> 32) - (o.ext_ts.min() >> 32)))
     want = (truth["sent"], truth["lost"], 1, truth["seq_wraps"], truth["ts_wraps"])
     if got != want:
         raise RuntimeError(f"inspect found (packets, lost, duplicates, seq wraps, ts wraps) {got}, {want} were sent")
-    seen = {}
-    for k, p in enumerate(s.stream.opus[:len(speech)]):
+    seen: dict[bytes, int] = {}
+    for k, p in enumerate(o.opus):
         seen.setdefault(p, k)
     for p, k in seen.items():
         with oracle.dred_parse(p, sampling_rate=48000, defer_processing=True) as ref:
-            if ref.nb_latents != (int(s.dred.nb_latents[k]) if s.dred.found[k] else 0):
-                raise RuntimeError(f"packet {k}: libopus reads {ref.nb_latents} latents, inspect "
-                                   f"{int(s.dred.nb_latents[k])}; not timing")
+            if ref.nb_latents != (int(nb[k]) if found[k] else 0):
+                raise RuntimeError(f"packet {k}: libopus reads {ref.nb_latents} latents, ours {int(nb[k])}; "
+                                   "not timing")
     payloads = [speech[k % len(speech)] for k in range(packets)]
     lib_s = min(_libopus(oracle, payloads, profile) for _ in range(repeats))
     with tempfile.TemporaryDirectory() as tmp:
@@ -233,7 +248,7 @@ def bench_inspect(packets: int = HOUR_PACKETS, profile: str = "libopus-1.6.1", r
     startup = min(_run(["--help"])[0] for _ in range(repeats))
     best = min(runs)
     return InspectBench(profile, oracle.build.name, cpu_model(), os.cpu_count() or 1, packets, len(speech),
-                        len(data), truth["lost"], int(s.dred.found.sum()), repeats, best[0], [w for w, _ in runs],
+                        len(data), truth["lost"], int(found.sum()), repeats, best[0], [w for w, _ in runs],
                         best[1], startup, st, lib_s, (load0, os.getloadavg()[0]))
 
 

@@ -447,51 +447,68 @@ def demo_output(synth: np.ndarray, frames: int) -> np.ndarray:
 
 
 def vocoder_synthesis(profile: str, features, numerics: str = "avx2", *, batch: bool = False) -> np.ndarray:
-    """``fargan_demo -fargan-synthesis`` with the reference FARGAN (:func:`opus_dred.refimpl._fargan.vocode`
-    under the preset ``numerics``): ``fargan_cont`` on 320 zero samples and five copies of the first vector,
+    """``fargan_demo -fargan-synthesis`` with the reference FARGAN (:mod:`opus_dred.refimpl._fargan` under the
+    preset ``numerics``): ``fargan_cont`` on 320 zero samples and five copies of the first vector,
     ``fargan_synthesize`` of each vector of :func:`demo_sequence`, the samples as ``fargan_synthesize_int``
     rounds them, cut as the program writes them (:func:`demo_output`): int16 ``[160 T]`` at 16 kHz.
 
     ``batch``: ``features`` is ``[S, T, 20]`` (S streams of one length) and the result ``[S, 160 T]``, the
-    streams synthesized together (``jax.vmap``)."""
+    streams synthesized together (a leading batch axis). The frames run :data:`VOCODER_BUCKET` at a time (one
+    ``lax.scan`` each, the state carried over), the last block padded with the last vector, so one compiled
+    block serves every length."""
     import jax.numpy as jnp  # lazy: loads JAX
 
     from opus_dred.refimpl import _fargan as fg
 
     num = listening_numerics(numerics)
-    streams = [np.asarray(s, np.float32) for s in features] if batch else [features]
+    streams = [check_vocoder_features(s) for s in features] if batch else [check_vocoder_features(features)]
+    if len({s.shape[0] for s in streams}) != 1:
+        raise ListeningInputError("features", [s.shape[0] for s in streams], "frames: batched streams must be "
+                                  "of one length")
     seqs = np.stack([demo_sequence(s) for s in streams])
     frames = seqs.shape[1] - 1
     pad = -seqs.shape[1] % VOCODER_BUCKET
     seqs = np.concatenate([seqs, np.repeat(seqs[:, -1:], pad, axis=1)], axis=1)
     params = fg._cached_params(get_profile(profile).name)
-    pcm0 = jnp.zeros((seqs.shape[0], fg.CONT_SAMPLES), jnp.float32)
-    f0 = jnp.asarray(np.repeat(np.stack([check_vocoder_features(s)[:1] for s in streams]), fg.CONT_VECTORS, axis=1))
-    out = np.asarray(_vocode_streams(num, params, jnp.asarray(seqs), pcm0, f0))
-    res = np.stack([demo_output(o, frames) for o in out])
+    state = fg.init_fargan_state(params, seqs.shape[:1])
+    f0 = np.repeat(np.stack([s[:1] for s in streams]), fg.CONT_VECTORS, axis=1)
+    state = fg.fargan_cont_jit(params, state, jnp.zeros((seqs.shape[0], fg.CONT_SAMPLES), jnp.float32),
+                               jnp.asarray(f0), num=num)
+    out = []
+    for k in range(0, seqs.shape[1], VOCODER_BUCKET):
+        state, pcm = _block(params, state, jnp.asarray(seqs[:, k:k + VOCODER_BUCKET]), num)
+        out.append(np.asarray(pcm))
+    synth = np.concatenate(out, axis=-1)
+    res = np.stack([demo_output(o, frames) for o in synth])
     return res if batch else res[0]
 
 
-def _vocode_streams_impl(num, params, seqs, pcm0, features0):
+def _block_impl(params, state, feats, num):
+    """``fargan_synthesize_int`` of each frame of ``feats [S, N, 20]``: (state, ``[S, 160 N]`` int16)."""
     import jax
+    import jax.numpy as jnp
 
     from opus_dred.refimpl import _fargan as fg
 
-    return fg.to_int16(jax.vmap(lambda f, x0, f0: fg.vocode(params, f, num, pcm0=x0, features0=f0))(
-        seqs, pcm0, features0))
+    def step(s, f):
+        return fg.fargan_synthesize(params, s, f, num)
+
+    state, pcm = jax.lax.scan(step, state, jnp.moveaxis(feats, 1, 0))
+    pcm = fg.to_int16(pcm)  # [N, S, 160]
+    return state, pcm.transpose(1, 0, 2).reshape(pcm.shape[1], -1)
 
 
-_VOCODE_JIT: dict = {}
+_BLOCK_JIT: dict = {}
 
 
-def _vocode_streams(num, params, seqs, pcm0, features0):
-    """``vocode`` of each stream (``jax.vmap``), jitted once per preset."""
+def _block(params, state, feats, num):
+    """:func:`_block_impl`, jitted once (``num`` static)."""
     import jax
 
-    fn = _VOCODE_JIT.get("fn")
+    fn = _BLOCK_JIT.get("fn")
     if fn is None:
-        fn = _VOCODE_JIT["fn"] = jax.jit(_vocode_streams_impl, static_argnums=0)
-    return fn(num, params, seqs, pcm0, features0)
+        fn = _BLOCK_JIT["fn"] = jax.jit(_block_impl, static_argnums=3)
+    return fn(params, state, feats, num)
 
 
 def expected_vocoder(profile, inputs, params):

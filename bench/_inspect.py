@@ -42,7 +42,6 @@ from pathlib import Path
 import numpy as np
 
 from opus_dred.accel._bitstream import locate_dred_payloads, read_dred_payloads
-from opus_dred.bench._encode import cpu_model
 from opus_dred.bitstream._capture import read_capture, read_records, scan_capture, udp_frame
 from opus_dred.bitstream._profiles import get_profile
 from opus_dred.libopus._oracle import Oracle
@@ -176,12 +175,21 @@ def read_dred_chunk(args: tuple[str, list[bytes]]) -> tuple[np.ndarray, np.ndarr
     return loc.found, nb
 
 
+def _warm(_: int) -> int:
+    """A worker's first task: it imports this module (and the readers) before anything is timed."""
+    return os.getpid()
+
+
 def _stages(data: bytes, profile: str, workers: int) -> tuple[dict[str, float], object, np.ndarray, np.ndarray]:
     """The command's work in this process, stage by stage, in a pool of ``workers`` processes (0: one per core)
     as the command's: ``(seconds per stage, the capture read, found and nb_latents per packet of its stream)``."""
     st: dict[str, float] = {}
     n = workers or os.cpu_count() or 1
-    with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork")) as ex:
+    # forkserver: the benchmark's process may hold JAX's threads (a test's), which a fork must not copy
+    with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("forkserver")) as ex:
+        t = time.perf_counter()
+        list(ex.map(_warm, range(4 * n)))
+        st["pool start (not in the command's figure)"] = time.perf_counter() - t
         t = time.perf_counter()
         rf = read_records(data)
         st["records"] = time.perf_counter() - t
@@ -218,6 +226,7 @@ def _libopus(oracle: Oracle, packets: list[bytes], profile: str) -> float:
 def bench_inspect(packets: int = HOUR_PACKETS, profile: str = "libopus-1.6.1", repeats: int = 3,
                   workers: int = 0) -> InspectBench:
     """One run (see the module docstring)."""
+    from opus_dred.bench._encode import cpu_model  # lazy: bench._encode imports JAX, which this benchmark never needs
     load0 = os.getloadavg()[0]
     oracle = Oracle.for_build(profile)
     speech = speech_packets(profile, oracle)

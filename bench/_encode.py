@@ -312,7 +312,7 @@ def compare_corpus(profile: str = "libopus-1.6.1", numerics: str = "avx2", *, fs
     compared; libopus encodes each clip alone. ``clips``: clip ids (default: the whole corpus); ``workers``:
     the accelerated path's threads (default one per core)."""
     from opus_dred.accel._encode import encode_streams  # lazy: loads JAX
-    from opus_dred.refimpl import _nnet as nnet
+    from opus_dred.refimpl import _nnet as nnet  # lazy: loads JAX
 
     build = profile if numerics == "avx2" else f"{profile}-generic"
     oracle = oracle or Oracle.for_build(build)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -253,3 +254,20 @@ def test_official_export_passes_libopus_script(tmp_path):
     assert "ERROR" not in text, text
     assert text.count("output matches reference") >= 16  # DRED decoding and vocoder, 8 each
     assert "Conformance tests passed" in text
+
+
+@pytest.mark.oracle
+def test_official_features_come_from_the_reference(tmp_path, require_default_numerics_host):
+    """vectorN_features.f32 of the export is the reference extractor's (provenance says so), and where this CPU
+    computes the default numerics it is what the 1.6.1 build's fargan_demo -features writes, bit for bit."""
+    from opus_dred.libopus._upstream import get_build
+    from opus_dred.vectors._official import export_official
+
+    vec = tmp_path / "v"
+    export_official(vec, "libopus-1.6.1", count=1)
+    prov = json.loads((vec / "provenance.json").read_text())
+    assert "opus-dred reference feature extractor" in prov["vectors"]["vector1"]["features.f32"]
+    ref = tmp_path / "ref.f32"
+    subprocess.run([str(get_build("libopus-1.6.1").build_dir / "fargan_demo"), "-features",
+                    str(vec / "vector1_orig.sw"), str(ref)], check=True, capture_output=True)
+    assert (vec / "vector1_features.f32").read_bytes() == ref.read_bytes()

@@ -17,16 +17,16 @@ libopus' conformance script (``tests/dred_vectors.sh`` on libopus master) loops 
 speech from the corpus is encoded by the profile's libopus encoder (oracle) into ``vectorN_opus.bit``; the
 DRED payloads of those packets are re-coded as DRED-only stream records at their ``q0`` (values the level's
 statistics give zero probability set to 0) into ``vectorN_dred.bit``; ``vectorN_dred_dec.f32`` holds the
-reference decoder's features of those records. opus-dred has no feature extractor yet, so
-``vectorN_features.f32`` is what the build's own ``fargan_demo -features`` computes from ``vectorN_orig.sw``
-(recorded in ``provenance.json``). :func:`read_official` reads a directory in that layout (ours or libopus').
+reference decoder's features of those records; ``vectorN_features.f32`` holds the reference feature extractor's
+features of ``vectorN_orig.sw``, computed as ``fargan_demo -features`` computes them
+(:func:`opus_dred.vectors._generate.listening_features`: ``lpcnet_compute_single_frame_features`` from a fresh
+state, a default x86 build's kernels, PitchDNN under the avx2 preset), recorded in ``provenance.json``.
+:func:`read_official` reads a directory in that layout (ours or libopus').
 """
 
 from __future__ import annotations
 
 import hashlib
-import subprocess
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,10 +38,10 @@ from opus_dred.bitstream._extensions import find_dred_extension
 from opus_dred.bitstream._formats import read_dred_stream, write_dred_stream, write_opus_demo_bit
 from opus_dred.bitstream._profiles import get_profile
 from opus_dred.libopus._oracle import Oracle
-from opus_dred.libopus._upstream import get_build
 from opus_dred.refimpl._decode import features_of
 from opus_dred.speech._corpus import list_clips, load_clip
 from opus_dred.vectors._format import dumps_json
+from opus_dred.vectors._generate import listening_features
 
 from opus_dred import __version__
 
@@ -129,15 +129,12 @@ def _records(profile: str, packets: list[bytes]):
     return out
 
 
-def export_official(directory: str | Path, profile: str = "libopus-1.6.1", *, count: int = len(OFFICIAL_CLIPS),
-                    fargan_demo: str | Path | None = None) -> list[Path]:
+def export_official(directory: str | Path, profile: str = "libopus-1.6.1", *, count: int = len(OFFICIAL_CLIPS)
+                    ) -> list[Path]:
     """Write ``vector1 … vector<count>`` of ``profile`` in the official layout under ``directory``."""
-
     prof = get_profile(profile)
     if not 1 <= count <= min(8, len(OFFICIAL_CLIPS)):
         raise ValueError(f"count must be within 1..{min(8, len(OFFICIAL_CLIPS))}")
-    if fargan_demo is None:
-        fargan_demo = get_build(profile).build_dir / "fargan_demo"
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     oracle = Oracle.for_build(profile)
@@ -162,11 +159,8 @@ def export_official(directory: str | Path, profile: str = "libopus-1.6.1", *, co
             feats.append(chronological(features_of(prof, p.state, p.latents)))
         dec = np.concatenate(feats) if feats else np.zeros((0, 20), np.float32)
         files["dred_dec.f32"].write_bytes(np.ascontiguousarray(dec, "<f4").tobytes())
-        with tempfile.TemporaryDirectory() as tmp:
-            out = Path(tmp) / "features.f32"
-            subprocess.run([str(fargan_demo), "-features", str(files["orig.sw"]), str(out)], check=True,
-                           capture_output=True)
-            files["features.f32"].write_bytes(out.read_bytes())
+        feats = listening_features(profile, pcm)
+        files["features.f32"].write_bytes(np.ascontiguousarray(feats, "<f4").tobytes())
         c = clips[clip_id]
         provenance["vectors"][f"vector{n}"] = {
             "speech": {"clip": clip_id, "package": c.package, "package_version": c.version, "file": c.file,
@@ -175,8 +169,8 @@ def export_official(directory: str | Path, profile: str = "libopus-1.6.1", *, co
             "dred.bit": f"{len(records)} DRED-only records: the DRED payload of every {RECORD_EVERY}th DRED packet of "
                         "opus.bit, re-coded at its q0 (zero-probability values set to 0)",
             "dred_dec.f32": "opus-dred reference decoder (refimpl, numerics libopus-avx2), chronological order",
-            "features.f32": f"fargan_demo -features of the {profile} build on orig.sw (no opus-dred feature "
-                            "extractor yet)",
+            "features.f32": "opus-dred reference feature extractor on orig.sw, as fargan_demo -features computes "
+                            "them (refimpl FeatureExtractor, x86 kernels, PitchDNN avx2)",
             "sha256": {k: hashlib.sha256(p.read_bytes()).hexdigest() for k, p in sorted(files.items())},
         }
         written += list(files.values())

@@ -8,10 +8,9 @@ computed, injected into the same blocks as their ``linear``:
   linear`): the exact integer sums of 8-bit inputs and int8 weights through a float GEMM (bfloat16 operands where
   the backend accumulates them exactly in float32, else float32), where every partial sum stays below 2**24 (all
   FARGAN layers: the widest, ``sig_net_skip_dense``, 688 inputs, has a bound of 1.1e7).
-* **float layers unrolled**: ``sig_net_cond_gain_dense`` (80 inputs), ``sig_net_gain_dense_out`` (192) and
-  ``cond_net_fdense1`` (32) accumulate input by input as libopus' ``sgemv`` does; the reference runs that as a
-  ``lax.scan`` over the inputs (:func:`.nnet.linear_looped`, a small graph); here it is the unrolled chain
-  (:func:`.nnet.linear`), which XLA fuses into one loop per layer: the same roundings in the same order.
+* **float layers** (``sig_net_cond_gain_dense``, ``sig_net_gain_dense_out``, ``cond_net_fdense1``) accumulate input
+  by input as libopus' ``sgemv`` does, as a loop over the inputs (:func:`.nnet.linear_looped`): its cost per
+  step does not grow with the batch (unrolled, the graph took 95 s to compile and ran no faster).
 * **streams as a batch axis**: :func:`vocode` takes ``[S, T, 20]`` and runs one ``lax.scan`` over frames on
   ``[S, ...]`` arrays, so every layer is a matrix product instead of S matrix-vector products.
 
@@ -34,12 +33,16 @@ from opus_dred.refimpl._nnet import Numerics
 Params = fg.Params
 
 
-def prepare(params: Params, num: Numerics) -> Params:
-    """FARGAN's parameters for :func:`vocode` under ``num`` (:func:`opus_dred.accel._decode.prepare`)."""
-    return fast.prepare(params, num)
+def prepare(params: Params, num: Numerics, *, dot: str = "f32") -> Params:
+    """FARGAN's parameters for :func:`vocode` under ``num`` (:func:`opus_dred.accel._decode.prepare`). ``dot``:
+    the GEMM operands (:data:`opus_dred.accel._decode.DOTS`); float32 by default: on a CPU without AVX512-BF16
+    bfloat16 operands ran 1.4x slower at FARGAN's shapes (256 streams, an AMD EPYC without AVX-512)."""
+    return fast.prepare(params, num, dot=dot)
 
 
 def _lin(p, x, num):
+    if num.matmul == "int8" and "weight_q" not in p:
+        return nnet.linear_looped(p, x, num)
     return fast.linear(p, x, num)
 
 

@@ -191,8 +191,8 @@ def inspect_bench(
 
 @app.command("vocoder")
 def vocoder(
-    streams: int = typer.Option(16, "--streams", help="Streams of real speech vocoded (the batch of ours)."),
-    seconds: float = typer.Option(5.0, "--seconds", help="Seconds of audio per stream."),
+    streams: int = typer.Option(256, "--streams", help="Streams of real speech vocoded (the batch of ours)."),
+    seconds: float = typer.Option(2.0, "--seconds", help="Seconds of audio per stream."),
     profile: str = typer.Option("libopus-1.6.1", "--profile", help="Profile; the libopus build of the same name is timed."),
     numerics: str = typer.Option("avx2", "--numerics", help="avx2 (bit-exact with the default build, which is timed) or sse2 (the -generic build's arithmetic; that build is timed)."),
     path: str = typer.Option(bench_vocoder_mod.PATH_CHOICES[0], "--path", help=f"Ours: {' | '.join(bench_vocoder_mod.PATH_CHOICES)} (bench/_vocoder.py)."),

@@ -19,6 +19,10 @@ Two layers:
   stop rule ``8 * num_bytes - tell <= 7`` and the requested-amount bound, dequantised as
   ``dred_decode_latents`` does.
 
+Both entry points use the native kernel of :mod:`opus_dred.accel._native` (ctypes, one packet after another in C,
+the batch split over the cores) where it builds, and the numpy lanes otherwise (``native=False`` asks for them);
+:func:`read_dred_packets` does both steps on the packets' bytes without copying the payloads out.
+
 numpy only (no JAX). State is int64: every intermediate of the 32-bit decoder fits, and values are
 masked to 32 bits where the C code wraps.
 """
@@ -30,6 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from opus_dred.accel import _native
 from opus_dred.bitstream._arith import (
     QMAX_UNCODED,
     compute_dred_offset,
@@ -399,6 +404,7 @@ def read_dred_payloads(
     *,
     min_feature_frames: int = 104,
     dred_frame_offset=0,
+    native: bool | None = None,
 ) -> BatchDred:
     """``dnn/dred_decoder.c:dred_ec_decode`` on N raw DRED payloads at once.
 
@@ -406,9 +412,16 @@ def read_dred_payloads(
     ``min_feature_frames``: the requested amount (``opus_dred_parse`` passes
     :func:`~opus_dred.bitstream._arith.min_feature_frames_for`); chunks are read while ``k`` is below
     :func:`~opus_dred.bitstream._arith.requested_chunks` and the lane has more than 7 bits left.
-    ``dred_frame_offset`` (scalar or [N]) is added to ``dred_offset``.
+    ``dred_frame_offset`` (scalar or [N]) is added to ``dred_offset``. ``native``: the C kernel (``None``: where
+    it builds), else the numpy lanes; both give the same arrays.
     """
     prof = get_profile(profile) if isinstance(profile, str) else profile
+    lib = _native.library() if native is not False else None
+    if native and lib is None:
+        raise RuntimeError("the native DRED reader could not be built (no C compiler?)")
+    if lib is not None:
+        data, starts, lens = _native.joined(payloads)
+        return _read_native(lib, prof, data, starts, lens, min_feature_frames, dred_frame_offset)
     tab = dred_tables(prof)
     dec = BatchRangeDecoder(payloads)
     n = dec.n
@@ -462,6 +475,40 @@ def read_dred_payloads(
         q_levels=q_levels, nb_latents=nb, state=state, latents=latents, num_bytes=dec.storage.copy(),
         end_tell=dec.tell(),
     )
+
+
+_NATIVE_TABLES: dict[tuple, tuple] = {}
+
+
+def native_tables(profile: Profile) -> tuple:
+    """:func:`dred_tables` flattened for :func:`opus_dred.accel._native.read_dred`: sign and magnitude ICDFs int32,
+    skip flags uint8, divisors float32 (state, then latents)."""
+    key = (profile.name, profile.model_pack, id(profile.stats))
+    t = _NATIVE_TABLES.get(key)
+    if t is None:
+        d = dred_tables(profile)
+        t = _NATIVE_TABLES[key] = tuple(
+            np.ascontiguousarray(a, dt) for a, dt in (
+                (d.state_sign, np.int32), (d.state_mag, np.int32), (d.state_skip, np.uint8),
+                (d.state_div, np.float32), (d.latent_sign, np.int32), (d.latent_mag, np.int32),
+                (d.latent_skip, np.uint8), (d.latent_div, np.float32)))
+    return t
+
+
+def _read_native(lib, prof: Profile, data, starts, lens, min_feature_frames, dred_frame_offset) -> BatchDred:
+    n = len(lens)
+    o = _native.read_dred(lib, data, starts, lens, native_tables(prof), state_dim=prof.state_dim,
+                          latent_dim=prof.latent_dim, max_lat=prof.max_latents, stride=prof.latent_stride,
+                          n_chunks=requested_chunks(int(min_feature_frames), prof.max_latents),
+                          has_q=bool(prof.has_q_feature), dq_table=np.asarray(prof.dq_table))
+    bad = np.flatnonzero(o.pop("status"))
+    if len(bad):
+        lane = int(bad[0])
+        raise RangeCoderError(f"range collapsed to zero in lane {lane} (zero-probability symbol)",
+                              bit_offset=int(o["end_tell"][lane]))
+    code = o.pop("code")
+    return BatchDred(profile=prof.name, extra_offset=extra_offset_from_code(code),
+                     dred_frame_offset=np.array(_lanes(dred_frame_offset, n)), num_bytes=lens.astype(np.int64), **o)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -551,7 +598,63 @@ def _lean_locate(data: bytes, frame_sizes, head: int) -> int:
     return start + 1
 
 
-def locate_dred_payloads(packets: Sequence[bytes], profile: Profile | str) -> DredLocations:
+def _locate(packets, prof: Profile, native: bool | None):
+    """(locations, the packets' joined buffer, the payloads' starts in it) or (locations, None, None)."""
+    lib = _native.library() if native is not False else None
+    if lib is None:
+        return _locate_py(packets, prof), None, None
+    n = len(packets)
+    data, starts, lens = _native.joined(packets)
+    fs = np.asarray(_frame_sizes(), np.int32)
+    rel = _native.locate(lib, data, starts, lens, fs, prof.extension_id << 1, prof.dred_version)
+    fast = rel >= 0
+    payloads: list[bytes] = [b""] * n
+    frame = np.zeros(n, np.int64)
+    offs = np.zeros(n, np.int64)
+    where = np.where(fast, rel, 0).astype(np.int64)
+    found = fast.copy()
+    for i in np.flatnonzero(~fast).tolist():
+        p = packets[i]
+        loc = find_dred_extension(p if type(p) is bytes else bytes(p), prof)
+        if loc is not None:
+            payloads[i] = loc.payload
+            frame[i], offs[i], where[i] = loc.frame, loc.dred_frame_offset, loc.payload_offset
+            found[i] = True
+    return DredLocations(payloads, frame, offs, where, found, fast), data, (starts, lens, rel)
+
+
+def _fill_payloads(loc: DredLocations, data: np.ndarray, starts, lens, rel) -> None:
+    buf = data.tobytes()
+    ids = np.flatnonzero(loc.fast)
+    a, b = (starts[ids] + rel[ids]).tolist(), (starts[ids] + lens[ids]).tolist()
+    pay = loc.payload
+    for i, x, y in zip(ids.tolist(), a, b):
+        pay[i] = buf[x:y]
+
+
+def read_dred_packets(packets: Sequence[bytes], profile: Profile | str, *, min_feature_frames: int = 104,
+                      native: bool | None = None) -> tuple[DredLocations, BatchDred]:
+    """:func:`locate_dred_payloads` then :func:`read_dred_payloads` of the packets that carry DRED (the rows of
+    the :class:`BatchDred` are ``np.flatnonzero(loc.found)``), reading the payloads in place in the packets'
+    bytes where the native kernel runs. The locations' ``payload`` list is filled too."""
+    prof = get_profile(profile) if isinstance(profile, str) else profile
+    loc, data, extra = _locate(packets, prof, native)
+    ids = np.flatnonzero(loc.found)
+    if data is None:
+        return loc, read_dred_payloads([loc.payload[i] for i in ids], prof, min_feature_frames=min_feature_frames,
+                                       dred_frame_offset=loc.dred_frame_offset[ids], native=False)
+    starts, lens, rel = extra
+    _fill_payloads(loc, data, starts, lens, rel)
+    if loc.fast.all():
+        pd, ps, pl = data, starts + rel, lens - rel
+    else:
+        pd, ps, pl = _native.joined([loc.payload[i] for i in ids])
+    b = _read_native(_native.library(), prof, pd, ps, pl, min_feature_frames, loc.dred_frame_offset[ids])
+    return loc, b
+
+
+def locate_dred_payloads(packets: Sequence[bytes], profile: Profile | str, *,
+                         native: bool | None = None) -> DredLocations:
     """The DRED payload of each packet, exactly as
     :func:`~opus_dred.bitstream._extensions.find_dred_extension` gives it (``src/opus_decoder.c:
     dred_find_payload``), for many packets.
@@ -560,9 +663,17 @@ def locate_dred_payloads(packets: Sequence[bytes], profile: Profile | str) -> Dr
     is read by a short loop over the framing bytes and decided by the same
     :func:`~opus_dred.bitstream._extensions.dred_version_in`; every other packet is handed to
     ``find_dred_extension``, whose typed error (``PacketError``, ``ExtensionError``) propagates for the
-    first packet that has one, as a loop over ``find_dred_extension`` would raise it.
+    first packet that has one, as a loop over ``find_dred_extension`` would raise it. ``native``: the lean
+    path in C (``None``: where it builds) or in Python.
     """
     prof = get_profile(profile) if isinstance(profile, str) else profile
+    loc, data, extra = _locate(packets, prof, native)
+    if data is not None:
+        _fill_payloads(loc, data, *extra)
+    return loc
+
+
+def _locate_py(packets: Sequence[bytes], prof: Profile) -> DredLocations:
     head = prof.extension_id << 1  # long extension, L = 0
     version = prof.dred_version
     lp = DRED_EXPERIMENTAL_BYTES

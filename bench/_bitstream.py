@@ -10,11 +10,14 @@ One run, on the same DRED-carrying packets (libopus' own encoder output over cor
   :func:`~opus_dred.bitstream._extensions.parse_extensions`, then
   :func:`~opus_dred.bitstream._extensions.find_dred_extension` and
   :func:`~opus_dred.bitstream._dred.read_dred_payload`: the readable reference path, packet by packet.
-* **ours, batched**: :func:`~opus_dred.accel._bitstream.locate_dred_payloads` and
-  :func:`~opus_dred.accel._bitstream.read_dred_payloads` (numpy lanes), the path ``decode`` uses.
+* **ours, batched native**: :func:`~opus_dred.accel._bitstream.read_dred_packets` (locate and read in one batch
+  of every packet, the C kernel of :mod:`opus_dred.accel._native` over the cores), the path ``decode``,
+  ``inspect``, ``fuzz`` and ``conform`` take for many packets.
+* **ours, batched numpy**: :func:`~opus_dred.accel._bitstream.locate_dred_payloads` and
+  :func:`~opus_dred.accel._bitstream.read_dred_payloads` with ``native=False`` (numpy lanes in lockstep).
 
-Both of ours are checked against libopus' ``nb_latents`` and ``dred_offset`` on every packet before timing.
-Packets/s of each and the ratios are reported, plus the cold time of ``opus-dred inspect`` on a 500-packet
+Every one of ours is checked against libopus' ``nb_latents`` and ``dred_offset`` on every packet before timing.
+Packets/s of each, the batch size, the cores and the ratios are reported, plus the cold time of ``opus-dred inspect`` on a 500-packet
 ``.bit`` file (a fresh interpreter per run: wall and CPU time of the child).
 """
 
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import platform
 import resource
 import statistics
 import subprocess
@@ -31,7 +35,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from opus_dred.accel._bitstream import locate_dred_payloads, read_dred_payloads
+from opus_dred.accel import _native
+from opus_dred.accel._bitstream import locate_dred_payloads, read_dred_packets, read_dred_payloads
 from opus_dred.bench._decode import StreamSpec, build_stream
 from opus_dred.bitstream._arith import min_feature_frames_for
 from opus_dred.bitstream._dred import read_dred_payload
@@ -54,6 +59,11 @@ class BitstreamBench:
     inspect_packets: int
     inspect_wall_s: list[float]
     inspect_cpu_s: list[float]
+    native_s: float | None = None
+    batch: int = 0
+    cores: int = 1
+    cpu: str = ""
+    load_avg: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
     @property
     def libopus_pps(self) -> float:
@@ -67,9 +77,14 @@ class BitstreamBench:
     def batched_pps(self) -> float:
         return self.packets / self.batched_s
 
+    @property
+    def native_ratio(self) -> float | None:
+        return self.libopus_s / self.native_s if self.native_s else None
+
     def to_json(self) -> dict:
         d = asdict(self)
         d.update(libopus_pps=self.libopus_pps, scalar_pps=self.scalar_pps, batched_pps=self.batched_pps,
+                 native_pps=self.packets / self.native_s if self.native_s else None, native_ratio=self.native_ratio,
                  scalar_ratio=self.scalar_pps / self.libopus_pps, batched_ratio=self.batched_pps / self.libopus_pps,
                  inspect_wall_median_s=statistics.median(self.inspect_wall_s) if self.inspect_wall_s else None,
                  inspect_cpu_median_s=statistics.median(self.inspect_cpu_s) if self.inspect_cpu_s else None)
@@ -83,6 +98,18 @@ def _best(fn, repeats: int) -> float:
         fn()
         best = min(best, time.perf_counter() - t)
     return best
+
+
+def cpu_model() -> str:
+    """This machine's CPU model as Linux names it (``/proc/cpuinfo``), or what :mod:`platform` knows."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def cold_inspect(packets: list[bytes], runs: int = 5) -> tuple[list[float], list[float]]:
@@ -130,11 +157,18 @@ def bench_bitstream(profile: str = "libopus-1.6.1", packets: int = 3000, repeats
         return out
 
     def batched():
-        loc = locate_dred_payloads(pk, prof)
-        b = read_dred_payloads(loc.payload, prof, min_feature_frames=mff, dred_frame_offset=loc.dred_frame_offset)
+        loc = locate_dred_payloads(pk, prof, native=False)
+        b = read_dred_payloads(loc.payload, prof, min_feature_frames=mff, dred_frame_offset=loc.dred_frame_offset,
+                               native=False)
         return list(zip(b.nb_latents.tolist(), b.dred_offset.tolist()))
 
-    if scalar() != ref or batched() != ref:
+    lib_native = _native.library()
+
+    def native():
+        _, b = read_dred_packets(pk, prof, min_feature_frames=mff, native=True)
+        return list(zip(b.nb_latents.tolist(), b.dred_offset.tolist()))
+
+    if scalar() != ref or batched() != ref or (lib_native is not None and native() != ref):
         raise RuntimeError("our readers and libopus disagree on this stream; not timing")
 
     lib = oracle._lib
@@ -150,10 +184,13 @@ def bench_bitstream(profile: str = "libopus-1.6.1", packets: int = 3000, repeats
     lib_s = _best(libopus, repeats)
     sc_s = _best(scalar, repeats)
     ba_s = _best(batched, repeats)
+    na_s = _best(native, repeats) if lib_native is not None else None
     dred.close()
+    load = os.getloadavg()
     walls, cpus = cold_inspect(pk[:inspect_packets], inspect_runs) if inspect_runs > 0 else ([], [])
     return BitstreamBench(profile, oracle.build.name, len(pk), repeats, lib_s, sc_s, ba_s,
-                          min(inspect_packets, len(pk)), walls, cpus)
+                          min(inspect_packets, len(pk)), walls, cpus, native_s=na_s, batch=len(pk),
+                          cores=_native.cores(), cpu=cpu_model(), load_avg=tuple(round(x, 2) for x in load))
 
 
 def print_report(r: BitstreamBench, *, as_json: bool = False) -> None:
@@ -167,17 +204,24 @@ def print_report(r: BitstreamBench, *, as_json: bool = False) -> None:
     from rich.table import Table
 
     j = r.to_json()
-    t = Table(title=f"bench bitstream: {r.packets} DRED packets, {r.profile} (best of {r.repeats})")
+    t = Table(title=f"bench bitstream: {r.packets} DRED packets, {r.profile} (best of {r.repeats}); {r.cpu}, "
+                    f"{r.cores} cores, load average {r.load_avg[0]:.2f}")
     for col in ("reader", "seconds", "packets/s", "µs/packet", "vs libopus"):
         t.add_column(col, justify="left" if col == "reader" else "right")
-    for name, s in ((f"libopus {r.build} opus_dred_parse (deferred)", r.libopus_s),
-                    ("ours, scalar (packet, extensions, DRED payload)", r.scalar_s),
-                    ("ours, batched numpy (locate + read_dred_payloads)", r.batched_s)):
+    rows = [(f"libopus {r.build} opus_dred_parse (deferred), one thread", r.libopus_s),
+            ("ours, scalar (packet, extensions, DRED payload)", r.scalar_s),
+            ("ours, batched numpy (locate + read_dred_payloads)", r.batched_s)]
+    if r.native_s:
+        rows.append((f"ours, batched native (read_dred_packets, batch {r.batch}, {r.cores} threads)", r.native_s))
+    for name, s in rows:
         t.add_row(name, f"{s:.3f}", f"{r.packets / s:,.0f}", f"{1e6 * s / r.packets:.1f}", f"{r.libopus_s / s:.3f}")
     c = Console()
     if not c.is_terminal:
         c = Console(width=160)
     c.print(t)
+    if r.native_s:
+        c.print(f"batched native reader: {r.native_ratio:.2f}x libopus' opus_dred_parse per packet "
+                f"({r.packets / r.native_s:,.0f} against {r.libopus_pps:,.0f} packets/s), batch of {r.batch} packets")
     if r.inspect_wall_s:
         c.print(f"cold `opus-dred inspect --json` on {r.inspect_packets} packets: wall median "
                 f"{j['inspect_wall_median_s']:.2f} s (min {min(r.inspect_wall_s):.2f}), CPU median "

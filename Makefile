@@ -10,7 +10,7 @@ CLI := $(VENV)/bin/opus-dred
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -c requirements.lock -e '.[test]'
+	$(PY) -m pip install -q --disable-pip-version-check -c requirements.lock -e '.[test,scale]'
 	touch $@
 
 # System tools the tests use, installed only when missing: opus-tools (opusenc/opusinfo check the Ogg reader),

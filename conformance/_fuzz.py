@@ -633,8 +633,14 @@ def _init_worker(profile: str, build: str) -> None:
 
 def _run_range(args: tuple[int, int, int, int]) -> dict:
     seed, start, stop, keep = args
-    f = _WORKER
-    assert f is not None
+    assert _WORKER is not None
+    return run_shard(_WORKER, seed, start, stop, keep)
+
+
+def run_shard(f: Fuzzer, seed: int, start: int, stop: int, keep: int, on_disagreement=None) -> dict:
+    """Run cases ``start..stop-1`` of ``seed`` on ``f``: counts by generator and last stage, the first ``keep``
+    disagreements and unexpected exceptions (all counted), CPU seconds. ``on_disagreement(d)`` is called on
+    each one as soon as it is found, before the case is counted (campaigns write the reproducer there)."""
     by_kind: dict[str, int] = {}
     by_stage: dict[str, int] = {}
     dis: list[Disagreement] = []
@@ -643,6 +649,8 @@ def _run_range(args: tuple[int, int, int, int]) -> dict:
     cpu0 = time.process_time()
     for i in range(start, stop):
         kind, stage, d = f.run_case(seed, i)
+        if d is not None and on_disagreement is not None:
+            on_disagreement(d)
         by_kind[kind] = by_kind.get(kind, 0) + 1
         by_stage[stage] = by_stage.get(stage, 0) + 1
         if d is not None:

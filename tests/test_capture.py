@@ -571,14 +571,18 @@ def test_scalar_reader_is_what_inspect_packet_reads():
     assert scalar_dred_reader([None], get_profile("libopus-1.5.2")).found.tolist() == [False]
 
 
-def test_batched_reader_is_the_scalar_reader():
-    """The batched DRED reader inspect runs in worker processes (chunks through accel's numpy lanes) gives the
-    columns of the scalar reader, packet by packet, lost packets and chunk edges included."""
+@pytest.mark.parametrize("native", [True, False])
+def test_batched_reader_is_the_scalar_reader(native):
+    """The batched DRED reader inspect runs (accel's native kernel in one call, or chunks through accel's numpy
+    lanes) gives the columns of the scalar reader, packet by packet, lost packets and chunk edges included."""
+    from opus_dred.accel import _native
     from opus_dred.cli._inspect import batched_dred_reader
 
+    if native and _native.library() is None:
+        pytest.skip("the native reader does not build here")
     pk = [p if k % 9 else None for k, p in enumerate(_packets("libopus-1.6.1"))]
     prof = get_profile("libopus-1.6.1")
-    a, b = batched_dred_reader(map, chunk=7)(pk, prof), scalar_dred_reader(pk, prof)
+    a, b = batched_dred_reader(map, chunk=7, native=native)(pk, prof), scalar_dred_reader(pk, prof)
     for col in ("found", "q0", "dq", "qmax", "dred_offset", "nb_latents", "payload_offset", "payload_bytes",
                 "end_tell"):
         np.testing.assert_array_equal(getattr(a, col), getattr(b, col), err_msg=col)

@@ -13,6 +13,7 @@ names a capture's problems alike.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import json
 import multiprocessing
@@ -25,7 +26,8 @@ from typing import Optional
 import numpy as np
 import typer
 
-from opus_dred.accel._bitstream import locate_dred_payloads, read_dred_payloads
+from opus_dred.accel import _native
+from opus_dred.accel._bitstream import read_dred_packets, read_dred_payloads
 from opus_dred.bitstream import _errors as bitstream_errors
 from opus_dred.bitstream._arith import extra_offset_to_code
 from opus_dred.bitstream._errors import BitstreamError
@@ -143,8 +145,9 @@ def read_dred_chunk(args: tuple[str, list[bytes]]) -> dict:
     process may run it)."""
     name, packets = args
     prof = get_profile(name)
+    b = None
     try:
-        loc = locate_dred_payloads(packets, prof)
+        loc, b = read_dred_packets(packets, prof)
         pay, fo, po, found, errors = loc.payload, loc.dred_frame_offset, loc.payload_offset, loc.found, []
     except BitstreamError:
         pay, fo, po, found, errors = _locate_each(packets, prof)
@@ -152,24 +155,31 @@ def read_dred_chunk(args: tuple[str, list[bytes]]) -> dict:
     out = {"ids": ids, "fo": fo[ids], "po": po[ids], "bytes": np.array([len(pay[i]) for i in ids], np.int64),
            "errors": errors}
     if len(ids):
-        b = read_dred_payloads([pay[i] for i in ids], prof, dred_frame_offset=fo[ids])
+        if b is None:
+            b = read_dred_payloads([pay[i] for i in ids], prof, dred_frame_offset=fo[ids])
         out.update(q0=b.q0, dq=b.dQ, qmax=b.qmax, ext=b.extended_offset, extra=extra_offset_to_code(b.extra_offset),
                    off=b.offset, dred_offset=b.dred_offset, nb=b.nb_latents, tell=b.end_tell)
     return out
 
 
-def batched_dred_reader(map=map, chunk: int = DRED_CHUNK):
+def batched_dred_reader(map=map, chunk: int = DRED_CHUNK, native: bool | None = None):
     """A :data:`~opus_dred.bitstream._capture_inspect.DredReader` that reads chunks of ``chunk`` packets with
     :func:`read_dred_chunk` through ``map`` (a process pool's, to use every core): the same columns as
-    :func:`~opus_dred.bitstream._capture_inspect.scalar_dred_reader` (``tests/test_capture.py`` checks it)."""
+    :func:`~opus_dred.bitstream._capture_inspect.scalar_dred_reader` (``tests/test_capture.py`` checks it).
+    Where accel's native kernel builds (``native=None``: its default) every packet is read in one call in this
+    process instead."""
+    if native is None:
+        native = _native.library() is not None
 
     def reader(packets, profile: Profile):
         from opus_dred.bitstream._capture_inspect import DredColumns  # lazy: dpkt takes ~60 ms to import
 
         out = DredColumns.empty(len(packets))
         have = [k for k, p in enumerate(packets) if p is not None]
-        parts = [have[a:a + chunk] for a in range(0, len(have), chunk)]
-        for part, res in zip(parts, map(read_dred_chunk, [(profile.name, [packets[k] for k in part])
+        # the native kernel reads every packet in one call on this process' threads: no chunks, no pool
+        step, pmap = (max(1, len(have)), builtins.map) if native else (chunk, map)
+        parts = [have[a:a + step] for a in range(0, len(have), step)]
+        for part, res in zip(parts, pmap(read_dred_chunk, [(profile.name, [packets[k] for k in part])
                                                           for part in parts])):
             where = np.asarray(part, np.int64)
             for k, d in res["errors"]:

@@ -144,10 +144,10 @@ def bench_vocoder(*, streams: int = 256, seconds: float = 2.0, profile: str = "l
     """Run the benchmark (module docstring); ``numerics`` ``avx2`` times the default build, ``sse2`` the
     ``-generic`` one."""
     import jax  # lazy: loads JAX
-    import jax.numpy as jnp
+    import jax.numpy as jnp  # lazy: loads JAX
 
-    from opus_dred.refimpl import _fargan as fg
-    from opus_dred.refimpl import _nnet as nnet
+    from opus_dred.refimpl import _fargan as fg  # lazy: loads JAX
+    from opus_dred.refimpl import _nnet as nnet  # lazy: loads JAX
 
     if numerics not in NUMERICS_CHOICES:
         raise ValueError(f"numerics must be one of {', '.join(NUMERICS_CHOICES)}")
@@ -175,7 +175,7 @@ def bench_vocoder(*, streams: int = 256, seconds: float = 2.0, profile: str = "l
     num = nnet.for_host(nnet.NUMERICS[numerics])
     params = fg._cached_params(profile)
     if path == "accel":
-        from opus_dred.accel import _fargan as af
+        from opus_dred.accel import _fargan as af  # lazy: loads JAX
 
         fast = af.prepare(params, num)
 
@@ -227,7 +227,7 @@ def bench_vocoder(*, streams: int = 256, seconds: float = 2.0, profile: str = "l
 
 
 def num_name(num) -> str:
-    from opus_dred.refimpl import _nnet as nnet
+    from opus_dred.refimpl import _nnet as nnet  # lazy: loads JAX
 
     return next((k for k, v in nnet.NUMERICS.items() if v == num), str(num))
 

@@ -55,6 +55,7 @@ from opus_dred.conformance._runner import ErrorInfo, Result
 from opus_dred.libopus import _upstream as upstream
 from opus_dred.libopus._builds import cache_dir
 from opus_dred.libopus._encoder import LibopusDredEncoder, LibopusFeatureExtractor
+from opus_dred.libopus._listen import LibopusFargan, LibopusPlc
 from opus_dred.libopus._oracle import Oracle
 from opus_dred.refimpl._decode import DEFAULT_NUMERICS
 from opus_dred.vectors._expected import (
@@ -446,8 +447,6 @@ class LibopusAdapter:
         """``fargan_demo -fargan-synthesis`` through the shim (:class:`~opus_dred.libopus._listen.LibopusFargan`):
         ``fargan_init``, ``fargan_cont`` on zeros and five copies of the first vector, ``fargan_synthesize`` of
         each vector that program synthesizes, rounded as it rounds them."""
-        from opus_dred.libopus._listen import LibopusFargan
-
         skip = self._listening_skip(case)
         if skip is not None:
             return skip
@@ -464,8 +463,6 @@ class LibopusAdapter:
     def _plc(self, case: Any) -> Result:
         """The case's events on one ``LPCNetPLCState`` of the build (:class:`~opus_dred.libopus._listen.LibopusPlc`):
         ``lpcnet_plc_update``, ``lpcnet_plc_conceal``, ``lpcnet_plc_fec_add``, ``lpcnet_plc_fec_clear``."""
-        from opus_dred.libopus._listen import LibopusPlc
-
         skip = self._listening_skip(case)
         if skip is not None:
             return skip

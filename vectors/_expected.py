@@ -458,7 +458,7 @@ def vocoder_synthesis(profile: str, features, numerics: str = "avx2", *, batch: 
     block serves every length."""
     import jax.numpy as jnp  # lazy: loads JAX
 
-    from opus_dred.refimpl import _fargan as fg
+    from opus_dred.refimpl import _fargan as fg  # lazy: loads JAX
 
     num = listening_numerics(numerics)
     streams = [check_vocoder_features(s) for s in features] if batch else [check_vocoder_features(features)]
@@ -485,10 +485,10 @@ def vocoder_synthesis(profile: str, features, numerics: str = "avx2", *, batch: 
 
 def _block_impl(params, state, feats, num):
     """``fargan_synthesize_int`` of each frame of ``feats [S, N, 20]``: (state, ``[S, 160 N]`` int16)."""
-    import jax
-    import jax.numpy as jnp
+    import jax  # lazy: loads JAX
+    import jax.numpy as jnp  # lazy: loads JAX
 
-    from opus_dred.refimpl import _fargan as fg
+    from opus_dred.refimpl import _fargan as fg  # lazy: loads JAX
 
     def step(s, f):
         return fg.fargan_synthesize(params, s, f, num)
@@ -503,7 +503,7 @@ _BLOCK_JIT: dict = {}
 
 def _block(params, state, feats, num):
     """:func:`_block_impl`, jitted once (``num`` static)."""
-    import jax
+    import jax  # lazy: loads JAX
 
     fn = _BLOCK_JIT.get("fn")
     if fn is None:

@@ -13,6 +13,7 @@ from opus_dred.bitstream._errors import BitstreamError
 from opus_dred.bitstream._extensions import find_dred
 from opus_dred.bitstream._formats import FORMATS, StreamContents, load_input, read_input
 from opus_dred.cli._inspect import capture_options, format_error, pool_map, print_warnings
+from opus_dred.cli._vocode import check_audio_out, synthesize, write_audio
 
 
 def _contents_of(path: str, fmt: Optional[str], options=None) -> StreamContents:
@@ -90,8 +91,6 @@ def decode(
     if fmt is not None and fmt not in FORMATS:
         raise typer.BadParameter(f"must be one of {', '.join(FORMATS)}", param_hint="--format")
     if audio is not None:
-        from opus_dred.cli._vocode import check_audio_out
-
         check_audio_out(audio, "--audio")
     opts = capture_options(pt, sdp, ssrc, port)
     try:
@@ -149,7 +148,7 @@ def decode(
 def _vocoder_numerics(numerics: str) -> str:
     """The vocoder preset (``opus_dred.refimpl._nnet.NUMERICS``) of a decoder numerics name (``libopus-avx2``,
     ``libopus-sse2-host`` (this CPU's RCPPS table), ``float``, ...)."""
-    from opus_dred.refimpl._nnet import NUMERICS, for_host
+    from opus_dred.refimpl._nnet import NUMERICS, for_host  # lazy: loads JAX
 
     name = numerics[len("libopus-"):] if numerics.startswith("libopus-") else numerics
     if name.endswith("-host"):
@@ -161,7 +160,6 @@ def _write_audio(path: Path, profile: str, chunks, numerics: str) -> None:
     """The features of ``chunks`` (time order within each) through the reference FARGAN into ``path``."""
     import numpy as np
 
-    from opus_dred.cli._vocode import synthesize, write_audio
 
     feats = np.concatenate(chunks) if chunks else np.zeros((0, 20), np.float32)
     if feats.shape[0] < 2:

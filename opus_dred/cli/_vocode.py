@@ -10,6 +10,7 @@ import numpy as np
 import typer
 
 from opus_dred.bitstream._errors import BitstreamError, FormatError
+from opus_dred.bitstream._profiles import UnknownProfileError, get_profile
 
 #: bytes per feature frame of a ``.f32`` file (20 float32, libopus' ``dred_compare -features`` layout)
 ROW_BYTES = 80
@@ -78,8 +79,6 @@ def vocode(
 ) -> None:
     """Synthesize speech from FEATURES with the reference FARGAN, as libopus' `fargan_demo -fargan-synthesis`
     does (primed on silence and the first frame; 160 samples per frame), and write it as 16 kHz audio."""
-    from opus_dred.bitstream._profiles import UnknownProfileError, get_profile
-
     check_audio_out(out)
     check_numerics(numerics)
     try:

@@ -12,8 +12,9 @@ Timed, in one run:
 
 * **ours**: ``opus-dred inspect FILE --limit 0`` as a user runs it, in a fresh interpreter (start-up, the
   records and RTP scan and the DRED reading in worker processes, the report): wall time, best of ``repeats``;
-  then its work in this process, stage by stage (records, RTP scan, streams, the DRED reading by accel's
-  numpy lanes; the pool as the command's), for where the time goes.
+  then its work in this process, stage by stage (records, RTP scan, streams, the DRED reading as the command
+  does it: accel's native kernel in one call on this process' threads where it builds, else accel's numpy lanes
+  in chunks in the pool; the pool as the command's), for where the time goes.
 * **libopus**: ``opus_dred_parse(..., defer_processing=1)`` of the profile's build on the same Opus payloads
   (the DRED reading alone: packet parse, extension lookup, entropy decoding), one ``OpusDRED`` reused, the
   ctypes entry point called in a tight loop.
@@ -25,6 +26,7 @@ payload.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import multiprocessing
@@ -41,7 +43,8 @@ from pathlib import Path
 
 import numpy as np
 
-from opus_dred.accel._bitstream import locate_dred_payloads, read_dred_payloads
+from opus_dred.accel import _native
+from opus_dred.accel._bitstream import read_dred_packets
 from opus_dred.bitstream._capture import read_capture, read_records, scan_capture, udp_frame
 from opus_dred.bitstream._profiles import get_profile
 from opus_dred.libopus._oracle import Oracle
@@ -163,15 +166,12 @@ def _run(args: list[str]) -> tuple[float, float]:
 
 
 def read_dred_chunk(args: tuple[str, list[bytes]]) -> tuple[np.ndarray, np.ndarray]:
-    """``(found, nb_latents)`` of one chunk of packets by accel's numpy lanes (a worker process runs it)."""
+    """``(found, nb_latents)`` of one chunk of packets by accel's batched reader (a worker process may run it)."""
     name, packets = args
     prof = get_profile(name)
-    loc = locate_dred_payloads(packets, prof)
-    ids = np.flatnonzero(loc.found)
+    loc, b = read_dred_packets(packets, prof)
     nb = np.zeros(len(packets), np.int64)
-    if len(ids):
-        nb[ids] = read_dred_payloads([loc.payload[i] for i in ids], prof,
-                                     dred_frame_offset=loc.dred_frame_offset[ids]).nb_latents
+    nb[np.flatnonzero(loc.found)] = b.nb_latents
     return loc.found, nb
 
 
@@ -181,28 +181,37 @@ def _warm(_: int) -> int:
 
 
 def _stages(data: bytes, profile: str, workers: int) -> tuple[dict[str, float], object, np.ndarray, np.ndarray]:
-    """The command's work in this process, stage by stage, in a pool of ``workers`` processes (0: one per core)
-    as the command's: ``(seconds per stage, the capture read, found and nb_latents per packet of its stream)``."""
+    """The command's work in this process, stage by stage, in a pool of ``workers`` processes (0: the command's
+    default, none) as the command's: ``(seconds per stage, the capture read, found and nb_latents per packet of
+    its stream)``."""
     st: dict[str, float] = {}
-    n = workers or os.cpu_count() or 1
-    # forkserver: the benchmark's process may hold JAX's threads (a test's), which a fork must not copy
-    with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("forkserver")) as ex:
-        t = time.perf_counter()
-        list(ex.map(_warm, range(4 * n)))
-        st["pool start (not in the command's figure)"] = time.perf_counter() - t
+    n = workers or 1
+    with contextlib.ExitStack() as stack:
+        pmap = map
+        if n > 1:
+            # forkserver: the benchmark's process may hold JAX's threads (a test's), which a fork must not copy
+            ex = stack.enter_context(ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("forkserver")))
+            t = time.perf_counter()
+            list(ex.map(_warm, range(4 * n)))
+            st["pool start (not in the command's figure)"] = time.perf_counter() - t
+            pmap = ex.map
         t = time.perf_counter()
         rf = read_records(data)
         st["records"] = time.perf_counter() - t
         t = time.perf_counter()
-        scan_capture(data, rf.records, map=ex.map)
+        scan_capture(data, rf.records, map=pmap)
         st["RTP scan"] = time.perf_counter() - t
         t = time.perf_counter()
-        cap = read_capture(data, map=ex.map)
+        cap = read_capture(data, map=pmap)
         st["records, RTP scan and streams (read_capture)"] = time.perf_counter() - t
         pk = cap.selected.opus
         t = time.perf_counter()
-        parts = list(ex.map(read_dred_chunk, [(profile, pk[a:a + DRED_CHUNK]) for a in range(0, len(pk), DRED_CHUNK)]))
-        st["DRED reading (accel's numpy lanes)"] = time.perf_counter() - t
+        if _native.library() is not None:  # as the command: one call, this process' threads
+            parts = [read_dred_chunk((profile, pk))]
+            st["DRED reading (accel's native kernel, one call)"] = time.perf_counter() - t
+        else:
+            parts = list(pmap(read_dred_chunk, [(profile, pk[a:a + DRED_CHUNK]) for a in range(0, len(pk), DRED_CHUNK)]))
+            st["DRED reading (accel's numpy lanes, in chunks)"] = time.perf_counter() - t
     return st, cap, np.concatenate([f for f, _ in parts]), np.concatenate([nb for _, nb in parts])
 
 
@@ -253,7 +262,8 @@ def bench_inspect(packets: int = HOUR_PACKETS, profile: str = "libopus-1.6.1", r
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "hour.pcap"
         path.write_bytes(data)
-        runs = [_run(["inspect", str(path), "--limit", "0", "--workers", str(workers)]) for _ in range(repeats)]
+        opts = ["--workers", str(workers)] if workers > 0 else []  # 0: the command's default
+        runs = [_run(["inspect", str(path), "--limit", "0", *opts]) for _ in range(repeats)]
     startup = min(_run(["--help"])[0] for _ in range(repeats))
     best = min(runs)
     return InspectBench(profile, oracle.build.name, cpu_model(), os.cpu_count() or 1, packets, len(speech),

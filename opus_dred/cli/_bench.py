@@ -176,7 +176,7 @@ def inspect_bench(
     packets: int = typer.Option(180_000, "--packets", help="RTP packets of 20 ms Opus with DRED in the capture (180,000: one hour)."),
     profile: str = typer.Option("libopus-1.6.1", "--profile", help="Profile; the libopus build of the same name encodes the speech and is timed."),
     repeats: int = typer.Option(3, "--repeats", help="Timed runs of the command; the best is reported."),
-    workers: int = typer.Option(0, "--workers", help="inspect's worker processes (0: one per core)."),
+    workers: int = typer.Option(0, "--workers", help="inspect's worker processes (0: the command's default, this process)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """`opus-dred inspect` on a synthesised capture of real speech (pcap, RTP, DRED): its time, packets/s and

@@ -250,7 +250,7 @@ def inspect(
     ssrc: Optional[str] = typer.Option(None, "--ssrc", help="Capture: report only this SSRC (decimal or 0x hex; default: every Opus stream)."),
     port: Optional[int] = typer.Option(None, "--port", help="Capture: only UDP datagrams to or from this port."),
     bucket: float = typer.Option(1.0, "--bucket", help="Capture: seconds of media time per row of the DRED coverage timeline."),
-    workers: int = typer.Option(0, "--workers", help="Capture: processes reading the records and DRED payloads (0: one per core)."),
+    workers: int = typer.Option(1, "--workers", help="Capture: processes scanning the records (1: this process, the fastest on 2 shared cores, where the DRED is read on threads; 0: one per core)."),
 ) -> None:
     """Per packet: TOC, frames, padding, extensions, DRED header and coverage in ms; then a summary table.
 

@@ -66,7 +66,7 @@ def test_canonical_suite_is_intact_and_sized():
     assert sum(f["size"] for f in m["files"].values()) < 15 * 2**20
     handlers = {d.relative_to(SUITE).parts[1] for d in iter_case_dirs(SUITE)}
     assert handlers == {"range_coder", "packet", "extensions", "dred_payload", "dred_features", "receiver", "invalid",
-                        "features", "dred_encode"}
+                        "features", "dred_encode", "vocoder", "plc"}
 
 
 def test_grid_covers_both_sides_of_dred_presence():

@@ -62,6 +62,7 @@ class BitstreamBench:
     native_s: float | None = None
     batch: int = 0
     cores: int = 1
+    threads: int = 1
     cpu: str = ""
     load_avg: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
@@ -190,7 +191,7 @@ def bench_bitstream(profile: str = "libopus-1.6.1", packets: int = 3000, repeats
     walls, cpus = cold_inspect(pk[:inspect_packets], inspect_runs) if inspect_runs > 0 else ([], [])
     return BitstreamBench(profile, oracle.build.name, len(pk), repeats, lib_s, sc_s, ba_s,
                           min(inspect_packets, len(pk)), walls, cpus, native_s=na_s, batch=len(pk),
-                          cores=_native.cores(), cpu=cpu_model(), load_avg=tuple(round(x, 2) for x in load))
+                          cores=_native.cores(), threads=_native.threads_for(len(pk)), cpu=cpu_model(), load_avg=tuple(round(x, 2) for x in load))
 
 
 def print_report(r: BitstreamBench, *, as_json: bool = False) -> None:
@@ -212,7 +213,7 @@ def print_report(r: BitstreamBench, *, as_json: bool = False) -> None:
             ("ours, scalar (packet, extensions, DRED payload)", r.scalar_s),
             ("ours, batched numpy (locate + read_dred_payloads)", r.batched_s)]
     if r.native_s:
-        rows.append((f"ours, batched native (read_dred_packets, batch {r.batch}, {r.cores} threads)", r.native_s))
+        rows.append((f"ours, batched native (read_dred_packets, batch {r.batch}, {r.threads} thread{'s' if r.threads > 1 else ''})", r.native_s))
     for name, s in rows:
         t.add_row(name, f"{s:.3f}", f"{r.packets / s:,.0f}", f"{1e6 * s / r.packets:.1f}", f"{r.libopus_s / s:.3f}")
     c = Console()

@@ -184,7 +184,9 @@ def test_fuzzed_packets(case):
         _assert_rows_equal_scalar(b, [ref[0]], profile, 104, [ref[2]])
 
 
-def test_a_batch_split_over_threads():
+@pytest.mark.parametrize("threads", [2, 3])
+def test_a_batch_split_over_threads(monkeypatch, threads):
+    monkeypatch.setattr(_native, "threads_for", lambda n: threads)
     profile = "libopus-1.6.1"
     real = list(_real_payloads(profile))
     pays = (real * (5000 // len(real) + 1))[:5000]

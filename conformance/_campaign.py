@@ -30,6 +30,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Sequence
 
+from opus_dred import __version__
 from opus_dred.conformance._fuzz import Disagreement, Fuzzer, FuzzReport, default_build, run_shard
 
 MANIFEST = "campaign.json"
@@ -251,3 +252,82 @@ def run_ray_campaign(
     seconds = time.perf_counter() - t0
     return [merge(p, builds[p], seed, cases, list(done[p].values()), keep=keep, seconds=seconds, jobs=workers)
             for p in profiles]
+
+
+# ---------------------------------------------------------------------------------------------------
+# conformance runs (``opus-dred conform --ray``)
+
+#: cases of one (implementation, profile, handler) group run by one task at most
+CONFORM_CHUNK = 40
+
+
+def conform_group(impl: str, cases: list, strict: bool, timeout: float, limits: dict) -> tuple[str, str, list]:
+    """Run ``cases`` through a fresh adapter of ``impl`` on this process: (adapter name, description, outcomes)."""
+    from opus_dred.conformance._adapters import make_adapter  # lazy: adapters load builds and JAX when made
+    from opus_dred.conformance._runner import run_case  # lazy: only a conformance task needs the runner
+
+    a = make_adapter(impl, timeout=timeout, **limits)
+    try:
+        return a.name, getattr(a, "description", ""), [run_case(a, c, strict=strict) for c in cases]
+    finally:
+        close = getattr(a, "close", None)
+        if close:
+            close()
+
+
+def conform_tasks(impls: Sequence[str], cases: Sequence) -> list[tuple[str, list[int]]]:
+    """The tasks of a conformance run: for each implementation, the case indices of each (profile, handler)
+    group in suite order, cut into pieces of at most :data:`CONFORM_CHUNK`. Fixed by the suite alone."""
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, c in enumerate(cases):
+        groups.setdefault((c.profile, c.handler), []).append(i)
+    out = []
+    for impl in impls:
+        for idx in groups.values():
+            for s in range(0, len(idx), CONFORM_CHUNK):
+                out.append((impl, idx[s:s + CONFORM_CHUNK]))
+    return out
+
+
+def run_suite_on_ray(impls: Sequence[str], cases: Sequence, *, address: str = "auto", suite: str = "",
+                     strict: bool = False, timeout: float = 20.0, progress: Callable[[int, int], None] | None = None,
+                     **limits) -> "RunReport":
+    """:func:`~opus_dred.conformance._runner.run_suite` with implementations × profiles × handlers as Ray tasks:
+    the same report (outcomes in suite order per implementation) apart from timings and ``created``."""
+    import datetime
+
+    import ray  # lazy: Ray is the optional [scale] extra, only runs on a cluster need it
+
+    from opus_dred.conformance._runner import ImplRun, RunReport  # lazy: only a conformance run needs the runner
+
+    cases = list(cases)
+    connect(address)
+    task = ray.remote(num_cpus=1, max_retries=_RETRIES, retry_exceptions=False)(conform_group)
+    pending = {}
+    for impl, idx in conform_tasks(impls, cases):
+        ref = task.remote(impl, [cases[i] for i in idx], strict, timeout, limits)
+        pending[ref] = (impl, idx)
+    outcomes: dict[str, list] = {impl: [None] * len(cases) for impl in impls}
+    names: dict[str, tuple[str, str]] = {}
+    total, done = len(impls) * len(cases), 0
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        for ref in ready:
+            impl, idx = pending.pop(ref)
+            name, desc, outs = ray.get(ref)
+            names[impl] = (name, desc)
+            for i, o in zip(idx, outs):
+                outcomes[impl][i] = o
+            done += len(idx)
+            if progress:
+                progress(done, total)
+    runs = []
+    for impl in impls:
+        name, desc = names.get(impl, (impl, ""))
+        run = ImplRun(name, desc, outcomes[impl])
+        run.seconds = sum(o.seconds for o in run.outcomes)
+        runs.append(run)
+    return RunReport(
+        suite=suite, impls=runs, profiles=sorted({c.profile for c in cases}),
+        handlers=sorted({c.handler for c in cases}), cases=len(cases), generator=f"opus-dred {__version__}",
+        created=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), strict=strict)

@@ -171,3 +171,34 @@ def test_driver_killed_and_restarted(cluster, reference, tmp_path):
           reference)
     _same(again, reference)
     shutil.rmtree(camp)
+
+
+def test_conform_on_ray_equals_run_suite(cluster):
+    """``conform --ray``: two libopus builds × both profiles × three handlers as tasks give run_suite's report
+    (every outcome, in suite order) apart from timings."""
+    from opus_dred.conformance._adapters import make_adapter
+    from opus_dred.conformance._runner import run_suite
+    from opus_dred.vectors._format import iter_cases, suite_root
+
+    impls = ["libopus-1.5.2", "libopus-1.6.1"]
+    cases = [c for c in iter_cases(suite_root()) if c.handler in ("extensions", "range_coder", "invalid")]
+    assert {c.profile for c in cases} == {"libopus-1.5.2", "libopus-1.6.1"}
+    tasks = cp.conform_tasks(impls, cases)
+    assert len(tasks) > 4 and sorted(i for _, idx in tasks for i in idx) == sorted(list(range(len(cases))) * 2)
+    ref = run_suite([make_adapter(i) for i in impls], cases, suite="s")
+    seen = []
+    got = cp.run_suite_on_ray(impls, cases, address=cluster, suite="s", progress=lambda d, t: seen.append((d, t)))
+    assert seen[-1] == (2 * len(cases), 2 * len(cases))
+
+    def strip(rep):
+        j = rep.to_json()
+        j.pop("created")
+        for impl in j["implementations"]:
+            impl.pop("seconds")
+            for o in impl["outcomes"]:
+                o.pop("seconds")
+        return j
+
+    a, b = strip(got), strip(ref)
+    assert a == b
+    assert sum(o["status"] == "pass" for i in a["implementations"] for o in i["outcomes"]) > len(cases) // 2

@@ -163,21 +163,28 @@ def resolve_impls(impls: list[str]) -> list[str]:
 
 def run_conform(impls: list[str], suite: Optional[Path], profile: Optional[str], handler: Optional[str] = None,
                 timeout: float = 20.0, progress: bool = False, *, strict: bool = False, fingerprint: bool = False,
-                capture=None, max_packets: int = 0, **limits: Any):
+                capture=None, max_packets: int = 0, ray: Optional[str] = None, **limits: Any):
     """Run and return the :class:`~opus_dred.conformance._runner.RunReport` (``strict``: a partial pass fails;
     ``fingerprint``: with every implementation's numerics fingerprint); ``limits`` bound an external
     implementation (``start_timeout``, ``max_faults``, ``max_restarts``, ``deadline``: see
     :class:`~opus_dred.conformance._adapters.ExternalAdapter`). A stream file as ``suite`` becomes a temporary
-    suite (:func:`stream_cases`; ``capture``: its capture options, ``max_packets``: how many DRED packets)."""
+    suite (:func:`stream_cases`; ``capture``: its capture options, ``max_packets``: how many DRED packets);
+    ``ray``: the address of a Ray cluster that runs implementations × profiles × handlers as tasks."""
     with tempfile.TemporaryDirectory(prefix="opus-dred-stream-") as scratch:
         return _run_conform(impls, suite, profile, handler, timeout, progress, strict=strict,
                             fingerprint=fingerprint, scratch=Path(scratch), capture=capture, max_packets=max_packets,
-                            **limits)
+                            ray=ray, **limits)
 
 
 def _run_conform(impls, suite, profile, handler, timeout, progress, *, strict, fingerprint, scratch, capture,
-                 max_packets, **limits):
+                 max_packets, ray=None, **limits):
     label, cases = load_suite(suite, profile, handler, scratch=scratch, options=capture, max_packets=max_packets)
+    if ray is not None:
+        rep = _run_on_ray(resolve_impls(impls), cases, ray, suite=label, strict=strict, timeout=timeout,
+                          progress=progress, **limits)
+        if fingerprint:
+            fingerprint_report(rep, cases)
+        return rep
     adapters = []
     for name in resolve_impls(impls):
         try:
@@ -196,6 +203,23 @@ def _run_conform(impls, suite, profile, handler, timeout, progress, *, strict, f
     if fingerprint:
         fingerprint_report(rep, cases)
     return rep
+
+
+def _run_on_ray(impls, cases, address, *, progress, **kw):
+    try:
+        from opus_dred.conformance._campaign import run_suite_on_ray  # lazy: imports Ray when run
+    except ImportError:
+        typer.echo("--ray needs Ray: pip install 'opus-dred[scale]'", err=True)
+        raise typer.Exit(2)
+    import sys
+
+    cb = None
+    if progress and sys.stderr.isatty():
+        def cb(done: int, total: int) -> None:
+            print(f"\rconform on Ray ({address}): {done}/{total}", end="\n" if done == total else "",
+                  file=sys.stderr, flush=True)
+
+    return run_suite_on_ray(impls, cases, address=address, progress=cb, **kw)
 
 
 def conform(
@@ -228,6 +252,9 @@ def conform(
     sdp: Optional[Path] = typer.Option(None, "--sdp", help="Capture: a session description naming the Opus payload types."),
     ssrc: Optional[str] = typer.Option(None, "--ssrc", help="Capture: the Opus stream (default: the one with the most packets)."),
     port: Optional[int] = typer.Option(None, "--port", help="Capture: only UDP datagrams to or from this port."),
+    ray: Optional[str] = typer.Option(None, "--ray", metavar="ADDRESS|auto", help="Run implementations × profiles × "
+                                      "handlers as tasks on the Ray cluster at ADDRESS (host:port, or auto); the same "
+                                      "report apart from timings. Needs the \\[scale] extra."),
 ) -> None:
     """Run implementations against the test vectors: pass/fail per case, the first differing field and its
     offset, dred_compare figures; a pass table, and JSON + HTML reports with --report. Exit status 1 when
@@ -238,7 +265,7 @@ def conform(
     try:
         rep = run_conform(impl, suite, profile, handler, timeout, progress=not as_json, start_timeout=start_timeout,
                           max_faults=max_faults, max_restarts=max_restarts, deadline=deadline, strict=strict,
-                          fingerprint=fingerprint, capture=opts, max_packets=max_packets)
+                          fingerprint=fingerprint, capture=opts, max_packets=max_packets, ray=ray)
     except BitstreamError as exc:  # a stream file that is no format, or a capture's typed error
         typer.echo(f"error: {format_error(exc.to_dict())}", err=True)
         raise typer.Exit(2) from None

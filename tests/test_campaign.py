@@ -29,7 +29,7 @@ pytestmark = pytest.mark.oracle
 
 PROFILE = "libopus-1.6.1"
 SEED = 5
-CASES = 2400
+CASES = 1800
 SHARD = 300
 RAY = Path(sys.executable).with_name("ray")
 CLI = Path(sys.executable).with_name("opus-dred")

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -184,6 +185,12 @@ def connect(address: str) -> int:
     import ray  # lazy: Ray is the optional [scale] extra, only campaigns on a cluster need it
 
     if not ray.is_initialized():
+        host, sep, port = address.rpartition(":")
+        if sep and port.isdigit():  # a host:port that does not answer fails now, not after Ray's long retries
+            try:
+                socket.create_connection((host, int(port)), timeout=5).close()
+            except OSError as exc:
+                raise ConnectionError(f"no Ray cluster answers at {address}: {exc}") from None
         ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING, configure_logging=True)
     return int(ray.cluster_resources().get("CPU", 0))
 

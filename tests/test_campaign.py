@@ -78,6 +78,19 @@ def _shard_files(campaign: Path) -> list[Path]:
     return sorted((campaign / "shards" / PROFILE).glob("*.json"))
 
 
+def test_no_cluster_at_the_address_is_a_clear_error(tmp_path):
+    """Runs before the cluster fixture connects this process: a closed port fails at once, exit status 2."""
+    from typer.testing import CliRunner
+
+    from opus_dred.cli import app
+
+    assert not ray.is_initialized()
+    t0 = time.monotonic()
+    r = CliRunner().invoke(app, ["fuzz", "-n", "10", "--ray", f"127.0.0.1:{_free_port()}", "--campaign", str(tmp_path)])
+    assert r.exit_code == 2 and "no Ray cluster answers" in r.output, r.output
+    assert time.monotonic() - t0 < 30
+
+
 def test_shards_are_fixed_by_the_parameters():
     assert cp.shard_ranges(10, 4) == [(0, 4), (4, 8), (8, 10)]
     assert cp.shard_ranges(8, 4) == [(0, 4), (4, 8)]

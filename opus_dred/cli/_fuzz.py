@@ -103,6 +103,9 @@ def _run_on_ray(profiles, cases, address, campaign, **kw) -> list[FuzzReport]:
     except CampaignError as exc:
         typer.echo(f"campaign {campaign}: {exc}", err=True)
         raise typer.Exit(2)
+    except ConnectionError as exc:  # no cluster at the address
+        typer.echo(f"--ray {address}: {exc}", err=True)
+        raise typer.Exit(2)
 
 
 def _print_report(r: FuzzReport, *, on_ray: bool) -> None:

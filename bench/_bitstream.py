@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -45,6 +44,7 @@ from opus_dred.bitstream._formats import write_opus_demo_bit
 from opus_dred.bitstream._packet import parse_packet
 from opus_dred.bitstream._profiles import get_profile
 from opus_dred.libopus._oracle import Oracle
+from opus_dred.bench._machine import cpu_model
 
 
 @dataclass
@@ -99,18 +99,6 @@ def _best(fn, repeats: int) -> float:
         fn()
         best = min(best, time.perf_counter() - t)
     return best
-
-
-def cpu_model() -> str:
-    """This machine's CPU model as Linux names it (``/proc/cpuinfo``), or what :mod:`platform` knows."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def cold_inspect(packets: list[bytes], runs: int = 5) -> tuple[list[float], list[float]]:

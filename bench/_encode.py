@@ -27,7 +27,6 @@ byte for byte while timing: the report gives the share that is identical to libo
 from __future__ import annotations
 
 import os
-import platform
 import resource
 import time
 from dataclasses import asdict, dataclass, field
@@ -39,23 +38,12 @@ from opus_dred.libopus._encoder import LibopusDredEncoder
 from opus_dred.libopus._oracle import Oracle
 from opus_dred.refimpl._encode import BLOCK_STEPS, BatchCoder, frame_offsets, kernels_for, reference_frontend
 from opus_dred.speech._corpus import list_clips, load_clip
+from opus_dred.bench._machine import cpu_model
 
 #: presets of the reference's arithmetic the benchmark offers, and the libopus build each is compared with
 NUMERICS_CHOICES = ("avx2", "sse2")
 #: what "ours" is: the accelerated encoder (default) or the reference composed over the batch
 PATH_CHOICES = ("accel", "reference")
-
-
-def cpu_model() -> str:
-    """This machine's CPU model as Linux names it (``/proc/cpuinfo``), or what :mod:`platform` knows."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 # -- the per-frame part, batched over the streams ---------------------------------------------------------

@@ -45,6 +45,7 @@ import numpy as np
 
 from opus_dred.accel import _native
 from opus_dred.accel._bitstream import read_dred_packets
+from opus_dred.bench._machine import cpu_model
 from opus_dred.bitstream._capture import read_capture, read_records, scan_capture, udp_frame
 from opus_dred.bitstream._profiles import get_profile
 from opus_dred.libopus._oracle import Oracle
@@ -235,7 +236,6 @@ def _libopus(oracle: Oracle, packets: list[bytes], profile: str) -> float:
 def bench_inspect(packets: int = HOUR_PACKETS, profile: str = "libopus-1.6.1", repeats: int = 3,
                   workers: int = 0) -> InspectBench:
     """One run (see the module docstring)."""
-    from opus_dred.bench._encode import cpu_model  # lazy: bench._encode imports JAX, which this benchmark never needs
     load0 = os.getloadavg()[0]
     oracle = Oracle.for_build(profile)
     speech = speech_packets(profile, oracle)

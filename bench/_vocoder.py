@@ -29,7 +29,7 @@ import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from opus_dred.bench._encode import cpu_model
+from opus_dred.bench._machine import cpu_model
 from opus_dred.conformance._metric import compare_audio
 from opus_dred.libopus._encoder import LibopusFeatureExtractor
 from opus_dred.libopus._listen import LibopusFargan

@@ -119,7 +119,7 @@ class ReferenceAdapter:
     def __init__(self, numerics: str | None = None):
         self.numerics = numerics or DEFAULT_NUMERICS
         self.description = f"opus-dred reference (bitstream + refimpl, numerics {self.numerics})"
-        _persistent_jax_cache()
+        persistent_jax_cache()
 
     @staticmethod
     def _has_reference(handler: str) -> bool:
@@ -158,10 +158,11 @@ class ReferenceAdapter:
         return Result(values={k: _unpart(v) for k, v in values.items()})
 
 
-def _persistent_jax_cache() -> None:
-    """Keep JAX's compiled decoders in ``<cache>/jax`` between runs (each shape takes seconds to compile; the
-    executable is the same, so results are unchanged). ``OPUS_DRED_JAX_CACHE=0`` turns it off; a cache
-    directory set elsewhere is left alone."""
+def persistent_jax_cache(min_compile_secs: float = 1.0) -> None:
+    """Keep JAX's compiled decoders, PLC, FARGAN and feature-extractor steps in ``<cache>/jax`` between runs
+    (each shape takes seconds to compile; the executable is the same, so results are unchanged): those that took
+    ``min_compile_secs`` or more to compile. ``OPUS_DRED_JAX_CACHE=0`` turns it off; a cache directory set
+    elsewhere is left alone."""
     if os.environ.get("OPUS_DRED_JAX_CACHE", "1") == "0":
         return
     try:
@@ -171,7 +172,7 @@ def _persistent_jax_cache() -> None:
             d = cache_dir() / "jax"
             d.mkdir(parents=True, exist_ok=True)
             jax.config.update("jax_compilation_cache_dir", str(d))
-            jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+            jax.config.update("jax_persistent_cache_min_compile_time_secs", min_compile_secs)
     except Exception:  # an older or newer JAX without these options: compile every run
         pass
 

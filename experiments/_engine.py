@@ -43,6 +43,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from opus_dred.bitstream._profiles import get_profile
+from opus_dred.conformance._adapters import persistent_jax_cache
 from opus_dred.errors import OpusDredError
 from opus_dred.libopus._oracle import DredParse, Oracle
 from opus_dred.libopus._plctap import COUNTERS, TapCall, TapError, TappedOracle
@@ -105,29 +106,6 @@ class SpliceStats:
         return asdict(self)
 
 
-def persistent_jax_cache() -> None:
-    """Keep JAX's compiled PLC, FARGAN and feature-extractor steps in ``<cache>/jax`` between runs (the
-    directory the conformance runner uses): the first concealment of a process otherwise spends most of half a
-    minute compiling. The executables are the same, so results are unchanged. ``OPUS_DRED_JAX_CACHE=0`` turns
-    it off; a cache directory set elsewhere is left alone."""
-    import os
-
-    if os.environ.get("OPUS_DRED_JAX_CACHE", "1") == "0":
-        return
-    try:
-        import jax  # lazy: loads JAX, which the libopus engine does not need
-
-        if not jax.config.jax_compilation_cache_dir:
-            from opus_dred.libopus._builds import cache_dir  # lazy: only when the jax engine runs
-
-            d = cache_dir() / "jax"
-            d.mkdir(parents=True, exist_ok=True)
-            jax.config.update("jax_compilation_cache_dir", str(d))
-            jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
-    except Exception:  # noqa: BLE001 - a JAX without these options compiles every run
-        pass
-
-
 def build_numerics(oracle: Oracle) -> tuple[str, str]:
     """``(PLC preset, DRED decoder numerics)`` that reproduce ``oracle``'s build on this host: the variant's
     preset with this CPU's ``RCPPS`` table (``nnet.for_host``)."""
@@ -155,7 +133,7 @@ class JaxSplice:
         self.oracle = oracle
         self.rate = rate
         self.profile = get_profile(profile or _profile_of(oracle))
-        persistent_jax_cache()
+        persistent_jax_cache(0.5)
         from opus_dred.refimpl import _nnet as nnet  # lazy: loads JAX, which the libopus engine does not need
 
         plc_num, dec_num = build_numerics(oracle) if numerics is None else (numerics, None)
@@ -350,4 +328,4 @@ def tapped_oracle(oracle: Any) -> TappedOracle:
 
 
 __all__ = ["ENGINES", "EngineError", "JaxSplice", "SpliceStats", "SplicingExecutor", "build_numerics", "dred_queue",
-           "executor", "persistent_jax_cache", "tapped_oracle"]
+           "executor", "tapped_oracle"]

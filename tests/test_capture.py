@@ -823,7 +823,7 @@ def test_bench_inspect_reports_its_figures():
     """``opus-dred bench inspect`` on a small capture: the figures it reports (not their speed) are those of the
     capture it made (packets, losses, DRED packets as libopus counts them), the ratio is libopus' time over the
     command's, and the CPU is this machine's."""
-    from opus_dred.bench._encode import cpu_model
+    from opus_dred.bench._machine import cpu_model
     from opus_dred.bench._inspect import loss_plan, speech_packets
 
     r = _cli("bench", "inspect", "--packets", 300, "--repeats", 1, "--json")

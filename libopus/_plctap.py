@@ -43,7 +43,6 @@ from opus_dred.libopus._oracle import (
     _compile_cached,
     _compile_flags,
     _load,
-    resolve_build,
     shim_source,
 )
 
@@ -135,14 +134,6 @@ class TappedOracle(Oracle):
         self._hook = _HOOK(self._dispatch)
         self._listener: TapListener | None = None
         self._error: BaseException | None = None
-
-    @classmethod
-    def for_build(cls, name: str) -> "TappedOracle":
-        inst = cls._instances.get(name)
-        if inst is None:
-            inst = cls(resolve_build(name))
-            cls._instances[name] = inst
-        return inst
 
     def _dispatch(self, kind, state, pcm, features, counters) -> None:
         if self._listener is None or self._error is not None:
